@@ -1,0 +1,25 @@
+"""The manipulate stage's interface: a face fit and per-frame emotion weights in, edited expressions out.
+
+Emotion weights are (T, 7) float arrays in NED's label order (``ned_core.EMOTIONS``); a row's sum is the
+edit's intensity (0 = no change, 1 = full emotion, above 1 = exaggerated, clamped by the backend).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from ned_core.face3d.base import FaceFit
+
+
+class Manipulator(Protocol):
+    """Rewrites a shot's expression sequence toward per-frame target emotions, keeping the speech."""
+
+    def edit(self, fit: FaceFit, weights: np.ndarray, mouth_preservation: float = 1.0) -> np.ndarray:
+        """Return the edited (T, N, 3) face-local expression offsets for ``fit``.
+
+        ``mouth_preservation`` 1 keeps the original mouth opening and inner-lip shape exactly; 0 lets the
+        backend move them freely.
+        """
+        ...

@@ -1,0 +1,44 @@
+"""The render stage's interface: a plate frame and its original vs edited face in, new face pixels out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+
+@dataclass
+class FrameFace:
+    """The face of one frame as the renderer sees it, in analysed-frame pixels.
+
+    source / edited: (N, 3) projected vertices of the original and the edited face model; triangles:
+    (F, 3) int vertex indices of the model's mesh.
+    """
+
+    source: np.ndarray
+    edited: np.ndarray
+    triangles: np.ndarray
+
+
+@dataclass
+class RenderOutput:
+    """New face pixels for one frame.
+
+    pixels: (H, W, C) float32 in the plate's own colourspace, same size as the input.
+    matte: (H, W) float32 in [0, 1], where the renderer changed the face (already feathered).
+    stmap: (H, W, 2) float32 source pixel coordinates (x, y) each output pixel was sampled from, or
+    None when the backend is not a warp.
+    """
+
+    pixels: np.ndarray
+    matte: np.ndarray
+    stmap: np.ndarray | None = None
+
+
+class Renderer(Protocol):
+    """Turns an edited face back into pixels of the frame."""
+
+    def render(self, image: np.ndarray, face: FrameFace) -> RenderOutput:
+        """Render ``face`` into ``image`` ((H, W, C) float32, the plate's colourspace)."""
+        ...

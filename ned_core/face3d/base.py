@@ -20,7 +20,8 @@ class FaceFit:
 
     identity: (N, 3) neutral face-local shape. expression: (T, N, 3) face-local offsets (identity +
     expression is the frame's face-local shape). rotation (T, 3, 3), scale (T,), translation (T, 3) map
-    face-local to analysed-frame pixels. found (T,) is False where the face was lost (zeros there).
+    face-local to analysed-frame pixels. found (T,) is False where the face was lost (identity pose and
+zero expression there).
     ``params`` holds backend-specific per-frame codes (e.g. FLAME exp/jaw) that other backends ignore.
     """
 
@@ -32,6 +33,7 @@ class FaceFit:
     translation: np.ndarray
     found: np.ndarray
     topology: str
+    triangles: np.ndarray  # (F, 3) int32 vertex indices covering the face (for warps and rasterizers)
     params: dict[str, Any] = field(default_factory=dict)
 
     def local_shape(self, index: int, expression: np.ndarray | None = None) -> np.ndarray:

@@ -52,3 +52,7 @@ class Tracker(Protocol):
               progress: ProgressFn | None = None) -> FaceTrack:
         """Track through ``images`` (uint8 RGB, display-referred, one per entry of ``frames``)."""
         ...
+
+    def detect(self, image: np.ndarray) -> list[tuple[float, float, float, float]]:
+        """Boxes (x0, y0, x1, y1) of every face in one uint8 RGB image, largest first (``ned info``)."""
+        ...

@@ -1,0 +1,171 @@
+"""The ``ned`` command line: ``ned edit`` (the shot pipeline), ``ned info``, ``ned --version``.
+
+Every failure prints one line naming the file, frame or option at fault and exits non-zero:
+1 for a pipeline error (its stable code first), 2 for a usage error, 130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ned_core import EMOTIONS
+from ned_core import __version__ as core_version
+from ned_core.errors import InvalidOptionError, NedError
+from ned_core.io import is_sequence_pattern, parse_frame_range
+from ned_core.keyframes import INTERPOLATIONS, EmotionCurve
+from ned_core.pipeline import PRESETS, Backends, OutputSpec, Pipeline, Shot
+from ned_core.track.base import FaceHint
+from ned_engine import __version__ as engine_version
+from ned_engine.progress import ProgressBar
+
+
+def _floats(text: str, count: int, option: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != count:
+        raise InvalidOptionError(f"{option} wants {count} comma-separated numbers, got {text!r}", field=option)
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ned", description="NED: change the emotion an actor's face shows, keeping the speech.")
+    parser.add_argument("--version", action="version",
+                        version=f"ned {engine_version} (ned_core {core_version})")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    edit = commands.add_parser("edit", help="edit a shot's emotion and write EXR frames")
+    edit.add_argument("input", help="a movie, an image sequence pattern (####, %%04d, @) or one still")
+    edit.add_argument("--output", "-o", required=True, help="EXR output pattern, e.g. out/shot.####.exr")
+    edit.add_argument("--frames", help="frame range FIRST-LAST (default: the whole plate)")
+    edit.add_argument("--start", type=int, default=1001, help="number of a movie's first frame (1001)")
+    edit.add_argument("--emotion", help=f"constant target NAME[:INTENSITY], NAME one of {', '.join(EMOTIONS)}")
+    edit.add_argument("--key", action="append", default=[], metavar="FRAME:EMOTION=W[,EMOTION=W]",
+                      help="an emotion keyframe (repeat for several)")
+    edit.add_argument("--interpolation", choices=INTERPOLATIONS, default="smooth",
+                      help="between keyframes (default smooth)")
+    edit.add_argument("--mouth-preservation", type=float, default=1.0,
+                      help="1 keeps the original mouth opening exactly (default), 0 lets the rig move it")
+    edit.add_argument("--mask", help="user matte sequence pattern (alpha, else first channel)")
+    edit.add_argument("--face", help="follow the face nearest this point: X,Y in pixels")
+    edit.add_argument("--face-box", help="follow the face in this box: X0,Y0,X1,Y1 in pixels")
+    edit.add_argument("--backend", default="default", help=f"backend preset ({', '.join(PRESETS)})")
+    edit.add_argument("--colorspace", help="the plate's colourspace (default: inferred from the file type)")
+    edit.add_argument("--compression", default="zip", help="EXR compression (default zip)")
+    edit.add_argument("--float", action="store_true", help="write RGBA as 32-bit float instead of half")
+    edit.add_argument("--preview", help="also write a before|after movie (with the source's audio)")
+    edit.add_argument("--cache-dir", help="analysis cache directory (default $NED_CACHE_DIR or ~/.cache/ned)")
+    edit.add_argument("--no-cache", action="store_true", help="always re-analyse the shot")
+    edit.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+    info = commands.add_parser("info", help="describe a plate: frames, size, colourspace, faces")
+    info.add_argument("input")
+    info.add_argument("--frames")
+    info.add_argument("--start", type=int, default=1001)
+    info.add_argument("--colorspace")
+    return parser
+
+
+def shot_from_args(args: argparse.Namespace) -> Shot:
+    face = None
+    if args.face and getattr(args, "face_box", None):
+        raise InvalidOptionError("give --face or --face-box, not both", field="face")
+    if args.face:
+        face = FaceHint(point=_floats(args.face, 2, "--face"))
+    elif getattr(args, "face_box", None):
+        face = FaceHint(box=_floats(args.face_box, 4, "--face-box"))
+    return Shot(plate=args.input, frame_range=parse_frame_range(args.frames) if args.frames else None,
+                colorspace=args.colorspace, mask=getattr(args, "mask", None), face=face, start=args.start)
+
+
+def curve_from_args(args: argparse.Namespace) -> EmotionCurve:
+    if args.emotion and args.key:
+        raise InvalidOptionError("give --emotion or --key, not both", field="emotion")
+    if args.emotion:
+        return EmotionCurve.parse_emotion(args.emotion)
+    if args.key:
+        return EmotionCurve.parse_keys(args.key, args.interpolation)
+    raise InvalidOptionError("say what to do: --emotion NAME[:INTENSITY] or --key FRAME:EMOTION=W",
+                             field="emotion")
+
+
+def run_edit(args: argparse.Namespace) -> int:
+    from ned_core.cache import AnalysisCache
+
+    shot = shot_from_args(args)
+    curve = curve_from_args(args)
+    output = OutputSpec(args.output, compression=args.compression, half=not args.float)
+    pipeline = Pipeline(Backends.preset(args.backend),
+                        cache=AnalysisCache(args.cache_dir) if args.cache_dir else None,
+                        use_cache=not args.no_cache)
+    from ned_core.pipeline import open_plate
+
+    with open_plate(shot) as plate:
+        if len(plate.frames) > 1 and not is_sequence_pattern(args.output):
+            raise InvalidOptionError(
+                f"--output {args.output!r} has no frame number token (####, %04d or @) for a "
+                f"{len(plate.frames)}-frame shot", field="output")
+    result = pipeline.run(shot, curve, output, mouth_preservation=args.mouth_preservation,
+                          progress=None if args.quiet else ProgressBar(), preview=args.preview)
+    frames = sorted(result.written)
+    print(f"wrote {len(frames)} frames {frames[0]}-{frames[-1]} to {args.output}"
+          + (" (analysis from cache)" if result.analysis_cached else ""))
+    if result.lost_frames:
+        print(f"no face on {len(result.lost_frames)} frames (passed through untouched): "
+              f"{_ranges(result.lost_frames)}")
+    if args.preview:
+        print(f"preview: {args.preview}")
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from ned_core import track
+    from ned_core.pipeline import open_plate
+
+    shot = shot_from_args(args)
+    with open_plate(shot) as plate:
+        print(f"plate:      {plate.path} ({plate.kind})")
+        print(f"frames:     {plate.first}-{plate.last} ({len(plate.frames)} frames)")
+        print(f"size:       {plate.width}x{plate.height}")
+        print(f"colorspace: {plate.colorspace}")
+        if plate.fps:
+            print(f"fps:        {plate.fps:g}" + ("  (has audio)" if plate.has_audio else ""))
+        tracker = track.get()
+        samples = sorted({plate.first, plate.frames[len(plate.frames) // 2], plate.last})
+        for frame in samples:
+            boxes = tracker.detect(plate.read(frame).display_rgb8())
+            described = ", ".join(f"({b[0]:.0f},{b[1]:.0f})-({b[2]:.0f},{b[3]:.0f})" for b in boxes)
+            print(f"faces at {frame}: {len(boxes)}" + (f"  {described}" if boxes else ""))
+    return 0
+
+
+def _ranges(frames: list[int]) -> str:
+    parts, start, prev = [], frames[0], frames[0]
+    for f in frames[1:] + [None]:
+        if f is not None and f == prev + 1:
+            prev = f
+            continue
+        parts.append(str(start) if start == prev else f"{start}-{prev}")
+        if f is not None:
+            start = prev = f
+    return ", ".join(parts)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return {"edit": run_edit, "info": run_info}[args.command](args)
+    except NedError as err:
+        print(f"ned: error: {err.one_line()}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("ned: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

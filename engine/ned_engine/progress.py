@@ -1,0 +1,48 @@
+"""A terminal progress bar for long CLI tasks (stderr; plain lines when stderr is not a terminal)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+from ned_core.pipeline import Progress
+
+LABELS = {"analyze": "analysing", "render": "rendering"}
+
+
+class ProgressBar:
+    """Draws ``Progress`` reports: one updating line per stage on a terminal, a few lines otherwise."""
+
+    def __init__(self, stream: TextIO | None = None, width: int = 30) -> None:
+        self.stream = stream or sys.stderr
+        self.width = width
+        self.tty = self.stream.isatty()
+        self._stage: str | None = None
+        self._started = time.monotonic()
+        self._last_percent = -1
+
+    def __call__(self, report: Progress) -> None:
+        if report.stage != self._stage:
+            if self._stage is not None and self.tty:
+                self.stream.write("\n")
+            self._stage = report.stage
+            self._started = time.monotonic()
+            self._last_percent = -1
+        fraction = report.done / report.total if report.total else 1.0
+        percent = int(fraction * 100)
+        elapsed = time.monotonic() - self._started
+        eta = elapsed / report.done * (report.total - report.done) if report.done else 0.0
+        label = LABELS.get(report.stage, report.stage)
+        if self.tty:
+            filled = int(fraction * self.width)
+            bar = "#" * filled + "-" * (self.width - filled)
+            self.stream.write(f"\r{label:>10} [{bar}] {report.done}/{report.total} "
+                              f"frame {report.frame} eta {eta:4.0f}s ")
+        elif percent // 25 != self._last_percent // 25 or report.done == report.total:
+            self.stream.write(f"{label} {report.done}/{report.total} ({percent}%)\n")
+        self._last_percent = percent
+        if report.done == report.total and self.tty:
+            self.stream.write("\n")
+            self._stage = None
+        self.stream.flush()

@@ -1,0 +1,337 @@
+"""The shot pipeline: plate → track → face3d → manipulate → render → composite → EXR.
+
+``Pipeline`` holds one backend per stage (built once, kept warm by the engine) and runs a ``Shot``:
+``analyze`` (track + face fit, cached per shot), then ``run`` (edit, render, composite and write each
+frame atomically). Networking, job queues and the CLI live in ``ned_engine``; this module knows none of
+them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ned_core import composite, face3d, manipulate, render, track
+from ned_core.cache import Analysis, AnalysisCache, analysis_key
+from ned_core.errors import (
+    CancelledError,
+    FrameRangeError,
+    InvalidOptionError,
+    NoFaceError,
+    UnknownBackendError,
+)
+from ned_core.io import Plate, PlateImage, frame_path, write_exr
+from ned_core.io.colour import to_display_rgb8
+from ned_core.io.exr import COMPRESSIONS
+from ned_core.keyframes import EmotionCurve
+from ned_core.render.base import FrameFace
+from ned_core.track.base import FaceHint
+
+STAGES = ("track", "face3d", "manipulate", "render", "composite")
+MATTE_LAYER = "ned.matte"
+STMAP_LAYERS = ("stmap.u", "stmap.v")
+PREVIEW_MAX_WIDTH = 960
+
+PRESETS: dict[str, dict[str, str]] = {
+    "default": {},  # the embedded backends: MediaPipe mesh, landmark fit, FACS rig, mesh warp, matte
+}
+"""Named backend sets; a stage a preset does not name keeps its default backend."""
+
+
+@dataclass
+class Shot:
+    """What to work on: a plate, its frame range and colourspace, an optional user mask and face choice.
+
+    ``start`` numbers a movie's first frame (1001 by default); sequences keep their own numbers.
+    """
+
+    plate: str
+    frame_range: tuple[int, int] | None = None
+    colorspace: str | None = None
+    mask: str | None = None
+    face: FaceHint | None = None
+    start: int = 1001
+
+
+@dataclass
+class Backends:
+    """Which backend runs each stage, by registry name, with its options."""
+
+    track: str = track.DEFAULT
+    face3d: str = face3d.DEFAULT
+    manipulate: str = manipulate.DEFAULT
+    render: str = render.DEFAULT
+    composite: str = composite.DEFAULT
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def preset(cls, name: str) -> Backends:
+        """The backends of a named preset (the CLI's ``--backend``): see ``PRESETS``."""
+        if name not in PRESETS:
+            raise UnknownBackendError(
+                f"unknown backend {name!r} (known: {', '.join(PRESETS)})", field="backend")
+        return cls(**PRESETS[name])
+
+    def names(self) -> dict[str, str]:
+        return {s: getattr(self, s) for s in STAGES}
+
+
+@dataclass
+class OutputSpec:
+    """Where and how frames are written: an EXR pattern, compression and RGBA bit depth."""
+
+    pattern: str
+    compression: str = "zip"
+    half: bool = True
+
+    def __post_init__(self) -> None:
+        if self.compression not in COMPRESSIONS:
+            raise InvalidOptionError(
+                f"unknown EXR compression {self.compression!r} (use {', '.join(COMPRESSIONS)})",
+                field="compression")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress report: ``stage`` is "analyze" or "render"; ``done`` of ``total`` frames."""
+
+    stage: str
+    frame: int | None
+    done: int
+    total: int
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+class CancelToken:
+    """Set from any thread; the pipeline stops at the next frame boundary."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def check(self) -> None:
+        if self._event.is_set():
+            raise CancelledError("cancelled")
+
+
+@dataclass
+class FrameResult:
+    """One finished output frame."""
+
+    frame: int
+    rgba: np.ndarray
+    matte: np.ndarray
+    stmap_uv: np.ndarray
+    face_found: bool
+
+
+@dataclass
+class RunResult:
+    """What ``Pipeline.run`` wrote."""
+
+    written: dict[int, str]
+    lost_frames: list[int]
+    analysis_cached: bool
+
+
+class Pipeline:
+    """One backend per stage, built on first use and kept for every later shot."""
+
+    def __init__(self, backends: Backends | None = None, cache: AnalysisCache | None = None,
+                 use_cache: bool = True) -> None:
+        self.backends = backends or Backends()
+        self.cache = (cache or AnalysisCache()) if use_cache else None
+        self._stages: dict[str, Any] = {}
+
+    def stage(self, name: str) -> Any:
+        """The backend object running stage ``name`` (built once)."""
+        if name not in self._stages:
+            module = {"track": track, "face3d": face3d, "manipulate": manipulate, "render": render,
+                      "composite": composite}[name]
+            self._stages[name] = module.get(getattr(self.backends, name),
+                                            **self.backends.options.get(name, {}))
+        return self._stages[name]
+
+    # -- analysis ---------------------------------------------------------------------------------------
+    def analysis_settings(self, shot: Shot) -> dict[str, Any]:
+        hint = shot.face
+        return {
+            "track": [self.backends.track, self.backends.options.get("track", {})],
+            "face3d": [self.backends.face3d, self.backends.options.get("face3d", {})],
+            "face": None if hint is None else [hint.point, hint.box],
+            "colorspace": shot.colorspace,
+        }
+
+    def analyze(self, shot: Shot, plate: Plate | None = None, progress: ProgressFn | None = None,
+                cancel: CancelToken | None = None) -> tuple[Analysis, bool]:
+        """Track and fit the face through the whole shot; returns (analysis, came_from_cache)."""
+        own = plate is None
+        plate = plate or open_plate(shot)
+        try:
+            key = analysis_key(plate.content_key(), self.analysis_settings(shot))
+            if self.cache is not None and (cached := self.cache.load(key)) is not None:
+                return cached, True
+            frames = plate.frames
+            total = len(frames)
+
+            def images() -> Iterator[np.ndarray]:
+                for done, frame in enumerate(frames):
+                    if cancel is not None:
+                        cancel.check()
+                    yield plate.read(frame).display_rgb8()
+                    if progress is not None:
+                        progress(Progress("analyze", frame, done + 1, total))
+
+            face_track = self.stage("track").track(frames, images(), hint=shot.face)
+            if not face_track.found.any():
+                raise NoFaceError(f"no face found in any of the {total} frames", path=shot.plate)
+            fit = self.stage("face3d").fit(face_track)
+            analysis = Analysis(track=face_track, fit=fit)
+            if self.cache is not None:
+                self.cache.save(key, analysis)
+            return analysis, False
+        finally:
+            if own:
+                plate.close()
+
+    # -- editing ----------------------------------------------------------------------------------------
+    def edit(self, analysis: Analysis, curve: EmotionCurve, mouth_preservation: float = 1.0) -> np.ndarray:
+        """Edited (T, N, 3) expressions of the whole shot (chunks of a shot all use the same result)."""
+        weights = curve.weights(analysis.frames)
+        return self.stage("manipulate").edit(analysis.fit, weights, mouth_preservation=mouth_preservation)
+
+    def render_frame(self, image: PlateImage, index: int, analysis: Analysis, edited: np.ndarray,
+                     mask: np.ndarray | None = None) -> FrameResult:
+        """Render and composite one frame; a frame where the face is lost passes through untouched."""
+        pixels = image.pixels
+        height, width = pixels.shape[:2]
+        rgba = _rgba(image)
+        fit = analysis.fit
+        xs, ys = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+        if not fit.found[index]:
+            return FrameResult(image.frame, rgba, np.zeros((height, width), np.float32),
+                               _stmap_uv(np.stack([xs, ys], -1), image), False)
+        source = fit.to_image(index, fit.local_shape(index))
+        target = fit.to_image(index, fit.local_shape(index, edited[index]))
+        face = FrameFace(source=source, edited=target, triangles=fit.triangles)
+        rendered = self.stage("render").render(rgba, face)
+        out, matte = self.stage("composite").composite(rgba, rendered, mask)
+        stmap = rendered.stmap if rendered.stmap is not None else np.stack([xs, ys], -1)
+        return FrameResult(image.frame, out, matte.astype(np.float32), _stmap_uv(stmap, image), True)
+
+    # -- the whole job ----------------------------------------------------------------------------------
+    def run(self, shot: Shot, curve: EmotionCurve, output: OutputSpec, *, frames: list[int] | None = None,
+            mouth_preservation: float = 1.0, progress: ProgressFn | None = None,
+            cancel: CancelToken | None = None, on_frame: Callable[[int, str], None] | None = None,
+            preview: str | None = None) -> RunResult:
+        """Edit ``shot`` and write every frame of ``frames`` (default: the whole range) to ``output``.
+
+        The analysis and the edit always cover the whole shot, so any chunk of frames is bit-identical
+        to the same frames of a single run. Frames are written one by one, each atomically.
+        """
+        with open_plate(shot) as plate:
+            todo = list(plate.frames) if frames is None else list(frames)
+            outside = [f for f in todo if f not in set(plate.frames)]
+            if outside:
+                raise FrameRangeError(
+                    f"frames {outside[0]}..{outside[-1]} are outside the shot {plate.first}-{plate.last}",
+                    path=shot.plate, frame=outside[0])
+            mask_plate = open_mask(shot, plate)
+            analysis, cached = self.analyze(shot, plate, progress, cancel)
+            edited = self.edit(analysis, curve, mouth_preservation)
+            index_of = {f: i for i, f in enumerate(analysis.frames)}
+            written: dict[int, str] = {}
+            previews: list[tuple[np.ndarray, np.ndarray]] = []
+            try:
+                for done, frame in enumerate(todo):
+                    if cancel is not None:
+                        cancel.check()
+                    image = plate.read(frame)
+                    mask = read_mask(mask_plate, frame, image) if mask_plate is not None else None
+                    result = self.render_frame(image, index_of[frame], analysis, edited, mask)
+                    path = frame_path(output.pattern, frame)
+                    write_exr(path, result.rgba, like=image.info,
+                              layers={MATTE_LAYER: result.matte, STMAP_LAYERS[0]: result.stmap_uv[..., 0],
+                                      STMAP_LAYERS[1]: result.stmap_uv[..., 1]},
+                              compression=output.compression, half=output.half, colorspace=image.colorspace)
+                    written[frame] = path
+                    if on_frame is not None:
+                        on_frame(frame, path)
+                    if preview is not None:
+                        previews.append(_preview_pair(image, result))
+                    if progress is not None:
+                        progress(Progress("render", frame, done + 1, len(todo)))
+            finally:
+                if mask_plate is not None:
+                    mask_plate.close()
+            if preview is not None:
+                from ned_core.io.preview import write_preview
+                write_preview(preview, previews, fps=plate.fps or 24.0,
+                              audio_from=shot.plate if plate.has_audio else None)
+            lost = [f for f in todo if not analysis.fit.found[index_of[f]]]
+            return RunResult(written=written, lost_frames=lost, analysis_cached=cached)
+
+
+def open_plate(shot: Shot) -> Plate:
+    """Open the shot's plate (validates the path, the pattern and the frame range)."""
+    return Plate.open(shot.plate, frame_range=shot.frame_range, colorspace=shot.colorspace, start=shot.start)
+
+
+def open_mask(shot: Shot, plate: Plate) -> Plate | None:
+    """Open the user mask over the same frames as the plate, or None without a mask."""
+    if shot.mask is None:
+        return None
+    return Plate.open(shot.mask, frame_range=(plate.first, plate.last), start=shot.start)
+
+
+def read_mask(mask_plate: Plate, frame: int, like: PlateImage) -> np.ndarray:
+    """The mask of ``frame`` as (H, W) float32 in [0, 1], from its alpha or else its first channel."""
+    image = mask_plate.read(frame)
+    values = image.alpha if image.alpha is not None else image.pixels[..., 0]
+    height, width = like.pixels.shape[:2]
+    if values.shape != (height, width):
+        values = cv2.resize(values, (width, height), interpolation=cv2.INTER_LINEAR)
+    return np.clip(values, 0.0, 1.0).astype(np.float32)
+
+
+def _rgba(image: PlateImage) -> np.ndarray:
+    """The plate's RGB plus its alpha (1 where it has none), float32 (H, W, 4)."""
+    rgb = image.pixels[..., :3]
+    alpha = image.alpha if image.alpha is not None else np.ones(rgb.shape[:2], np.float32)
+    return np.ascontiguousarray(np.concatenate([rgb, alpha[..., None]], axis=-1), dtype=np.float32)
+
+
+def _stmap_uv(stmap: np.ndarray, image: PlateImage) -> np.ndarray:
+    """Absolute data-window pixel coordinates → Nuke STMap (u, v) over the display window.
+
+    u = (x + 0.5) / width and v = 1 - (y + 0.5) / height in display-window pixels (v grows upward).
+    """
+    dx, dy, _, _ = image.info.data_window
+    fx, fy, fw, fh = image.info.display_window
+    u = (stmap[..., 0] + (dx - fx) + 0.5) / fw
+    v = 1.0 - (stmap[..., 1] + (dy - fy) + 0.5) / fh
+    return np.stack([u, v], axis=-1).astype(np.float32)
+
+
+def _preview_pair(image: PlateImage, result: FrameResult) -> tuple[np.ndarray, np.ndarray]:
+    before = image.display_rgb8()
+    after = to_display_rgb8(result.rgba[..., :3], image.colorspace)
+    height, width = before.shape[:2]
+    if width > PREVIEW_MAX_WIDTH:
+        size = (PREVIEW_MAX_WIDTH, round(height * PREVIEW_MAX_WIDTH / width / 2) * 2)
+        before = cv2.resize(before, size, interpolation=cv2.INTER_AREA)
+        after = cv2.resize(after, size, interpolation=cv2.INTER_AREA)
+    return before, after

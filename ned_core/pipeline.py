@@ -151,10 +151,11 @@ class Pipeline:
     """One backend per stage, built on first use and kept for every later shot."""
 
     def __init__(self, backends: Backends | None = None, cache: AnalysisCache | None = None,
-                 use_cache: bool = True) -> None:
+                 use_cache: bool = True, stages: dict[str, Any] | None = None) -> None:
+        """``stages`` may hand in already-built backend objects by stage name (embedding, tests)."""
         self.backends = backends or Backends()
         self.cache = (cache or AnalysisCache()) if use_cache else None
-        self._stages: dict[str, Any] = {}
+        self._stages: dict[str, Any] = dict(stages or {})
 
     def stage(self, name: str) -> Any:
         """The backend object running stage ``name`` (built once)."""

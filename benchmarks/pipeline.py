@@ -1,0 +1,96 @@
+"""Benchmark: ``ned edit`` on a 1080p EXR sequence against plain OpenImageIO read+write of the same frames.
+
+Makes a scene-linear 1920x1080 half-float EXR sequence from the demo clip (upscaled), then in one run:
+  1. reads and writes those frames with OpenImageIO alone (RGBA half, same compression): the yardstick;
+  2. runs ``ned edit --emotion happy`` on them in a subprocess, cold (analysis included) and again warm
+     (analysis from the cache);
+and prints frames/s, the ratio of each ``ned edit`` run to the yardstick, and ``ned edit``'s peak memory.
+
+    .venv/bin/python benchmarks/pipeline.py [--frames 25]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import OpenImageIO as oiio
+
+from ned_core.io import Plate
+from ned_core.io.colour import convert
+
+ROOT = Path(__file__).resolve().parents[1]
+CLIP = ROOT / "demo" / "grid_bbaf2n.mpg"
+
+
+def make_plate(directory: Path, count: int) -> str:
+    with Plate.open(str(CLIP)) as movie:
+        for frame in movie.frames[:count]:
+            image = movie.read(frame)
+            big = cv2.resize(image.pixels[..., :3], (1920, 1080), interpolation=cv2.INTER_CUBIC)
+            linear = convert(np.clip(big, 0, 1), image.colorspace, "scene_linear")
+            spec = oiio.ImageSpec(1920, 1080, 3, "half")
+            spec.attribute("compression", "zip")
+            out = oiio.ImageOutput.create(str(directory / f"plate.{frame}.exr"))
+            out.open(str(directory / f"plate.{frame}.exr"), spec)
+            out.write_image(linear.astype(np.float32))
+            out.close()
+    return str(directory / "plate.####.exr")
+
+
+def oiio_read_write(pattern: str, out_dir: Path) -> float:
+    """Seconds to read every frame and write it back as RGBA half EXR with OpenImageIO alone."""
+    frames = sorted(Path(pattern).parent.glob("plate.*.exr"))
+    start = time.perf_counter()
+    for path in frames:
+        pixels = oiio.ImageBuf(str(path)).get_pixels(oiio.FLOAT)
+        rgba = np.concatenate([pixels, np.ones(pixels.shape[:2] + (1,), np.float32)], axis=-1)
+        spec = oiio.ImageSpec(rgba.shape[1], rgba.shape[0], 4, "half")
+        spec.attribute("compression", "zip")
+        out = oiio.ImageOutput.create(str(out_dir / path.name))
+        out.open(str(out_dir / path.name), spec)
+        out.write_image(rgba)
+        out.close()
+    return time.perf_counter() - start
+
+
+def ned_edit(pattern: str, out_dir: Path, cache: Path) -> tuple[float, float]:
+    """(seconds, peak RSS MiB) of one ``ned edit`` subprocess."""
+    cmd = [sys.executable, "-m", "ned_engine.cli", "edit", pattern, "--output", str(out_dir / "edit.####.exr"),
+           "--emotion", "happy", "--cache-dir", str(cache), "--quiet"]
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    seconds = time.perf_counter() - start
+    return seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=25)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        (tmp_path / "plate").mkdir()
+        (tmp_path / "io").mkdir()
+        (tmp_path / "ned").mkdir()
+        pattern = make_plate(tmp_path / "plate", args.frames)
+        n = len(list((tmp_path / "plate").glob("*.exr")))
+        io_seconds = oiio_read_write(pattern, tmp_path / "io")
+        cold, peak = ned_edit(pattern, tmp_path / "ned", tmp_path / "cache")
+        warm, peak = ned_edit(pattern, tmp_path / "ned", tmp_path / "cache")
+    print(f"1920x1080 half RGB EXR plate, {n} frames, zip compression")
+    print(f"OpenImageIO read+write only : {n / io_seconds:6.2f} frames/s  ({io_seconds / n * 1000:.0f} ms/frame)")
+    print(f"ned edit, cold (with analysis): {n / cold:6.2f} frames/s  ratio to read+write {cold / io_seconds:.1f}x")
+    print(f"ned edit, warm (cached analysis): {n / warm:6.2f} frames/s  ratio to read+write {warm / io_seconds:.1f}x")
+    print(f"ned edit peak memory (max RSS): {peak:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

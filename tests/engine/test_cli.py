@@ -1,0 +1,100 @@
+"""The ``ned`` command line as a user runs it: bad input gives one clear line, a code and no output."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import OpenImageIO as oiio
+import pytest
+
+GRID = Path(__file__).resolve().parents[2] / "demo" / "grid_bbaf2n.mpg"
+
+
+def ned(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ned_engine.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=600)
+
+
+def _write(path: Path, pixels: np.ndarray) -> None:
+    spec = oiio.ImageSpec(pixels.shape[1], pixels.shape[0], pixels.shape[2], "half")
+    out = oiio.ImageOutput.create(str(path))
+    out.open(str(path), spec)
+    out.write_image(pixels)
+    out.close()
+
+
+@pytest.fixture
+def grey_plate(tmp_path) -> str:
+    for f in (1001, 1002, 1003):
+        _write(tmp_path / f"grey.{f}.exr", np.full((64, 80, 3), 0.18, np.float32))
+    return str(tmp_path / "grey.####.exr")
+
+
+def test_version():
+    result = ned("--version")
+    assert result.returncode == 0 and result.stdout.startswith("ned ")
+
+
+def _fails(result, code: str, *names: str) -> None:
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"ned: error: {code}:"), lines[0]
+    for name in names:
+        assert name in lines[0]
+
+
+def test_missing_file(tmp_path):
+    _fails(ned("edit", str(tmp_path / "nope.mov"), "-o", str(tmp_path / "o.####.exr"), "--emotion", "happy"),
+           "input_not_found", "nope.mov")
+    assert not list(tmp_path.iterdir())
+
+
+def test_pattern_with_no_match(tmp_path):
+    _fails(ned("edit", str(tmp_path / "none.####.exr"), "-o", str(tmp_path / "o.####.exr"), "--emotion", "happy"),
+           "input_not_found", "none.####.exr")
+
+
+def test_range_outside_the_plate(tmp_path, grey_plate):
+    _fails(ned("edit", grey_plate, "-o", str(tmp_path / "o.####.exr"), "--emotion", "happy", "--frames", "990-1002"),
+           "frame_range")
+    assert not list(tmp_path.glob("o.*"))
+
+
+def test_malformed_range(tmp_path, grey_plate):
+    _fails(ned("edit", grey_plate, "-o", str(tmp_path / "o.####.exr"), "--emotion", "happy", "--frames", "a-b"),
+           "frame_range", "a-b")
+
+
+def test_corrupt_exr(tmp_path, grey_plate):
+    good = Path(grey_plate.replace("####", "1002"))
+    good.write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2])
+    result = ned("edit", grey_plate, "-o", str(tmp_path / "o.####.exr"), "--emotion", "happy")
+    _fails(result, "corrupt_image", "grey.1002.exr")
+    assert not list(tmp_path.glob("o.*"))
+
+
+def test_unknown_emotion_and_backend(tmp_path, grey_plate):
+    _fails(ned("edit", grey_plate, "-o", str(tmp_path / "o.####.exr"), "--emotion", "joyful"),
+           "invalid_option", "joyful")
+    _fails(ned("edit", grey_plate, "-o", str(tmp_path / "o.####.exr"), "--emotion", "happy", "--backend", "magic"),
+           "unknown_backend", "magic")
+
+
+def test_output_pattern_needs_a_frame_token(tmp_path, grey_plate):
+    _fails(ned("edit", grey_plate, "-o", str(tmp_path / "o.exr"), "--emotion", "happy"), "invalid_option", "--output")
+
+
+def test_clip_with_no_face(tmp_path, grey_plate):
+    _fails(ned("edit", grey_plate, "-o", str(tmp_path / "o.####.exr"), "--emotion", "happy", "--no-cache"),
+           "no_face", "grey.####.exr")
+    assert not list(tmp_path.glob("o.*"))
+
+
+def test_info_on_the_demo_clip():
+    result = ned("info", str(GRID))
+    assert result.returncode == 0, result.stderr
+    assert "1001-1075 (75 frames)" in result.stdout
+    assert "360x288" in result.stdout
+    assert "faces at 1001: 1" in result.stdout

@@ -69,6 +69,12 @@ class MissingModelError(NedError):
     code = "missing_model"
 
 
+class CorruptModelError(NedError):
+    """A model file exists but cannot be loaded into our networks (unreadable, wrong or mis-shaped keys)."""
+
+    code = "corrupt_model"
+
+
 class MissingDependencyError(NedError):
     """A Python package a backend needs is not installed (the message names the install step)."""
 
@@ -96,6 +102,6 @@ class CancelledError(NedError):
 
 ALL_ERRORS: tuple[type[NedError], ...] = (
     NedError, InputNotFoundError, FrameRangeError, CorruptImageError, InvalidOptionError,
-    UnknownBackendError, MissingModelError, MissingDependencyError, NoFaceError, OutputError,
+    UnknownBackendError, MissingModelError, CorruptModelError, MissingDependencyError, NoFaceError, OutputError,
     CancelledError,
 )

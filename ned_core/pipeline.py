@@ -227,7 +227,8 @@ class Pipeline:
                                _stmap_uv(np.stack([xs, ys], -1), image), False)
         source = fit.to_image(index, fit.local_shape(index))
         target = fit.to_image(index, fit.local_shape(index, edited[index]))
-        face = FrameFace(source=source, edited=target, triangles=fit.triangles)
+        face = FrameFace(source=source, edited=target, triangles=fit.triangles, fit=fit, index=index,
+                         edited_expression=edited[index])
         rendered = self.stage("render").render(rgba, face)
         out, matte = self.stage("composite").composite(rgba, rendered, mask)
         stmap = rendered.stmap if rendered.stmap is not None else np.stack([xs, ys], -1)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ned_core.face3d.base import FaceFit
 
 
 @dataclass
@@ -13,12 +16,17 @@ class FrameFace:
     """The face of one frame as the renderer sees it, in analysed-frame pixels.
 
     source / edited: (N, 3) projected vertices of the original and the edited face model; triangles:
-    (F, 3) int vertex indices of the model's mesh.
+    (F, 3) int vertex indices of the model's mesh. Model-based renderers also get the shot's ``fit``,
+    the frame's ``index`` in it and the ``edited_expression`` (N, 3) (or the backend's own codes in
+    ``fit.params``); a warp needs only the vertices.
     """
 
     source: np.ndarray
     edited: np.ndarray
     triangles: np.ndarray
+    fit: FaceFit | None = None
+    index: int = -1
+    edited_expression: np.ndarray | None = None
 
 
 @dataclass

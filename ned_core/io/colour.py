@@ -1,0 +1,281 @@
+"""Colour management for plates through OpenColorIO: which config, what a file's colourspace is, conversions.
+
+The config is ``$OCIO`` when set (as every OCIO application does), else the built-in
+``ocio://studio-config-latest``. The studio config is chosen over ``ocio://default`` (the CG config)
+because plates come from cameras: it holds everything the CG config does (same names, ``scene_linear``
+= ACEScg) plus the camera log encodings (ARRI LogC3/LogC4, S-Log3, V-Log, RED Log3G10, Canon Log...),
+ADX for film-scan DPX and ``Camera Rec.709``, so a compositor can declare any of those.
+
+Pixels are never moved out of the plate's own colourspace for editing or writing; only analysis sees a
+display-referred copy (``to_display_rgb8``): the config's ``sRGB - Display`` through its default view
+transform (un-tone-mapped in the built-in configs), so a video plate reaches the tracker with exactly
+the pixels it decoded to. No view transform is ever baked into written pixels.
+
+Uses PyOpenColorIO (the same OCIO release as the one inside the OpenImageIO wheel) rather than
+``ImageBufAlgo.colorconvert``, which rebuilds its config on every call given an explicit one (~90 ms):
+here processors are built once and cached, data conversions use OCIO's lossless path, and the display
+copy goes float → uint8 in one OCIO pass (clamp and rounding included). OpenImageIO is used only to
+read a file's header. Must not import PyAV, torch or zmq.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import numpy as np
+import OpenImageIO as oiio
+import PyOpenColorIO as ocio
+
+from ned_core.errors import InvalidOptionError
+from ned_core.io.sequence import is_movie
+
+BUILTIN_CONFIG = "ocio://studio-config-latest"
+
+# Interop IDs first (OCIO 2.5 resolves them as names in any config that declares them), then the
+# names older and site configs use.
+_SRGB_ENCODED = ("srgb_rec709_scene", "sRGB Encoded Rec.709 (sRGB)", "srgb_tx", "sRGB - Texture",
+                 "Utility - sRGB - Texture", "Input - Generic - sRGB - Texture", "sRGB", "srgb")
+_SRGB_DISPLAY = ("srgb_rec709_display", "sRGB - Display")
+_LINEAR_REC709 = ("lin_rec709_scene", "Linear Rec.709 (sRGB)", "lin_rec709", "Utility - Linear - sRGB",
+                  "linear")
+_REC709_CAMERA = ("ocio:itu709_rec709_scene", "Camera Rec.709", "Utility - Rec.709 - Camera",
+                  "rec709")
+_PRINTING_DENSITY = ("ocio:adx10_apd_scene", "ADX10", "Input - ADX - ADX10", "Cineon", "cineon")
+
+_LINEAR_EXTENSIONS = frozenset((".exr", ".sxr", ".mxr", ".hdr", ".rgbe"))
+
+
+def ocio_config() -> str:
+    """The OCIO config in use: ``$OCIO`` if set, else the built-in ``ocio://studio-config-latest``."""
+    return os.environ.get("OCIO") or BUILTIN_CONFIG
+
+
+@functools.lru_cache(maxsize=4)
+def _load_config(uri: str) -> ocio.Config:
+    try:
+        return ocio.Config.CreateFromFile(uri)
+    except Exception as exc:  # OCIO raises its own Exception type for every load failure
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InvalidOptionError(f"cannot load the OpenColorIO config {uri!r}: {reason}",
+                                 field="OCIO") from exc
+
+
+def _config() -> ocio.Config:
+    return _load_config(ocio_config())
+
+
+def _find(config: ocio.Config, candidates: tuple[str, ...]) -> str | None:
+    """The canonical name of the first candidate (name, alias, role or interop ID) the config has."""
+    for candidate in candidates:
+        name = config.getCanonicalName(candidate)
+        if name:
+            return name
+    return None
+
+
+def check_colorspace(name: str) -> str:
+    """The canonical colourspace name for ``name`` (a name, alias, role or interop ID) in the config.
+
+    Raises
+    ------
+    InvalidOptionError
+        (field ``colorspace``) when the config has no such colourspace.
+    """
+    config = _config()
+    canonical = config.getCanonicalName(name) if name else ""
+    if not canonical:
+        examples = ", ".join(repr(n) for n in (_find(config, _LINEAR_REC709), _find(config, ("ACEScg",)),
+                                                 _find(config, _SRGB_ENCODED)) if n)
+        raise InvalidOptionError(
+            f"unknown colourspace {name!r} in OCIO config {ocio_config()} (e.g. {examples})",
+            field="colorspace")
+    return canonical
+
+
+def interop_id(name: str) -> str:
+    """The colour interop ID of a colourspace (``lin_ap1_scene`` for ACEScg), or "" when it has none."""
+    colour_space = _config().getColorSpace(check_colorspace(name))
+    return colour_space.getInteropID() if colour_space is not None else ""
+
+
+def scene_linear() -> str:
+    """The config's ``scene_linear`` role (ACEScg in the built-in configs)."""
+    config = _config()
+    name = _find(config, ("scene_linear", "lin_ap1_scene", *_LINEAR_REC709))
+    if name is None:
+        raise InvalidOptionError(f"OCIO config {ocio_config()} has no scene_linear role: declare the "
+                                 "plate's colourspace", field="colorspace")
+    return name
+
+
+def srgb_encoded() -> str:
+    """The config's sRGB-encoded Rec.709 colourspace (what 8-bit images and video are)."""
+    name = _find(_config(), _SRGB_ENCODED)
+    if name is None:
+        raise InvalidOptionError(f"OCIO config {ocio_config()} has no sRGB colourspace: declare the "
+                                 "plate's colourspace", field="colorspace")
+    return name
+
+
+def colorspace_from_header(declared: str | None, extension: str, bits: str,
+                           dpx_transfer: str | None = None) -> str:
+    """The colourspace of an image from what its header says; ``infer_colorspace`` without the I/O.
+
+    ``declared`` is a colourspace the file names (NED's ``ned:colorspace``, the EXR colour interop ID
+    OIIO reports as ``oiio:ColorSpace``), used when the config knows it. ``bits`` is the pixel type
+    (``"uint8"``, ``"half"``...). See ``infer_colorspace`` for the rules.
+    """
+    config = _config()
+    if declared:
+        name = config.getCanonicalName(declared)
+        if name:
+            return name
+    extension = extension.lower()
+    if extension in _LINEAR_EXTENSIONS:
+        return scene_linear()
+    if extension == ".dpx" and dpx_transfer:
+        transfer = dpx_transfer.lower()
+        found = None
+        if transfer == "linear":
+            found = _find(config, _LINEAR_REC709)
+        elif transfer in ("printing density", "logarithmic"):
+            found = _find(config, _PRINTING_DENSITY)
+        elif "709" in transfer or "274m" in transfer or transfer == "unspecified video":
+            found = _find(config, _REC709_CAMERA)
+        if found:
+            return found
+    if extension in (".tif", ".tiff") and bits in ("half", "float", "double"):
+        return scene_linear()
+    return srgb_encoded()
+
+
+def colorspace_of_spec(spec: oiio.ImageSpec, extension: str) -> str:
+    """The colourspace of an image from its OpenImageIO header (see ``infer_colorspace``)."""
+    declared = spec.get_string_attribute("ned:colorspace")
+    if not declared and extension.lower() != ".dpx":
+        # OIIO derives a DPX's oiio:ColorSpace from its transfer with its own guesses (Rec.709 → sRGB):
+        # the transfer is read directly instead.
+        declared = spec.get_string_attribute("oiio:ColorSpace")
+    return colorspace_from_header(declared, extension, str(spec.format),
+                                  spec.get_string_attribute("dpx:Transfer"))
+
+
+def infer_colorspace(path: str) -> str:
+    """The colourspace a plate file is in when the user does not say.
+
+    A colourspace the file declares wins when the config knows it. Otherwise: EXR/HDR → the config's
+    ``scene_linear`` (ACEScg in the built-in configs); float/half TIFF → ``scene_linear``; movies,
+    PNG, JPEG and integer TIFF → sRGB encoded Rec.709. DPX goes by its header's transfer: ``Linear`` →
+    Linear Rec.709, ``Printing density``/``Logarithmic`` → ADX10 (Cineon-style density code values),
+    Rec.709 transfers → ``Camera Rec.709``; an undefined transfer (the usual case) is read as sRGB
+    encoded, a display-referred guess to override with ``colorspace=`` for log scans.
+
+    ``path`` may be a movie, an image file or a sequence pattern (judged by its extension only).
+    """
+    extension = os.path.splitext(path)[1].lower()
+    if is_movie(path):
+        return srgb_encoded()
+    if os.path.isfile(path):
+        image = oiio.ImageInput.open(path)
+        if image is None:
+            oiio.geterror()
+        else:
+            try:
+                return colorspace_of_spec(image.spec(), extension)
+            finally:
+                image.close()
+    return colorspace_from_header(None, extension, "half" if extension in _LINEAR_EXTENSIONS else "uint8")
+
+
+@functools.lru_cache(maxsize=64)
+def _processor(uri: str, src: str, dst: str, exact: bool = True) -> ocio.CPUProcessor | None:
+    """The CPU processor src → dst, or None when OCIO says the conversion is a no-op.
+
+    ``exact`` asks for OCIO's lossless optimisation (about 1e-6 off the formulas); otherwise OCIO's
+    fast pow/log approximations (about 3e-4 relative, four times faster) are fine for 8-bit display.
+    """
+    config = _load_config(uri)
+    processor = config.getProcessor(src, dst)
+    if processor.isNoOp():
+        return None
+    if exact:
+        return processor.getOptimizedCPUProcessor(ocio.OptimizationFlags.OPTIMIZATION_LOSSLESS)
+    return processor.getDefaultCPUProcessor()
+
+
+def _apply(processor: ocio.CPUProcessor, pixels: np.ndarray) -> np.ndarray:
+    """Apply to RGB, leaving every other channel as it is; float32 (H, W, C) out, a new array."""
+    height, width, channels = pixels.shape
+    # OCIO's packed RGBA path is about four times faster than its RGB path, so RGB goes through RGBA.
+    rgba = np.empty((height, width, 4), np.float32)
+    rgba[..., :3] = pixels[..., :3]
+    rgba[..., 3] = pixels[..., 3] if channels > 3 else 1.0
+    processor.applyRGBA(rgba)
+    if channels == 4:
+        return rgba
+    out = np.empty((height, width, channels), np.float32)
+    out[..., :3] = rgba[..., :3]
+    out[..., 3:] = pixels[..., 3:]
+    return out
+
+
+def convert(pixels: np.ndarray, src: str, dst: str) -> np.ndarray:
+    """Convert float32 (H, W, C) pixels from colourspace ``src`` to ``dst`` through OCIO.
+
+    Only the first three channels (RGB) are converted; alpha and any further channels are untouched.
+    The input is never modified; a no-op conversion returns it as float32 without copying.
+    """
+    if pixels.ndim != 3 or pixels.shape[2] < 3:
+        raise ValueError(f"convert needs (H, W, C>=3) pixels, got shape {pixels.shape}")
+    processor = _processor(ocio_config(), check_colorspace(src), check_colorspace(dst))
+    if processor is None:
+        return np.asarray(pixels, np.float32)
+    return _apply(processor, np.asarray(pixels, np.float32))
+
+
+def display_colorspace() -> str:
+    """What analysis sees: the config's ``sRGB - Display`` (else its sRGB-encoded colourspace)."""
+    return _find(_config(), _SRGB_DISPLAY) or srgb_encoded()
+
+
+@functools.lru_cache(maxsize=64)
+def _display_processor(uri: str, src: str, dst: str) -> ocio.CPUProcessor:
+    """float32 → uint8 processor from ``src`` to the display, clamping and rounding in OCIO's SIMD code.
+
+    When src → dst moves no value in [0, 1] by more than a fraction of an 8-bit step (sRGB-encoded →
+    ``sRGB - Display`` in the built-in configs), only the quantisation is kept: video analysis stays
+    exact to the decoded 8-bit values and skips a colour pass over every frame.
+    """
+    config = _load_config(uri)
+    flags = ocio.OptimizationFlags.OPTIMIZATION_DEFAULT
+    depths = (ocio.BitDepth.BIT_DEPTH_F32, ocio.BitDepth.BIT_DEPTH_UINT8)
+    processor = _processor(uri, src, dst, exact=False)
+    if processor is not None:
+        ramp = np.linspace(0.0, 1.0, 1024, dtype=np.float32)
+        probe = np.stack([ramp, ramp[::-1], np.roll(ramp, 311), np.ones_like(ramp)], -1)[None].copy()
+        moved = probe.copy()
+        processor.applyRGBA(moved)
+        if np.abs(moved[..., :3] - probe[..., :3]).max() >= 1e-4:
+            return config.getProcessor(src, dst).getOptimizedCPUProcessor(*depths, flags)
+    return config.getProcessor(dst, dst).getOptimizedCPUProcessor(*depths, flags)
+
+
+def to_display_rgb8(pixels: np.ndarray, colorspace: str) -> np.ndarray:
+    """Display-referred sRGB uint8 (H, W, 3) of the RGB of ``pixels`` (in ``colorspace``) for analysis.
+
+    Values are clipped to the display range (NaN becomes 0); the input is not modified.
+    """
+    if pixels.ndim != 3 or pixels.shape[2] < 3:
+        raise ValueError(f"to_display_rgb8 needs (H, W, C>=3) pixels, got shape {pixels.shape}")
+    uri = ocio_config()
+    processor = _display_processor(uri, check_colorspace(colorspace), display_colorspace())
+    height, width, channels = pixels.shape
+    source = pixels if channels in (3, 4) else pixels[..., :3]
+    source = np.ascontiguousarray(source, dtype=np.float32)
+    channels = source.shape[2]
+    out = np.empty((height, width, channels), np.uint8)
+    processor.apply(ocio.PackedImageDesc(source, width, height, channels),
+                    ocio.PackedImageDesc(out, width, height, channels, ocio.BitDepth.BIT_DEPTH_UINT8,
+                                         1, channels, channels * width))
+    return out if channels == 3 else np.ascontiguousarray(out[..., :3])

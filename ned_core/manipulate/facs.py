@@ -1,0 +1,242 @@
+"""The FACS rig: the default manipulate backend (emotion weights → action units → displaced face mesh).
+
+Owns: turning per-frame emotion weights into action-unit activations (EMOTION_AUS), the soft clamp of
+exaggerated intensities, scaling the AU fields to one face's proportions, keeping the speech (every
+inner-lip pair moves as one under ``mouth_preservation`` 1) and keeping the edited mesh free of folds.
+The fields themselves come from ``au_fields`` and the shipped smile calibration (``calibrate``).
+Must not import mediapipe, torch or other stages' backends.
+"""
+
+from __future__ import annotations
+
+from numbers import Real
+from pathlib import Path
+
+import numpy as np
+
+from ned_core import EMOTIONS
+from ned_core.errors import InvalidOptionError, MissingModelError
+from ned_core.face3d import mesh
+from ned_core.face3d.base import FaceFit
+from ned_core.manipulate import au_fields
+from ned_core.manipulate.emotions import EMOTION_AUS
+
+CALIBRATION_FILE = Path(__file__).resolve().parent.parent / "data" / "facs_smile.npz"
+PROPORTION_LIMITS = (0.7, 1.4)  # a face's proportions scale its fields at most this much
+LOCAL_PASSES = 4  # rounds of local fold relief before the per-frame guard
+FOLD_FALLOFF = 0.6  # share of a vertex's motion cut that its neighbours give up too (per ring)
+
+
+def soft_clamp(intensity: np.ndarray, ceiling: float) -> np.ndarray:
+    """Identity up to 1, then a smooth saturating curve that never exceeds ``ceiling``.
+
+    The curve's slope is continuous at 1, so an animated intensity crossing 1 does not kink.
+    """
+    s = np.asarray(intensity, dtype=np.float64)
+    room = ceiling - 1.0
+    if room <= 0.0:
+        return np.minimum(s, 1.0)
+    return np.where(s <= 1.0, s, 1.0 + room * np.tanh((s - 1.0) / room))
+
+
+def load_calibration(path: str | Path = CALIBRATION_FILE) -> dict[str, np.ndarray]:
+    """The shipped smile calibration: template, au6, au12, triangles and the person split."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingModelError(
+            f"FACS calibration {path} is missing: run `python -m ned_core.manipulate.calibrate`",
+            path=str(path))
+    with np.load(path, allow_pickle=False) as data:
+        return {key: data[key] for key in data.files}
+
+
+class FacsRig:
+    """Emotions as mixes of FACS action units, each a displacement field on the MediaPipe face mesh.
+
+    Parameters
+    ----------
+    calibration
+        Path of the smile calibration (``ned_core/data/facs_smile.npz`` by default).
+    max_intensity
+        Ceiling of the soft clamp on exaggerated intensities (a row's non-neutral weight sum).
+    min_area_ratio
+        No mesh triangle (seen from the front) may shrink below this fraction of its area or flip: the
+        whole edit of a frame is scaled down until that holds.
+    adapt_to_face
+        Scale each AU by the face's proportions relative to the calibration mean (mouth width for the
+        mouth AUs, eye opening for the lids, brow height for the brows...).
+    """
+
+    def __init__(self, calibration: str | None = None, max_intensity: float = 1.6,
+                 min_area_ratio: float = 0.25, adapt_to_face: bool = True) -> None:
+        if not 1.0 <= max_intensity <= 3.0:
+            raise InvalidOptionError(f"max_intensity {max_intensity} must be within 1..3",
+                                     field="max_intensity")
+        if not 0.0 <= min_area_ratio < 1.0:
+            raise InvalidOptionError(f"min_area_ratio {min_area_ratio} must be within 0..1",
+                                     field="min_area_ratio")
+        data = load_calibration(CALIBRATION_FILE if calibration is None else calibration)
+        self.template = data["template"].astype(np.float64)
+        self.triangles = data["triangles"].astype(np.int64)
+        self.fields = au_fields.build_fields(self.template, data["au6"], data["au12"])
+        self.max_intensity = float(max_intensity)
+        self.min_area_ratio = float(min_area_ratio)
+        self.adapt_to_face = bool(adapt_to_face)
+        self._template_proportions = au_fields.proportions(self.template)
+        # (emotions without neutral, AUs): the recipe as a matrix.
+        self._recipe = np.array([[EMOTION_AUS[e].get(au, 0.0) for au in au_fields.ACTION_UNIT_ORDER]
+                                 for e in EMOTIONS[1:]])
+
+    # -- weights to activations ---------------------------------------------------------------------
+
+    def activations(self, weights: np.ndarray) -> np.ndarray:
+        """(T, 12) AU activations (``au_fields.ACTION_UNIT_ORDER``) of (T, 7) emotion weights.
+
+        The intensity of a row is its non-neutral sum (``neutral=1`` is no edit); above 1 it is soft
+        clamped to ``max_intensity`` while the mix of emotions is kept.
+        """
+        w = np.asarray(weights, dtype=np.float64)[:, 1:]
+        intensity = w.sum(axis=1)
+        mix = np.divide(w, intensity[:, None], out=np.zeros_like(w), where=intensity[:, None] > 0)
+        return soft_clamp(intensity, self.max_intensity)[:, None] * (mix @ self._recipe)
+
+    # -- fields for one face --------------------------------------------------------------------------
+
+    def face_fields(self, identity: np.ndarray, mouth_preservation: float = 1.0) -> np.ndarray:
+        """(12, N, 3) AU fields scaled to ``identity``'s proportions, blended toward their speech-safe
+        form by ``mouth_preservation``."""
+        scales = {name: 1.0 for name in self._template_proportions}
+        if self.adapt_to_face:
+            own = au_fields.proportions(identity)
+            scales = {name: float(np.clip(own[name] / ref, *PROPORTION_LIMITS))
+                      for name, ref in self._template_proportions.items()}
+        p = float(mouth_preservation)
+        return np.stack([scales[f.proportion] * (p * f.safe + (1.0 - p) * f.raw)
+                         for f in (self.fields[au] for au in au_fields.ACTION_UNIT_ORDER)])
+
+    # -- the edit ---------------------------------------------------------------------------------------
+
+    def edit(self, fit: FaceFit, weights: np.ndarray, mouth_preservation: float = 1.0) -> np.ndarray:
+        """Edited (T, N, 3) face-local expression offsets of ``fit`` toward per-frame ``weights``.
+
+        Parameters
+        ----------
+        fit
+            A ``mediapipe478`` face fit.
+        weights
+            (T, 7) non-negative emotion weights in NED's label order, one row per frame of ``fit``.
+        mouth_preservation
+            1 keeps every inner-lip pair's opening exactly (the rig moves corners, cheeks, lids, brows and
+            nose around it); 0 lets the AUs move the lips freely; in between blends the two.
+
+        Frames where the face was lost come back unchanged.
+        """
+        self._check(fit, weights, mouth_preservation)
+        expression = np.asarray(fit.expression, dtype=np.float64)
+        out = expression.copy()
+        act = self.activations(weights)
+        # Only frames with a face and something to do are touched: the rest come back bit-identical.
+        rows = np.flatnonzero(np.asarray(fit.found, dtype=bool) & np.any(act != 0.0, axis=1))
+        if len(rows) == 0:
+            return out
+        fields = self.face_fields(fit.identity, mouth_preservation)
+        move = np.einsum("ta,anc->tnc", act[rows], fields)
+        base = np.asarray(fit.identity, dtype=np.float64)[None] + expression[rows]
+        triangles = np.asarray(fit.triangles, dtype=np.int64).reshape(-1, 3)
+        if len(triangles) == 0:
+            triangles = self.triangles
+        out[rows] += self.limit_folds(base, move, triangles)
+        return out
+
+    def limit_folds(self, base: np.ndarray, move: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+        """``move`` (T, N, 3) reduced where it would fold the mesh over ``base`` (T, N, 3).
+
+        Seen from the front, no sizeable triangle may shrink below ``min_area_ratio`` of its area or
+        flip. An offending triangle scales down its vertices' motion, the cut fading out over two rings
+        of neighbours (the field stays smooth and the rest of the expression keeps its strength); both
+        members of an inner-lip pair are always scaled alike (the speech is kept). A last per-frame
+        scale guarantees the bound where the local passes are not enough.
+        """
+        pairs = np.array([(u, lo) for u, lo in mesh.INNER_LIP_PAIRS if u != lo])
+        edges = np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]])
+        edges = np.concatenate([edges, edges[:, ::-1]])
+        move = move.copy()
+        for _ in range(LOCAL_PASSES):
+            limit = self._triangle_limits(base, move, triangles)  # (T, F)
+            if np.all(limit >= 1.0):
+                return move
+            cut = np.zeros((move.shape[1], move.shape[0]))  # (N, T): share of its motion a vertex gives up
+            for corner in range(3):
+                np.maximum.at(cut, triangles[:, corner], 1.0 - limit.T)
+            for _ in range(2):
+                spread = np.zeros_like(cut)
+                np.maximum.at(spread, edges[:, 0], FOLD_FALLOFF * cut[edges[:, 1]])
+                cut = np.maximum(cut, spread)
+            keep = (1.0 - cut).T  # (T, N)
+            together = np.minimum(keep[:, pairs[:, 0]], keep[:, pairs[:, 1]])
+            keep[:, pairs[:, 0]] = together
+            keep[:, pairs[:, 1]] = together
+            move *= keep[:, :, None]
+        allowed = self._triangle_limits(base, move, triangles).min(axis=1)
+        return move * allowed[:, None, None]
+
+    def _triangle_limits(self, base: np.ndarray, move: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+        """(T, F): per triangle, the largest f in [0, 1] for which ``base + f * move`` keeps it at least
+        ``min_area_ratio`` of its frontal (x, y) area, unflipped (1 for triangles too small to matter).
+
+        The signed area is quadratic in f, so the limit is the quadratic's first positive root.
+        """
+        a, b, c = triangles[:, 0], triangles[:, 1], triangles[:, 2]
+        p, d = base[..., :2], move[..., :2]
+        e1, e2 = p[:, b] - p[:, a], p[:, c] - p[:, a]
+        g1, g2 = d[:, b] - d[:, a], d[:, c] - d[:, a]
+
+        def cross(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+            return u[..., 0] * v[..., 1] - u[..., 1] * v[..., 0]
+
+        area0 = cross(e1, e2)
+        sign = np.sign(area0)
+        # Degenerate triangles (a closed mouth's inner lips, the silhouette) carry no fold to guard.
+        sizeable = np.abs(area0) > 0.2 * np.median(np.abs(area0), axis=1, keepdims=True)
+        qa = sign * cross(g1, g2)
+        qb = sign * (cross(e1, g2) + cross(g1, e2))
+        qc = (1.0 - self.min_area_ratio) * np.abs(area0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            linear = np.where(qb < 0.0, -qc / qb, np.inf)
+            disc = qb * qb - 4.0 * qa * qc
+            root = np.sqrt(np.maximum(disc, 0.0))
+            r1 = (-qb - root) / (2.0 * qa)
+            r2 = (-qb + root) / (2.0 * qa)
+            r1 = np.where(r1 > 0.0, r1, np.inf)
+            r2 = np.where(r2 > 0.0, r2, np.inf)
+            quad = np.where(disc >= 0.0, np.minimum(r1, r2), np.inf)
+        first = np.where(np.abs(qa) < 1e-15, linear, quad)
+        return np.clip(np.where(sizeable, first, np.inf), 0.0, 1.0)
+
+    # -- input checks -----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _check(fit: FaceFit, weights: np.ndarray, mouth_preservation: float) -> None:
+        if fit.topology != mesh.TOPOLOGY:
+            raise InvalidOptionError(
+                f"the facs rig works on the {mesh.TOPOLOGY} face model, not {fit.topology!r}: "
+                "pick the matching face3d backend", field="face3d")
+        n_frames = len(fit.frames)
+        if np.shape(fit.identity) != (mesh.N_VERTICES, 3) or np.shape(fit.expression) != (
+                n_frames, mesh.N_VERTICES, 3):
+            raise InvalidOptionError(
+                f"face fit shapes identity {np.shape(fit.identity)} / expression {np.shape(fit.expression)} "
+                f"do not match {n_frames} frames of {mesh.N_VERTICES} vertices", field="face3d")
+        w = np.asarray(weights)
+        if w.shape != (n_frames, len(EMOTIONS)):
+            raise InvalidOptionError(
+                f"emotion weights have shape {w.shape}, expected ({n_frames}, {len(EMOTIONS)})",
+                field="emotion")
+        bad = ~np.isfinite(w) | (w < 0)
+        if np.any(bad):
+            row = int(np.argwhere(bad)[0, 0])
+            raise InvalidOptionError("emotion weights must be finite and >= 0", frame=fit.frames[row],
+                                     field="emotion")
+        if not (isinstance(mouth_preservation, Real) and 0.0 <= mouth_preservation <= 1.0):
+            raise InvalidOptionError(f"mouth_preservation {mouth_preservation} must be within 0..1",
+                                     field="mouth_preservation")

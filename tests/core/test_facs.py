@@ -1,0 +1,242 @@
+"""The FACS rig (default manipulate backend): speech kept, emotions read the right way, edits bounded."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from ned_core import EMOTIONS, manipulate
+from ned_core.errors import InvalidOptionError, MissingModelError
+from ned_core.face3d import mesh
+from ned_core.face3d.base import FaceFit
+from ned_core.manipulate import au_fields, calibrate
+from ned_core.manipulate.facs import FacsRig
+
+T = 12
+HELD_OUT_PERSON = "014"  # an even id: not used by the calibration
+LEFT_BROW, RIGHT_BROW = 334, 105  # mid-brow points
+
+
+@pytest.fixture(scope="module")
+def rig() -> FacsRig:
+    return FacsRig()
+
+
+@pytest.fixture(scope="module")
+def talking_fit(rig: FacsRig) -> FaceFit:
+    """The shipped mean neutral face, 'talking': lower lip and jaw drop by a different amount each frame."""
+    template = rig.template
+    mouth_y = template[[mesh.UPPER_LIP_INNER, mesh.LOWER_LIP_INNER], 1].mean()
+    half = 0.5 * abs(template[mesh.MOUTH_LEFT, 0] - template[mesh.MOUTH_RIGHT, 0])
+    lower = (template[:, 1] > mouth_y + 1e-4) & (np.abs(template[:, 0]) < 0.8)
+    across = np.clip(1.0 - (np.abs(template[:, 0]) / (half + 0.15)) ** 2, 0.0, 1.0)
+    jaw = np.zeros_like(template)
+    jaw[:, 1] = 0.1 * lower * across
+    for up, lo in mesh.INNER_LIP_PAIRS:  # the corners stay shut
+        if up == lo:
+            jaw[up] = 0.0
+    opening = 0.5 + 0.5 * np.sin(np.linspace(0.0, 3.0 * np.pi, T))
+    expression = opening[:, None, None] * jaw[None]
+    return FaceFit(frames=list(range(1001, 1001 + T)), identity=template.copy(), expression=expression,
+                   rotation=np.repeat(np.eye(3)[None], T, axis=0), scale=np.full(T, 200.0),
+                   translation=np.tile([320.0, 240.0, 0.0], (T, 1)), found=np.ones(T, dtype=bool),
+                   topology=mesh.TOPOLOGY, triangles=rig.triangles.astype(np.int32))
+
+
+def weights_for(emotion: str, intensity: float = 1.0, frames: int = T) -> np.ndarray:
+    w = np.zeros((frames, len(EMOTIONS)))
+    w[:, EMOTIONS.index(emotion)] = intensity
+    return w
+
+
+def openings(fit: FaceFit, expression: np.ndarray) -> np.ndarray:
+    """(T, pairs, 3) vectors from each upper inner-lip point to its lower partner."""
+    shape = fit.identity[None] + expression
+    ups = [u for u, _ in mesh.INNER_LIP_PAIRS]
+    los = [lo for _, lo in mesh.INNER_LIP_PAIRS]
+    return shape[:, los] - shape[:, ups]
+
+
+def test_registered_as_default_backend() -> None:
+    assert manipulate.DEFAULT == "facs"
+    assert isinstance(manipulate.get("facs"), FacsRig)
+
+
+def test_zero_intensity_and_neutral_return_the_input_exactly(rig: FacsRig, talking_fit: FaceFit) -> None:
+    zero = np.zeros((T, len(EMOTIONS)))
+    assert np.array_equal(rig.edit(talking_fit, zero), talking_fit.expression)
+    assert np.array_equal(rig.edit(talking_fit, weights_for("neutral")), talking_fit.expression)
+
+
+@pytest.mark.parametrize("intensity", [1.0, 2.0])
+@pytest.mark.parametrize("emotion", EMOTIONS[1:])
+def test_speech_kept_inner_lip_openings_unchanged(rig: FacsRig, talking_fit: FaceFit, emotion: str,
+                                                  intensity: float) -> None:
+    edited = rig.edit(talking_fit, weights_for(emotion, intensity), mouth_preservation=1.0)
+    assert not np.allclose(edited, talking_fit.expression)
+    np.testing.assert_allclose(openings(talking_fit, edited), openings(talking_fit, talking_fit.expression),
+                               atol=1e-12)
+
+
+def test_without_mouth_preservation_the_lips_may_open(rig: FacsRig, talking_fit: FaceFit) -> None:
+    free = rig.edit(talking_fit, weights_for("disgusted"), mouth_preservation=0.0)
+    change = np.abs(openings(talking_fit, free) - openings(talking_fit, talking_fit.expression)).max()
+    assert change > 0.005
+
+
+def corner_dy(fit: FaceFit, edited: np.ndarray) -> np.ndarray:
+    corners = [mesh.MOUTH_RIGHT, mesh.MOUTH_LEFT]
+    return edited[:, corners, 1] - fit.expression[:, corners, 1]
+
+
+def test_happy_raises_and_sad_lowers_the_lip_corners(rig: FacsRig, talking_fit: FaceFit) -> None:
+    happy = corner_dy(talking_fit, rig.edit(talking_fit, weights_for("happy")))
+    sad = corner_dy(talking_fit, rig.edit(talking_fit, weights_for("sad")))
+    assert np.all(happy < -0.03)  # y points down: corners up by > 0.03 eye-distance units
+    assert np.all(sad > 0.03)
+
+
+def test_happy_pulls_the_corners_apart(rig: FacsRig, talking_fit: FaceFit) -> None:
+    edited = rig.edit(talking_fit, weights_for("happy"))
+    dx = edited[:, [mesh.MOUTH_RIGHT, mesh.MOUTH_LEFT], 0] - talking_fit.expression[:, [61, 291], 0]
+    assert np.all(dx[:, 0] < -0.02) and np.all(dx[:, 1] > 0.02)
+
+
+def test_surprised_raises_the_brows_and_upper_lids(rig: FacsRig, talking_fit: FaceFit) -> None:
+    move = rig.edit(talking_fit, weights_for("surprised")) - talking_fit.expression
+    assert np.all(move[:, [LEFT_BROW, RIGHT_BROW], 1] < -0.05)
+    assert np.all(move[:, [159, 386], 1] < -0.02)  # upper lid margins
+
+
+def test_sad_raises_and_angry_lowers_the_inner_brows_both_draw_them_together(
+        rig: FacsRig, talking_fit: FaceFit) -> None:
+    inner = [55, 285]  # right, left inner brow ends
+    for emotion, sign in (("sad", -1.0), ("angry", 1.0)):
+        move = rig.edit(talking_fit, weights_for(emotion)) - talking_fit.expression
+        assert np.all(sign * move[:, inner, 1] > 0.02), emotion
+        assert np.all(move[:, inner[0], 0] > 0.0) and np.all(move[:, inner[1], 0] < 0.0), emotion
+
+
+def test_exaggeration_is_soft_clamped(rig: FacsRig, talking_fit: FaceFit) -> None:
+    one = rig.edit(talking_fit, weights_for("surprised", 1.0)) - talking_fit.expression
+    two = rig.edit(talking_fit, weights_for("surprised", 2.0)) - talking_fit.expression
+    five = rig.edit(talking_fit, weights_for("surprised", 5.0)) - talking_fit.expression
+    n1, n2, n5 = (np.linalg.norm(m) for m in (one, two, five))
+    assert n1 < n2 <= n5 <= rig.max_intensity * n1 + 1e-9
+    activations = rig.activations(weights_for("happy", 50.0, frames=1))
+    assert activations.max() <= rig.max_intensity
+
+
+def test_mix_of_emotions_keeps_the_intensity(rig: FacsRig) -> None:
+    w = np.zeros((1, len(EMOTIONS)))
+    w[0, EMOTIONS.index("happy")] = 0.5
+    w[0, EMOTIONS.index("surprised")] = 0.5
+    act = rig.activations(w)[0]
+    order = au_fields.ACTION_UNIT_ORDER
+    assert act[order.index("AU12")] == pytest.approx(0.5)
+    assert act[order.index("AU2")] == pytest.approx(0.5)
+
+
+def test_no_triangle_folds_even_when_exaggerated(rig: FacsRig, talking_fit: FaceFit) -> None:
+    tri = rig.triangles
+
+    def areas(shape: np.ndarray) -> np.ndarray:
+        a, b, c = shape[:, tri[:, 0], :2], shape[:, tri[:, 1], :2], shape[:, tri[:, 2], :2]
+        u, v = b - a, c - a
+        return u[..., 0] * v[..., 1] - u[..., 1] * v[..., 0]
+
+    before = areas(talking_fit.identity[None] + talking_fit.expression)
+    sizeable = np.abs(before) > 0.2 * np.median(np.abs(before), axis=1, keepdims=True)
+    for emotion in EMOTIONS[1:]:
+        after = areas(talking_fit.identity[None] + rig.edit(talking_fit, weights_for(emotion, 3.0)))
+        ratio = after[sizeable] / before[sizeable]
+        assert ratio.min() >= rig.min_area_ratio - 1e-9, emotion
+
+
+def test_outline_and_irises_stay_still(rig: FacsRig, talking_fit: FaceFit) -> None:
+    still = list(au_fields.FACE_OVAL) + list(au_fields.IRISES)
+    for emotion in EMOTIONS[1:]:
+        move = rig.edit(talking_fit, weights_for(emotion, 1.5)) - talking_fit.expression
+        assert np.abs(move[:, still]).max() == 0.0, emotion
+
+
+def test_lost_frames_come_back_unchanged(rig: FacsRig, talking_fit: FaceFit) -> None:
+    found = np.ones(T, dtype=bool)
+    found[[0, 5]] = False
+    expression = talking_fit.expression.copy()
+    expression[[0, 5]] = 0.0
+    fit = dataclasses.replace(talking_fit, found=found, expression=expression)
+    edited = rig.edit(fit, weights_for("angry"))
+    assert np.array_equal(edited[[0, 5]], expression[[0, 5]])
+    assert not np.allclose(edited[1], expression[1])
+    expression[5] = np.nan  # a face model that marks lost frames with NaN gets them back as they were
+    edited = rig.edit(dataclasses.replace(fit, expression=expression), weights_for("angry"))
+    assert np.array_equal(edited[[0, 5]], expression[[0, 5]], equal_nan=True)
+    assert np.all(np.isfinite(edited[1:5]))
+
+
+def test_keyframed_ramp_fades_in(rig: FacsRig, talking_fit: FaceFit) -> None:
+    w = np.zeros((T, len(EMOTIONS)))
+    w[:, EMOTIONS.index("happy")] = np.linspace(0.0, 1.0, T)
+    w[:, EMOTIONS.index("neutral")] = 1.0 - w[:, EMOTIONS.index("happy")]
+    size = np.linalg.norm(rig.edit(talking_fit, w) - talking_fit.expression, axis=(1, 2))
+    assert size[0] == 0.0
+    assert np.all(np.diff(size) > 0.0)
+
+
+def test_fields_scale_with_mouth_width(rig: FacsRig, talking_fit: FaceFit) -> None:
+    wide = talking_fit.identity * np.array([1.15, 1.0, 1.0])
+    wide_fit = dataclasses.replace(talking_fit, identity=wide)
+    base = rig.edit(talking_fit, weights_for("happy"))[0, mesh.MOUTH_LEFT]
+    scaled = rig.edit(wide_fit, weights_for("happy"))[0, mesh.MOUTH_LEFT]
+    assert np.linalg.norm(scaled) > 1.05 * np.linalg.norm(base)
+
+
+@pytest.mark.parametrize("bad", [
+    {"weights": np.zeros((T - 1, 7))},
+    {"weights": -np.ones((T, 7))},
+    {"weights": np.full((T, 7), np.nan)},
+    {"mouth_preservation": 1.5},
+    {"mouth_preservation": float("nan")},
+])
+def test_bad_input_is_an_invalid_option(rig: FacsRig, talking_fit: FaceFit, bad: dict) -> None:
+    args = {"weights": weights_for("happy"), "mouth_preservation": 1.0} | bad
+    with pytest.raises(InvalidOptionError):
+        rig.edit(talking_fit, **args)
+
+
+def test_other_face_models_are_refused(rig: FacsRig, talking_fit: FaceFit) -> None:
+    with pytest.raises(InvalidOptionError, match="mediapipe478"):
+        rig.edit(dataclasses.replace(talking_fit, topology="flame5023"), weights_for("happy"))
+
+
+def test_bad_options_and_missing_calibration(tmp_path) -> None:
+    with pytest.raises(InvalidOptionError):
+        FacsRig(max_intensity=0.5)
+    with pytest.raises(MissingModelError, match="calibrate"):
+        FacsRig(calibration=str(tmp_path / "nope.npz"))
+
+
+def test_shipped_calibration_is_small_and_split_by_person(rig: FacsRig) -> None:
+    data = np.load(calibrate.DEFAULT_OUT)
+    assert calibrate.DEFAULT_OUT.stat().st_size < 200_000
+    assert set(data["calibration_ids"] % 2) == {1} and set(data["held_out_ids"] % 2) == {0}
+    smile = data["au6"] + data["au12"]
+    # The measured smile leaves every inner-lip pair's opening as it was.
+    for up, lo in mesh.INNER_LIP_PAIRS:
+        np.testing.assert_allclose(smile[up], smile[lo], atol=1e-6)
+
+
+def test_happy_moves_a_held_out_london_face_toward_its_real_smile(rig: FacsRig) -> None:
+    pytest.importorskip("mediapipe")
+    data = calibrate.DEFAULT_DATA
+    if not (data / calibrate.NEUTRAL.format(pid=HELD_OUT_PERSON)).is_file():
+        pytest.skip(f"London Set not found at {data}")
+    assert int(HELD_OUT_PERSON) not in set(np.load(calibrate.DEFAULT_OUT)["calibration_ids"])
+    pairs = calibrate.load_pairs(data, [HELD_OUT_PERSON])
+    full, mouth_cheeks = calibrate.smile_cosines(rig, pairs)[HELD_OUT_PERSON]
+    # Measured 0.91 (all 478x3) and 0.97 (mouth and cheeks) when calibrated.
+    assert full > 0.75
+    assert mouth_cheeks > 0.8

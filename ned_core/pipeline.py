@@ -281,8 +281,9 @@ class Pipeline:
                     mask_plate.close()
             if preview is not None:
                 from ned_core.io.preview import write_preview
-                write_preview(preview, previews, fps=plate.fps or 24.0,
-                              audio_from=shot.plate if plate.has_audio else None)
+                fps = plate.fps or 24.0
+                write_preview(preview, previews, fps=fps, audio_from=shot.plate if plate.has_audio else None,
+                              audio_offset=(todo[0] - shot.start) / fps)
             lost = [f for f in todo if not analysis.fit.found[index_of[f]]]
             return RunResult(written=written, lost_frames=lost, analysis_cached=cached)
 

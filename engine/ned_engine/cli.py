@@ -72,12 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def shot_from_args(args: argparse.Namespace) -> Shot:
     face = None
-    if args.face and getattr(args, "face_box", None):
+    point, box = getattr(args, "face", None), getattr(args, "face_box", None)
+    if point and box:
         raise InvalidOptionError("give --face or --face-box, not both", field="face")
-    if args.face:
-        face = FaceHint(point=_floats(args.face, 2, "--face"))
-    elif getattr(args, "face_box", None):
-        face = FaceHint(box=_floats(args.face_box, 4, "--face-box"))
+    if point:
+        face = FaceHint(point=_floats(point, 2, "--face"))
+    elif box:
+        face = FaceHint(box=_floats(box, 4, "--face-box"))
     return Shot(plate=args.input, frame_range=parse_frame_range(args.frames) if args.frames else None,
                 colorspace=args.colorspace, mask=getattr(args, "mask", None), face=face, start=args.start)
 

@@ -258,10 +258,10 @@ def facs_fields(template: np.ndarray) -> dict[str, np.ndarray]:
 
     # AU1 inner brow raiser: the medial brow and the forehead above it rise; the brow becomes oblique.
     inner = np.exp(-((f.ax - 0.19) / 0.17) ** 2)
-    fields["AU1"] = _field(dy=-0.10 * band * inner, n=n)
+    fields["AU1"] = _field(dy=-0.11 * band * inner, n=n)
     # AU2 outer brow raiser: the lateral brow rises and arches.
     outer = np.exp(-((f.ax - 0.55) / 0.16) ** 2)
-    fields["AU2"] = _field(dy=-0.095 * band * outer, n=n)
+    fields["AU2"] = _field(dy=-0.10 * band * outer, n=n)
     # AU4 brow lowerer: brows pulled down and together, pressing on the upper lids.
     low = np.exp(-((f.ax - 0.2) / 0.22) ** 2) * f.brow_band(below=0.11)
     medial = np.exp(-((f.ax - 0.17) / 0.13) ** 2) * f.brow_band(below=0.09)

@@ -38,5 +38,5 @@ def test_a_drifted_table_is_found_and_rewritten(tmp_path: Path) -> None:
 
 
 def test_missing_markers_are_an_error() -> None:
-    with pytest.raises(ValueError, match="spec:begin limits"):
+    with pytest.raises(ValueError, match="spec:begin envelope"):
         spec.update("<!-- spec:begin errors -->\n<!-- spec:end errors -->\n")

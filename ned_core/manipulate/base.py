@@ -1,7 +1,8 @@
 """The manipulate stage's interface: a face fit and per-frame emotion weights in, edited expressions out.
 
-Emotion weights are (T, 7) float arrays in NED's label order (``ned_core.EMOTIONS``); a row's sum is the
-edit's intensity (0 = no change, 1 = full emotion, above 1 = exaggerated, clamped by the backend).
+Emotion weights are (T, 7) float arrays in NED's label order (``ned_core.EMOTIONS``); the sum of a row's
+non-neutral weights is the edit's intensity (0 = no change, so ``neutral=1`` is no edit; 1 = full
+emotion; above 1 = exaggerated, clamped by the backend).
 """
 
 from __future__ import annotations

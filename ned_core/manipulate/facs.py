@@ -61,7 +61,7 @@ class FacsRig:
         Ceiling of the soft clamp on exaggerated intensities (a row's non-neutral weight sum).
     min_area_ratio
         No mesh triangle (seen from the front) may shrink below this fraction of its area or flip: the
-        whole edit of a frame is scaled down until that holds.
+        motion around an offending triangle is scaled down until that holds (see ``limit_folds``).
     adapt_to_face
         Scale each AU by the face's proportions relative to the calibration mean (mouth width for the
         mouth AUs, eye opening for the lids, brow height for the brows...).

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from ned_protocol import schema, spec
 
-PROTOCOL_MD = Path(__file__).resolve().parents[2] / "protocol" / "PROTOCOL.md"
+PROTOCOL_MD = spec.DEFAULT_PATH  # protocol/PROTOCOL.md beside the package
 
 
 def test_protocol_md_matches_the_schema() -> None:

@@ -7,7 +7,11 @@
 
 Files are read with ``torch.load(weights_only=True)`` (no code runs from a checkpoint) and loaded
 strictly: every tensor must be present with its exact shape, and nothing extra. ``check_checkpoint``
-names each problem instead of failing on the first. Writes are atomic (temporary name, then rename).
+names each problem against NED's full-size networks instead of failing on the first. The ``load_*``
+functions build the networks at the sizes the file's tensors show (NED's full size for NED's files, a
+small configuration for a test or a smaller trained model), then load strictly. A missing file raises
+``MissingModelError``; an unreadable or mismatched one ``CorruptModelError``. Writes are atomic
+(temporary name, then rename).
 
 Must not import zmq, msgpack or the engine.
 """
@@ -23,7 +27,7 @@ from typing import Any, Literal, TypeVar
 import torch
 from torch import nn
 
-from ned_core.errors import InvalidOptionError, MissingModelError, OutputError
+from ned_core.errors import CorruptModelError, InvalidOptionError, MissingModelError, OutputError
 from ned_core.ned.manipulator_nets import Discriminator, Generator, MappingNetwork, StyleEncoder
 from ned_core.ned.renderer_nets import Generator as RendererGenerator
 from ned_core.ned.renderer_nets import MultiscaleDiscriminator
@@ -71,7 +75,7 @@ def state_dict_problems(net: nn.Module, state: Any, label: str = "") -> list[str
     return problems
 
 
-def _read(path: Path, what: str, help_text: str) -> Any:
+def read_checkpoint(path: Path, what: str, help_text: str) -> Any:
     if not path.is_file():
         raise MissingModelError(f"{what} not found at {path}: {help_text}", path=str(path))
     try:
@@ -79,7 +83,7 @@ def _read(path: Path, what: str, help_text: str) -> Any:
     except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, ValueError, KeyError,
             AttributeError, TypeError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise MissingModelError(f"{path} cannot be read as a {what} ({reason[:200]})",
+        raise CorruptModelError(f"{path} cannot be read as a {what} ({reason[:200]})",
                                 path=str(path)) from exc
 
 
@@ -102,19 +106,21 @@ def _entries_problems(obj: Any, nets: Mapping[str, nn.Module],
 
 
 def load_into(path: str | Path, nets: Mapping[str, nn.Module], *, help_text: str, what: str,
-              optional: Mapping[str, nn.Module] | None = None) -> None:
+              optional: Mapping[str, nn.Module] | None = None, contents: Any = None) -> None:
     """Load the entries ``nets`` (name -> network; ``""`` = the whole file) of a checkpoint, strictly.
 
-    ``optional`` entries are loaded when the file has them. Raises ``MissingModelError`` naming the
-    file and its first problems.
+    ``optional`` entries are loaded when the file has them; ``contents`` is the file's already-read
+    contents (``read_checkpoint``), to avoid reading a large file twice. Raises ``MissingModelError``
+    when the file is missing and ``CorruptModelError`` naming the file and its first problems when it
+    does not load.
     """
     path = Path(path)
     optional = optional or {}
-    obj = _read(path, what, help_text)
+    obj = read_checkpoint(path, what, help_text) if contents is None else contents
     problems = _entries_problems(obj, nets, optional)
     if problems:
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
-        raise MissingModelError(f"{path} does not match {what}: {'; '.join(problems[:3])}{more}",
+        raise CorruptModelError(f"{path} does not match {what}: {'; '.join(problems[:3])}{more}",
                                 path=str(path))
     for name, net in {**nets, **{k: v for k, v in optional.items() if k in obj}}.items():
         state = obj if name == _WHOLE_FILE else obj[name]
@@ -160,38 +166,145 @@ def check_checkpoint(path: str | Path, kind: Kind) -> list[str]:
     """
     nets, optional, what, help_text = _networks(kind)
     try:
-        obj = _read(Path(path), what, help_text)
-    except MissingModelError as exc:
+        obj = read_checkpoint(Path(path), what, help_text)
+    except (MissingModelError, CorruptModelError) as exc:
         return [exc.message]
     return _entries_problems(obj, nets, optional)
 
 
+# ---------------------------------------------------------------------------------------------------
+# Network sizes from a checkpoint's tensors (a missing tensor keeps NED's size, so strict loading
+# still names it)
+
+
+def _dim(state: Any, key: str, axis: int, default: int) -> int:
+    if isinstance(state, Mapping):
+        value = _strip_data_parallel(state).get(key)
+        if isinstance(value, torch.Tensor) and value.ndim > axis:
+            return int(value.shape[axis])
+    return default
+
+
+def _count(state: Any, pattern: str, default: int) -> int:
+    """How many consecutive ``pattern.format(i)`` keys (i = 0, 1, ...) the state dict has."""
+    if not isinstance(state, Mapping):
+        return default
+    keys = _strip_data_parallel(state)
+    n = 0
+    while any(k.startswith(pattern.format(n)) for k in keys):
+        n += 1
+    return n or default
+
+
+def _indices(state: Any, prefix: str, marker: str) -> list[int]:
+    """Sorted module indices ``i`` of keys ``prefix.i.marker...`` (e.g. the ResnetBlocks of a branch)."""
+    if not isinstance(state, Mapping):
+        return []
+    found = set()
+    for key in _strip_data_parallel(state):
+        if key.startswith(prefix + ".") and f".{marker}." in key:
+            head = key[len(prefix) + 1:].split(".")[0]
+            if head.isdigit():
+                found.add(int(head))
+    return sorted(found)
+
+
+def manipulator_config(obj: Any) -> dict[str, dict[str, Any]]:
+    """Constructor arguments of the four manipulator networks for a ``*_nets.pth`` dict."""
+    obj = obj if isinstance(obj, Mapping) else {}
+    g, f, e, d = (obj.get(k) for k in ("generator", "mapping_network", "style_encoder", "discriminator"))
+    frame = _dim(g, "seq2.4.weight", 0, 51)
+
+    def encoder(state: Any, out_key: str, default_out: int) -> dict[str, Any]:
+        return {"input_dim": _dim(state, "seq1.0.weight", 1, frame), out_key: _dim(state, "seq2.4.weight", 0,
+                                                                                   default_out),
+                "hidden_dims": (_dim(state, "seq1.0.weight", 0, 512), _dim(state, "seq1.2.weight", 0, 256)),
+                "lstm_dim": _dim(state, "LSTM.weight_hh_l0", 1, 128),
+                "head_dims": (_dim(state, "seq2.0.weight", 0, 128), _dim(state, "seq2.2.weight", 0, 64))}
+
+    style = _dim(f, "unshared.0.2.weight", 0, 16)
+    return {
+        "generator": {"input_dim": frame, "style_dim": _dim(g, "seq1.0.weight", 1, frame + style) - frame,
+                      "hidden_dim": _dim(g, "seq1.0.weight", 0, 512),
+                      "lstm_dim": _dim(g, "LSTM.weight_hh_l0", 1, 512),
+                      "lstm_layers": _count(g, "LSTM.weight_ih_l{}", 2)},
+        "mapping_network": {"latent_dim": _dim(f, "shared.0.weight", 1, 4),
+                            "hidden_dim": _dim(f, "shared.0.weight", 0, 64), "style_dim": style,
+                            "num_domains": _count(f, "unshared.{}.", 7)},
+        "style_encoder": encoder(e, "style_dim", style),
+        "discriminator": encoder(d, "num_domains", 7),
+    }
+
+
+def renderer_config(state: Any) -> dict[str, int]:
+    """Constructor arguments of ``renderer_nets.Generator`` for a ``*_net_G.pth`` state dict."""
+    ngf = _dim(state, "model_down_seg.1.weight", 0, 64)
+    output_nc = _dim(state, "model_final_img.1.weight", 0, 3)
+    n_frames = _dim(state, "model_down_img.1.weight", 1, 2 * output_nc) // max(output_nc, 1) + 1
+    cond_nc = _dim(state, "model_down_seg.1.weight", 1, 9 * n_frames) // n_frames
+    keys = list(_strip_data_parallel(state)) if isinstance(state, Mapping) else []
+    n_down = sum(1 for k in keys if k.startswith("model_up_img.") and k.endswith(".weight")) or 3
+    branch = len(_indices(state, "model_down_seg", "conv_block")) or 5
+    res = len(_indices(state, "model_res_img", "conv_block")) or 4
+    # The generator puts n - n // 2 blocks in each branch and n // 2 after them.
+    n_blocks = branch + res if branch - res in (0, 1) else 9
+    return {"cond_nc": cond_nc, "n_frames": n_frames, "output_nc": output_nc, "ngf": ngf,
+            "n_downsample": n_down, "n_blocks": n_blocks}
+
+
+def discriminator_config(state: Any) -> dict[str, int]:
+    """Constructor arguments of ``renderer_nets.MultiscaleDiscriminator`` for a ``*_net_D.pth``."""
+    num_d = _count(state, "scale{}_layer0.", 2)
+    n_layers = _count(state, f"scale{num_d - 1}_layer{{}}.", 5) - 2
+    width = _dim(state, f"scale{num_d - 1}_layer0.0.weight", 0, 64)
+    in_nc = _dim(state, "scale0_layer0.0.weight", 1, 12)
+    return {"cond_nc": in_nc - 3, "image_nc": 3, "ndf": width, "n_layers": max(n_layers, 1), "num_D": num_d}
+
+
+def deca_config(obj: Any) -> dict[str, Any]:
+    """Constructor arguments of ``DecaCoarseEncoder`` for a ``deca_model.tar`` dict."""
+    state = obj.get("E_flame") if isinstance(obj, Mapping) else None
+    blocks = tuple(_count(state, f"encoder.layer{i}.{{}}.", n) for i, n in zip((1, 2, 3, 4), (3, 4, 6, 3),
+                                                                              strict=True))
+    return {"code_size": _dim(state, "layers.2.weight", 0, 236), "layers": blocks}
+
+
 def load_manipulator(path: str | Path) -> tuple[Generator, MappingNetwork, StyleEncoder]:
     """Generator, mapping network and style encoder from a ``*_nets(_finetuned).pth``, in eval mode."""
-    g, f, e = empty_network(Generator), empty_network(MappingNetwork), empty_network(StyleEncoder)
+    contents = read_checkpoint(Path(path), "NED manipulator checkpoint", MANIPULATOR_HELP)
+    cfg = manipulator_config(contents)
+    g = empty_network(lambda: Generator(**cfg["generator"]))
+    f = empty_network(lambda: MappingNetwork(**cfg["mapping_network"]))
+    e = empty_network(lambda: StyleEncoder(**cfg["style_encoder"]))
     load_into(path, {"generator": g, "mapping_network": f, "style_encoder": e},
-              help_text=MANIPULATOR_HELP, what="NED manipulator checkpoint")
+              help_text=MANIPULATOR_HELP, what="NED manipulator checkpoint", contents=contents)
     return g.eval(), f.eval(), e.eval()
 
 
 def load_manipulator_discriminator(path: str | Path) -> Discriminator:
     """The manipulator's discriminator (to resume training), from the same file, in eval mode."""
-    net = empty_network(Discriminator)
-    load_into(path, {"discriminator": net}, help_text=MANIPULATOR_HELP, what="NED manipulator checkpoint")
+    contents = read_checkpoint(Path(path), "NED manipulator checkpoint", MANIPULATOR_HELP)
+    net = empty_network(lambda: Discriminator(**manipulator_config(contents)["discriminator"]))
+    load_into(path, {"discriminator": net}, help_text=MANIPULATOR_HELP, what="NED manipulator checkpoint",
+              contents=contents)
     return net.eval()
 
 
 def load_renderer(path: str | Path) -> RendererGenerator:
     """A renderer generator from ``*_net_G.pth``, in eval mode with per-image normalisation (NED's)."""
-    net = empty_network(RendererGenerator)
-    load_into(path, {_WHOLE_FILE: net}, help_text=RENDERER_HELP, what="NED renderer generator")
+    contents = read_checkpoint(Path(path), "NED renderer generator", RENDERER_HELP)
+    net = empty_network(lambda: RendererGenerator(**renderer_config(contents)))
+    load_into(path, {_WHOLE_FILE: net}, help_text=RENDERER_HELP, what="NED renderer generator",
+              contents=contents)
     return net.eval()
 
 
 def load_renderer_discriminator(path: str | Path) -> MultiscaleDiscriminator:
     """A renderer discriminator from ``*_net_D.pth`` or ``*_net_Dm.pth`` (to fine-tune), in eval mode."""
-    net = empty_network(MultiscaleDiscriminator)
-    load_into(path, {_WHOLE_FILE: net}, help_text=RENDERER_HELP, what="NED renderer discriminator")
+    contents = read_checkpoint(Path(path), "NED renderer discriminator", RENDERER_HELP)
+    net = empty_network(lambda: MultiscaleDiscriminator(**discriminator_config(contents)))
+    load_into(path, {_WHOLE_FILE: net}, help_text=RENDERER_HELP, what="NED renderer discriminator",
+              contents=contents)
     return net.eval()
 
 

@@ -95,9 +95,10 @@ class DecaCoarseEncoder(nn.Module):
     Run it in ``eval()`` mode (DECA does: batch norm uses its running statistics).
     """
 
-    def __init__(self, code_size: int = CODE_SIZE, feature_size: int = 2048) -> None:
+    def __init__(self, code_size: int = CODE_SIZE, feature_size: int = 2048,
+                 layers: Sequence[int] = (3, 4, 6, 3)) -> None:
         super().__init__()
-        self.encoder = ResNet50()
+        self.encoder = ResNet50(layers)
         self.layers = nn.Sequential(nn.Linear(feature_size, 1024), nn.ReLU(), nn.Linear(1024, code_size))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -117,12 +118,15 @@ def split_code(code: torch.Tensor) -> dict[str, torch.Tensor]:
 def load_deca_encoder(path: str | Path) -> DecaCoarseEncoder:
     """The coarse encoder from DECA's ``deca_model.tar`` (its ``E_flame`` entry), strictly, in eval mode.
 
-    Raises ``MissingModelError`` when the file is missing, unreadable or does not match.
+    The network is built at the size the file's tensors show (DECA's ResNet-50 for DECA's file).
+    Raises ``MissingModelError`` when the file is missing, ``CorruptModelError`` when it is unreadable
+    or does not match.
     """
     from ned_core.ned import checkpoints  # deferred: checkpoints imports this module on demand too
 
-    net = checkpoints.empty_network(DecaCoarseEncoder)
-    checkpoints.load_into(path, {"E_flame": net}, help_text=DECA_HELP, what="DECA model")
+    contents = checkpoints.read_checkpoint(Path(path), "DECA model", DECA_HELP)
+    net = checkpoints.empty_network(lambda: DecaCoarseEncoder(**checkpoints.deca_config(contents)))
+    checkpoints.load_into(path, {"E_flame": net}, help_text=DECA_HELP, what="DECA model", contents=contents)
     return net.eval()
 
 

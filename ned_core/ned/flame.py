@@ -14,9 +14,6 @@ Must not import zmq, msgpack or the engine.
 
 from __future__ import annotations
 
-import builtins
-import codecs
-import collections
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,12 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ned_core.errors import MissingModelError
-
-try:  # numpy >= 2 moved the pickle helpers to numpy._core; 1.x pickles still name numpy.core
-    from numpy._core import multiarray as _multiarray
-except ImportError:  # pragma: no cover - numpy 1.x
-    from numpy.core import multiarray as _multiarray  # type: ignore[no-redef]
+from ned_core.errors import CorruptModelError, MissingModelError
+from ned_core.ned.safe_pickle import StandIn, restricted_load
 
 FLAME_HELP = ("register at https://flame.is.tue.mpg.de, accept the FLAME licence (non-commercial "
               "research use; check its current terms) and download FLAME 2020, which holds generic_model.pkl")
@@ -63,75 +56,30 @@ class FlameModel:
 # Restricted unpickling of FLAME's pickle
 
 
-class _ChumpyStandIn:
-    """Takes the place of any chumpy class; keeps the pickled state (a plain array lives in ``x``)."""
-
-    def __setstate__(self, state: Any) -> None:
-        self.state = state
+class _ChumpyStandIn(StandIn):
+    """Takes the place of any chumpy class; a plain array lives in ``state["x"]``."""
 
 
-class _SparseStandIn:
+class _SparseStandIn(StandIn):
     """Takes the place of a scipy compressed sparse matrix; keeps ``data``, ``indices``, ``indptr``."""
 
     compressed_axis = 1  # csc: indptr runs over columns
-
-    def __setstate__(self, state: Any) -> None:
-        self.state = state
 
 
 class _CsrStandIn(_SparseStandIn):
     compressed_axis = 0
 
 
-_STAND_INS = (_ChumpyStandIn, _SparseStandIn, _CsrStandIn)
-
-
-def _reconstructor(cls: type, base: type, state: Any) -> Any:
-    """Protocol 0/1 object creation (``copy_reg._reconstructor``), for the stand-in classes only."""
-    if cls not in _STAND_INS or base is not object or state is not None:
-        raise pickle.UnpicklingError(f"refusing to rebuild {cls!r} from {base!r}")
-    return object.__new__(cls)
-
-
-def _newobj(cls: type, *args: Any) -> Any:
-    if cls not in _STAND_INS:
-        raise pickle.UnpicklingError(f"refusing to create {cls!r}")
-    return object.__new__(cls)
-
-
-_ALLOWED: dict[tuple[str, str], Any] = {
-    ("copy_reg", "_reconstructor"): _reconstructor,
-    ("copyreg", "_reconstructor"): _reconstructor,
-    ("copy_reg", "__newobj__"): _newobj,
-    ("copyreg", "__newobj__"): _newobj,
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
-    ("collections", "OrderedDict"): collections.OrderedDict,
-    # Python 3 writes bytes as _codecs.encode(text, "latin1") in protocols 0-2 (Python 2 does not).
-    ("_codecs", "encode"): codecs.encode,
-}
-for _module in ("numpy.core.multiarray", "numpy._core.multiarray"):
-    _ALLOWED[(_module, "_reconstruct")] = _multiarray._reconstruct
-    _ALLOWED[(_module, "scalar")] = _multiarray.scalar
-for _module in ("__builtin__", "builtins"):
-    for _name in ("object", "set", "frozenset", "dict", "list", "tuple"):
-        _ALLOWED[(_module, _name)] = getattr(builtins, _name)
-
-
-class _FlameUnpickler(pickle.Unpickler):
-    """Unpickler that resolves only whitelisted globals; chumpy / scipy.sparse become stand-ins."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in _ALLOWED:
-            return _ALLOWED[(module, name)]
-        if module == "chumpy" or module.startswith("chumpy."):
-            return _ChumpyStandIn
-        if module.startswith("scipy.sparse"):
-            if name in ("csc_matrix", "csc_array"):
-                return _SparseStandIn
-            if name in ("csr_matrix", "csr_array"):
-                return _CsrStandIn
-        raise pickle.UnpicklingError(f"the file refers to {module}.{name}, which a FLAME model never holds")
+def _flame_stand_in(module: str, name: str) -> type[StandIn] | None:
+    """chumpy classes and scipy's compressed sparse matrices: the only foreign classes FLAME pickles."""
+    if module == "chumpy" or module.startswith("chumpy."):
+        return _ChumpyStandIn
+    if module.startswith("scipy.sparse"):
+        if name in ("csc_matrix", "csc_array"):
+            return _SparseStandIn
+        if name in ("csr_matrix", "csr_array"):
+            return _CsrStandIn
+    return None
 
 
 def _sparse_to_dense(obj: _SparseStandIn) -> np.ndarray:
@@ -159,7 +107,7 @@ def _to_array(obj: Any, key: str) -> np.ndarray:
 
 def _read_pickle(path: Path) -> dict[str, Any]:
     with path.open("rb") as f:
-        data = _FlameUnpickler(f, encoding="latin1").load()
+        data = restricted_load(f, _flame_stand_in, "a FLAME model")
     if not isinstance(data, dict):
         raise ValueError("the pickle does not hold a dict")
     return data
@@ -171,7 +119,9 @@ def load_flame_model(path: str | Path) -> FlameModel:
     Raises
     ------
     MissingModelError
-        The file is missing (the message says how to get FLAME) or is not a usable FLAME model.
+        The file is missing (the message says how to get FLAME).
+    CorruptModelError
+        The file is not a usable FLAME model.
     """
     path = Path(path)
     if not path.is_file():
@@ -189,7 +139,7 @@ def load_flame_model(path: str | Path) -> FlameModel:
         model = _build_model(arrays)
     except (OSError, EOFError, ValueError, KeyError, TypeError, IndexError, AttributeError,
             pickle.UnpicklingError) as exc:
-        raise MissingModelError(f"{path} is not a usable FLAME model ({exc}); {FLAME_HELP}",
+        raise CorruptModelError(f"{path} is not a usable FLAME model ({exc}); {FLAME_HELP}",
                                 path=str(path)) from exc
     return model
 
@@ -267,7 +217,7 @@ class Flame(nn.Module):
         super().__init__()
         k = model.shapedirs.shape[2]
         if n_shape > expression_offset or expression_offset + n_expression > k:
-            raise MissingModelError(
+            raise CorruptModelError(
                 f"the FLAME model has {k} blendshapes, too few for {n_shape} identity components and "
                 f"{n_expression} expression components from index {expression_offset}")
         dirs = np.concatenate([model.shapedirs[:, :, :n_shape],
@@ -333,3 +283,30 @@ class Flame(nn.Module):
         blend_r = torch.einsum("vj,bjmn->bvmn", self.lbs_weights, r)
         blend_t = torch.einsum("vj,bjm->bvm", self.lbs_weights, t)
         return (blend_r @ v_posed[..., None])[..., 0] + blend_t
+
+
+_LOADED: dict[tuple[str, int, int], Flame] = {}
+
+
+def load_flame(path: str | Path) -> Flame:
+    """The FLAME head model of a model file with DECA's 100 identity and 50 expression components.
+
+    FLAME 2020 stores 300 identity then 100 expression components; a smaller model (a test fixture)
+    holds its 50 expression components right after its identity ones. Loaded once per file version
+    and shared (the face fit, the manipulator and the renderer all need it); treat it as read-only.
+    """
+    path = Path(path)
+    try:
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        key = None
+    if key is not None and key in _LOADED:
+        return _LOADED[key]
+    model = load_flame_model(path)
+    k = model.shapedirs.shape[2]
+    offset = EXPRESSION_OFFSET if k >= EXPRESSION_OFFSET + N_EXPRESSION else k - N_EXPRESSION
+    flame = Flame(model, expression_offset=offset).eval()
+    if key is not None:
+        _LOADED[key] = flame
+    return flame

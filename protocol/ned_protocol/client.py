@@ -155,8 +155,9 @@ class Client:
         self.invalid_messages = 0
         """Messages from the engine that failed to decode (dropped and logged)."""
         self._hello_body = {"client": client_name, "host": host, "pid": os.getpid(), "heartbeat": heartbeat}
-        self._curve = None if curve_server_key is None else (
-            _z85(curve_server_key), *(curve_keypair or zmq.curve_keypair()))
+        build("hello", **self._hello_body)  # a bad name or heartbeat fails here, before any socket exists
+        self._curve = None if curve_server_key is None else tuple(
+            _z85(key) for key in (curve_server_key, *(curve_keypair or zmq.curve_keypair())))
 
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
@@ -742,7 +743,7 @@ def _z85(key: bytes | str) -> bytes:
     key = key.encode("ascii") if isinstance(key, str) else bytes(key)
     if len(key) != 40:
         raise InvalidOptionError("a CurveZMQ key is 40 Z85 characters (see ned_protocol.keys)",
-                                 field="curve_server_key")
+                                 field="curve_keypair")
     return key
 
 

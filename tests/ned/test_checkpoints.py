@@ -7,7 +7,7 @@ import pickle
 import pytest
 import torch
 
-from ned_core.errors import InvalidOptionError, MissingModelError
+from ned_core.errors import CorruptModelError, InvalidOptionError, MissingModelError
 from ned_core.ned import checkpoints
 from ned_core.ned.deca_encoder import DecaCoarseEncoder, load_deca_encoder
 from ned_core.ned.manipulator_nets import Discriminator, Generator, MappingNetwork, StyleEncoder
@@ -67,7 +67,7 @@ def test_problems_are_named(tmp_path, manipulator_nets):
     assert "generator: unexpected tensor extra.weight" in problems
     assert "missing entry 'style_encoder'" in problems
     assert len(problems) == 4
-    with pytest.raises(MissingModelError, match="seq1.0.weight") as err:
+    with pytest.raises(CorruptModelError, match="seq1.0.weight") as err:
         checkpoints.load_manipulator(path)
     assert err.value.path == str(path)
 

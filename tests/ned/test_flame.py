@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from ned_core.errors import MissingModelError
+from ned_core.errors import CorruptModelError, MissingModelError
 from ned_core.ned.flame import Flame, axis_angle_to_matrix, load_flame_model, nmfc_vertex_colors
 
 from .conftest import JAW, N_SHAPE_TOTAL, tiny_flame_arrays
@@ -103,7 +103,7 @@ def test_inconsistent_model_is_rejected(tmp_path):
     arrays = tiny_flame_arrays()
     arrays["weights"] = arrays["weights"][:, :3]
     np.savez(tmp_path / "bad.npz", **arrays)
-    with pytest.raises(MissingModelError, match="weights"):
+    with pytest.raises(CorruptModelError, match="weights"):
         load_flame_model(tmp_path / "bad.npz")
 
 
@@ -174,6 +174,6 @@ def test_pickle_with_foreign_classes_is_refused_without_running_them(tmp_path):
 
     path = tmp_path / "generic_model.pkl"
     path.write_bytes(pickle.dumps({"v_template": Payload()}, protocol=2))
-    with pytest.raises(MissingModelError, match="not a usable FLAME model"):
+    with pytest.raises(CorruptModelError, match="not a usable FLAME model"):
         load_flame_model(path)
     assert not marker.exists()

@@ -260,6 +260,10 @@ def test_bad_client_settings_are_refused_at_once() -> None:
         Client("tcp://127.0.0.1:9", curve_server_key=b"short")
     with pytest.raises(InvalidOptionError, match="positive"):
         Client("tcp://127.0.0.1:9", timeout=0)
+    with pytest.raises(InvalidMessageError) as caught:
+        Client("tcp://127.0.0.1:9", client_name="")
+    assert caught.value.field == "client"
+    assert client_threads() == []
 
 
 def test_curve_allow_list(engines: list[FakeEngine], tmp_path: Path) -> None:

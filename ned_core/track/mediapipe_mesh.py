@@ -274,6 +274,23 @@ class MediaPipeTracker:
         return FaceTrack(frames=frames, landmarks=landmarks, found=found, confidence=confidence,
                          boxes=boxes, image_size=size, topology=self.topology)
 
+    def detect(self, image: np.ndarray) -> list[tuple[float, float, float, float]]:
+        """Boxes (x0, y0, x1, y1) of every face in one uint8 RGB image, largest first."""
+        mp = _import_mediapipe()
+        rgb = _as_rgb(image, 0)
+        height, width = rgb.shape[:2]
+        with _quiet_native_logs():
+            face_mesh = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=True, max_num_faces=self.max_faces, refine_landmarks=False,
+                min_detection_confidence=self.min_detection_confidence)
+            try:
+                result = face_mesh.process(rgb)
+            finally:
+                face_mesh.close()
+        faces = [self._to_pixels(f, width, height) for f in (result.multi_face_landmarks or [])]
+        boxes = [tuple(float(v) for v in box) for box in _boxes(faces)] if faces else []
+        return sorted(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
+
     def _follow(self, face_mesh: Any, frames: list[int], images: Iterable[np.ndarray],
                 hint: FaceHint | None, progress: ProgressFn | None, quiet: contextlib.ExitStack
                 ) -> tuple[np.ndarray, tuple[int, int]]:

@@ -38,11 +38,12 @@ def test_version():
 
 def _fails(result, code: str, *names: str) -> None:
     assert result.returncode == 1, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith(f"ned: error: {code}:"), lines[0]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("ned: error:")]
+    assert len(errors) == 1, result.stderr
+    assert errors[0] == result.stderr.strip().splitlines()[-1]  # progress lines may come before it
+    assert errors[0].startswith(f"ned: error: {code}:"), errors[0]
     for name in names:
-        assert name in lines[0]
+        assert name in errors[0]
 
 
 def test_missing_file(tmp_path):

@@ -99,3 +99,20 @@ def test_info_on_the_demo_clip():
     assert "1001-1075 (75 frames)" in result.stdout
     assert "360x288" in result.stdout
     assert "faces at 1001: 1" in result.stdout
+
+
+def test_edit_the_demo_clip_with_keys_and_preview(tmp_path):
+    args = ["edit", str(GRID), "-o", str(tmp_path / "out" / "shot.####.exr"), "--frames", "1001-1010",
+            "--key", "1001:neutral=1", "--key", "1010:happy=1", "--preview", str(tmp_path / "preview.mp4"),
+            "--cache-dir", str(tmp_path / "cache")]
+    first = ned(*args)
+    assert first.returncode == 0, first.stderr
+    assert "wrote 10 frames 1001-1010" in first.stdout
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"shot.{f}.exr" for f in range(1001, 1011)]
+    import av
+
+    with av.open(str(tmp_path / "preview.mp4")) as movie:
+        video = movie.streams.video[0]
+        assert video.codec_context.width == 720 and len(movie.streams.audio) == 1
+    again = ned(*[a.replace("happy", "sad") for a in args])  # another emotion: the analysis is reused
+    assert again.returncode == 0 and "analysis from cache" in again.stdout

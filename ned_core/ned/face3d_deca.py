@@ -14,8 +14,11 @@ Face-local frame: FLAME's coordinates (metres) with y flipped, so x points to th
 down and z toward the viewer, as in the default face model (``ned_core.face3d.mesh``).
 
 ``params`` keeps DECA's per-frame codes as (T, ...) arrays (``shape, tex, exp, pose, cam, light``), the
-crop transforms ``tform`` (T, 3, 3, analysed-frame pixels to crop pixels) and ``identity_shape`` (the
-mean shape code); the analysis cache stores them. The per-frame codes may also come from files (option
+crop transforms ``tform`` (T, 3, 3, analysed-frame pixels to crop pixels), ``identity_shape`` (the
+mean shape code), and what the ``ned`` renderer needs from the track: ``points68`` (T, 68, 2, the
+tracked landmarks in the 68-point scheme) and ``pupils`` (T, 2, 2: the tracker's iris centres, else
+NED's darkest-centroid estimate from the frame, NaN where neither is known); the analysis cache
+stores them all. The per-frame codes may also come from files (option
 ``codes``: a folder of NED pickles, our ``.npz`` or ``.json``), and ``save_codes`` writes them out.
 
 Must not import zmq, msgpack or the engine.
@@ -27,12 +30,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 
 from ned_core.errors import InvalidOptionError, NoFaceError
 from ned_core.face3d.base import FaceFit
 from ned_core.ned import deca_codes, landmarks, models
+from ned_core.ned.conditioning import pupil_from_image
 from ned_core.ned.deca_encoder import CROP_SIZE, crop_image, crop_transform, load_deca_encoder, split_code
 from ned_core.ned.flame import Flame, axis_angle_to_matrix, load_flame
 from ned_core.track.base import FaceTrack
@@ -120,6 +125,36 @@ def local_shapes(flame: Flame, shape: np.ndarray, exp: np.ndarray, jaw: np.ndarr
             out.append(flame(s, e, pose).numpy())
     verts = np.concatenate(out) if out else np.zeros((0, flame.v_template.shape[0], 3), np.float32)
     return (verts * np.array([1.0, -1.0, 1.0], np.float32)).astype(np.float32)
+
+
+def track_points68(track: FaceTrack) -> np.ndarray:
+    """(T, 68, 2) float32 tracked landmarks in the 68-point scheme (NaN where lost).
+
+    A track without a 68-point mapping gets its box corners and centre repeated, which keeps the crop
+    working but makes the renderer's alignment meaningless: the ned renderer needs 68 points.
+    """
+    if landmarks.has_68(track.topology):
+        return landmarks.to_68(track.landmarks, track.topology)[..., :2].astype(np.float32)
+    boxes = np.asarray(track.boxes, np.float64)
+    corners = np.stack([boxes[:, [0, 1]], boxes[:, [2, 1]], boxes[:, [2, 3]], boxes[:, [0, 3]]], axis=1)
+    return np.repeat(corners, 17, axis=1).astype(np.float32)
+
+
+def track_pupils(track: FaceTrack, points68: np.ndarray, images: ImageSource | None) -> np.ndarray:
+    """(T, 2, 2) float32 pupil centres: the tracker's irises, else estimated from ``images``, else NaN."""
+    irises = landmarks.pupils(track.landmarks, track.topology)
+    if irises is not None:
+        return irises.astype(np.float32)
+    out = np.full((len(track.frames), 2, 2), np.nan, np.float32)
+    if images is None:
+        return out
+    get = images.__getitem__ if isinstance(images, Mapping) else images
+    for t in np.flatnonzero(track.found):
+        rgb = np.asarray(get(track.frames[t]))[..., :3]
+        gray = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+        for k, eye in enumerate((landmarks.RIGHT_EYE, landmarks.LEFT_EYE)):
+            out[t, k] = pupil_from_image(gray, points68[t, list(eye)])
+    return out
 
 
 class DecaFaceModeller:
@@ -228,7 +263,9 @@ class DecaFaceModeller:
             codes = self.encode(track, images)
         if self.save_codes is not None:
             deca_codes.write_folder(self.save_codes, codes, fmt=self.codes_format)
-        return self.fit_from_codes(track, codes)
+        fit = self.fit_from_codes(track, codes)
+        fit.params["pupils"] = track_pupils(track, fit.params["points68"], images)
+        return fit
 
     def fit_from_codes(self, track: FaceTrack, codes: Mapping[str, np.ndarray]) -> FaceFit:
         """The FaceFit of per-frame (T, ...) ``codes`` (``shape, exp, pose, cam, tform``) for ``track``."""
@@ -248,6 +285,8 @@ class DecaFaceModeller:
         params: dict[str, Any] = {k: np.asarray(v, np.float32) for k, v in codes.items()
                                   if k in ("shape", "tex", "exp", "pose", "cam", "light", "tform")}
         params["identity_shape"] = identity_shape.astype(np.float32)
+        params["points68"] = track_points68(track)
+        params["pupils"] = track_pupils(track, params["points68"], None)
         return FaceFit(frames=list(track.frames), identity=identity, expression=expression, rotation=rotation,
                        scale=scale, translation=translation, found=found,
                        topology=f"flame{identity.shape[0]}",

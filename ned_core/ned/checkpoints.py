@@ -308,7 +308,7 @@ def load_renderer_discriminator(path: str | Path) -> MultiscaleDiscriminator:
     return net.eval()
 
 
-def _atomic_save(obj: Any, path: str | Path) -> Path:
+def atomic_save(obj: Any, path: str | Path) -> Path:
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
@@ -332,9 +332,9 @@ def save_manipulator(path: str | Path, generator: Generator, mapping_network: Ma
            "style_encoder": _cpu_state(style_encoder)}
     if discriminator is not None:
         obj["discriminator"] = _cpu_state(discriminator)
-    return _atomic_save(obj, path)
+    return atomic_save(obj, path)
 
 
 def save_renderer(path: str | Path, net: RendererGenerator | MultiscaleDiscriminator) -> Path:
     """Write a renderer generator or discriminator as NED does: one bare state dict (``*_net_G.pth``)."""
-    return _atomic_save(_cpu_state(net), path)
+    return atomic_save(_cpu_state(net), path)

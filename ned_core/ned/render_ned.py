@@ -167,17 +167,23 @@ class NedRenderer:
         return local_shapes(self.flame, shape, exp, jaw)[0] - np.asarray(fit.identity, np.float32)
 
     def _edited_offsets(self, face: FrameFace, state: _ShotState, j: int) -> np.ndarray:
+        """Frame ``j``'s edited offsets, from the same source whichever frame is being rendered.
+
+        (A frame's conditioning must not depend on which frame asked for it, or chunks would differ.)
+        """
         fit = face.fit
         assert fit is not None
         sequence = getattr(face, "edited_sequence", None)
         if sequence is not None:
             return np.asarray(sequence[j])
-        if j == face.index and face.edited_expression is not None:
-            return np.asarray(face.edited_expression)
         if state.codes_ok:
             if j not in state.offsets:
                 state.offsets[j] = self._offsets_from_codes(fit, j)
+                for old in [k for k in state.offsets if k < j - 2]:
+                    del state.offsets[old]
             return state.offsets[j]
+        if j == face.index and face.edited_expression is not None:
+            return np.asarray(face.edited_expression)
         return state.seen.get(j, np.asarray(fit.expression[j]))
 
     def _conditioning(self, face: FrameFace, state: _ShotState, j: int) -> Conditioning:

@@ -127,3 +127,19 @@ def test_deca_model_file_loads_e_flame_strictly(tmp_path):
     assert torch.equal(loaded.layers[2].weight, enc.layers[2].weight)
     with pytest.raises(MissingModelError, match="DECA"):
         load_deca_encoder(tmp_path / "nope.tar")
+
+
+def test_network_sizes_are_read_from_the_files_tensors():
+    from ned_core.ned.renderer_nets import MultiscaleDiscriminator
+
+    assert checkpoints.manipulator_config({})["generator"] == {
+        "input_dim": 51, "style_dim": 16, "hidden_dim": 512, "lstm_dim": 512, "lstm_layers": 2}
+    full = checkpoints.renderer_config(checkpoints.empty_network(RendererGenerator).state_dict())
+    assert full == {"cond_nc": 9, "n_frames": 3, "output_nc": 3, "ngf": 64, "n_downsample": 3, "n_blocks": 9}
+    tiny = RendererGenerator(ngf=4, n_downsample=2, n_blocks=3)
+    assert checkpoints.renderer_config(tiny.state_dict())["n_blocks"] == 3
+    d = MultiscaleDiscriminator(ndf=8, n_layers=2, num_D=3)
+    assert checkpoints.discriminator_config(d.state_dict()) == {
+        "cond_nc": 9, "image_nc": 3, "ndf": 8, "n_layers": 2, "num_D": 3}
+    enc = checkpoints.empty_network(lambda: DecaCoarseEncoder(layers=(1, 2, 1, 1)))
+    assert checkpoints.deca_config({"E_flame": enc.state_dict()}) == {"code_size": 236, "layers": (1, 2, 1, 1)}

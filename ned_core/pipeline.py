@@ -39,6 +39,9 @@ PREVIEW_MAX_WIDTH = 960
 
 PRESETS: dict[str, dict[str, str]] = {
     "default": {},  # the embedded backends: MediaPipe mesh, landmark fit, FACS rig, mesh warp, matte
+    # NED's stack on user-supplied model files (DECA/FLAME, manipulator, per-actor renderer): see
+    # docs/using_ned_models.md. Tracking stays on the embedded face mesh.
+    "ned": {"face3d": "deca", "manipulate": "ned", "render": "ned", "composite": "pyramid"},
 }
 """Named backend sets; a stage a preset does not name keeps its default backend."""
 
@@ -166,6 +169,11 @@ class Pipeline:
                                             **self.backends.options.get(name, {}))
         return self._stages[name]
 
+    def load(self) -> None:
+        """Build every stage now (missing model files fail here, before any work; the engine keeps them warm)."""
+        for name in STAGES:
+            self.stage(name)
+
     # -- analysis ---------------------------------------------------------------------------------------
     def analysis_settings(self, shot: Shot) -> dict[str, Any]:
         hint = shot.face
@@ -199,7 +207,11 @@ class Pipeline:
             face_track = self.stage("track").track(frames, images(), hint=shot.face)
             if not face_track.found.any():
                 raise NoFaceError(f"no face found in any of the {total} frames", path=shot.plate)
-            fit = self.stage("face3d").fit(face_track)
+            modeller = self.stage("face3d")
+            if getattr(modeller, "needs_frames", False):  # image-based fits (DECA) look at the pixels again
+                fit = modeller.fit(face_track, images=lambda frame: plate.read(frame).display_rgb8())
+            else:
+                fit = modeller.fit(face_track)
             analysis = Analysis(track=face_track, fit=fit)
             if self.cache is not None:
                 self.cache.save(key, analysis)
@@ -228,7 +240,7 @@ class Pipeline:
         source = fit.to_image(index, fit.local_shape(index))
         target = fit.to_image(index, fit.local_shape(index, edited[index]))
         face = FrameFace(source=source, edited=target, triangles=fit.triangles, fit=fit, index=index,
-                         edited_expression=edited[index])
+                         edited_expression=edited[index], edited_sequence=edited, colorspace=image.colorspace)
         rendered = self.stage("render").render(rgba, face)
         out, matte = self.stage("composite").composite(rgba, rendered, mask)
         stmap = rendered.stmap if rendered.stmap is not None else np.stack([xs, ys], -1)
@@ -244,6 +256,7 @@ class Pipeline:
         The analysis and the edit always cover the whole shot, so any chunk of frames is bit-identical
         to the same frames of a single run. Frames are written one by one, each atomically.
         """
+        self.load()
         with open_plate(shot) as plate:
             todo = list(plate.frames) if frames is None else list(frames)
             outside = [f for f in todo if f not in set(plate.frames)]

@@ -7,6 +7,7 @@ Every failure prints one line naming the file, frame or option at fault and exit
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 
@@ -15,9 +16,10 @@ from ned_core import __version__ as core_version
 from ned_core.errors import InvalidOptionError, NedError
 from ned_core.io import is_sequence_pattern, parse_frame_range
 from ned_core.keyframes import INTERPOLATIONS, EmotionCurve
-from ned_core.pipeline import PRESETS, Backends, OutputSpec, Pipeline, Shot
+from ned_core.pipeline import PRESETS, STAGES, Backends, OutputSpec, Pipeline, Shot
 from ned_core.track.base import FaceHint
 from ned_engine import __version__ as engine_version
+from ned_engine import models_cli, train_cli
 from ned_engine.progress import ProgressBar
 
 
@@ -54,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_argument("--face", help="follow the face nearest this point: X,Y in pixels")
     edit.add_argument("--face-box", help="follow the face in this box: X0,Y0,X1,Y1 in pixels")
     edit.add_argument("--backend", default="default", help=f"backend preset ({', '.join(PRESETS)})")
+    edit.add_argument("--option", action="append", default=[], metavar="STAGE.KEY=VALUE",
+                      help="a backend option, e.g. render.actor=alice or track.smoothing=0.5 (repeatable)")
     edit.add_argument("--colorspace", help="the plate's colourspace (default: inferred from the file type)")
     edit.add_argument("--compression", default="zip", help="EXR compression (default zip)")
     edit.add_argument("--float", action="store_true", help="write RGBA as 32-bit float instead of half")
@@ -67,7 +71,29 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--frames")
     info.add_argument("--start", type=int, default=1001)
     info.add_argument("--colorspace")
+    models_cli.add_parser(commands)
+    train_cli.add_parser(commands)
     return parser
+
+
+def backends_from_args(args: argparse.Namespace) -> Backends:
+    """The ``--backend`` preset with every ``--option STAGE.KEY=VALUE`` applied.
+
+    Values are read as JSON where they parse (numbers, true/false, lists), else kept as strings.
+    """
+    backends = Backends.preset(args.backend)
+    for text in args.option:
+        target, eq, raw = text.partition("=")
+        stage, dot, key = target.partition(".")
+        if not eq or not dot or not key or stage not in STAGES:
+            raise InvalidOptionError(
+                f"bad --option {text!r} (want STAGE.KEY=VALUE, STAGE one of {', '.join(STAGES)})", field="option")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        backends.options.setdefault(stage, {})[key] = value
+    return backends
 
 
 def shot_from_args(args: argparse.Namespace) -> Shot:
@@ -100,7 +126,7 @@ def run_edit(args: argparse.Namespace) -> int:
     shot = shot_from_args(args)
     curve = curve_from_args(args)
     output = OutputSpec(args.output, compression=args.compression, half=not args.float)
-    pipeline = Pipeline(Backends.preset(args.backend),
+    pipeline = Pipeline(backends_from_args(args),
                         cache=AnalysisCache(args.cache_dir) if args.cache_dir else None,
                         use_cache=not args.no_cache)
     from ned_core.pipeline import open_plate
@@ -159,7 +185,8 @@ def _ranges(frames: list[int]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"edit": run_edit, "info": run_info}[args.command](args)
+        handler = getattr(args, "handler", None) or {"edit": run_edit, "info": run_info}[args.command]
+        return handler(args)
     except NedError as err:
         print(f"ned: error: {err.one_line()}", file=sys.stderr)
         return 1

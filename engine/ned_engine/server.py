@@ -302,6 +302,8 @@ class Engine:
     def _publish(self, event: StoredEvent) -> None:
         if event.terminal:
             self._outputs.pop(event.job, None)
+            detail = event.body.get("message") if event.type != "done" else f"{event.body['frames_written']} frames"
+            logger.info("job %s %s: %s", event.job, event.type, detail)
         for routing_id in list(self._followers.get(event.job, ())):
             peer = self._peers.get(routing_id)
             sub = peer.subs.get(event.job) if peer is not None else None
@@ -489,6 +491,8 @@ class Engine:
                                                        "total": total, "eta": None})
         self.scheduler.push(job_id, record.priority)
         self.metrics.inc("jobs_submitted_total")
+        logger.info("job %s queued for %s (%s -> %s)", job_id, peer.client_id, spec.get("plate", "inline plate"),
+                    pattern_or_inline(spec))
         self._reply(peer, message, "accepted", job=job_id, state="queued", duplicate=duplicate)
         self._subscribe(peer, job_id, message["id"], inline=bool(spec["output"].get("inline", False)),
                         credits=body["credits"], after_seq=0)
@@ -697,6 +701,10 @@ def _info(record: JobRecord) -> dict[str, Any]:
     if spec["output"].get("pattern"):
         info["output"] = spec["output"]["pattern"]
     return info
+
+
+def pattern_or_inline(spec: dict[str, Any]) -> str:
+    return spec["output"].get("pattern") or "inline"
 
 
 def _read(path: str | None) -> bytes | None:

@@ -230,6 +230,7 @@ class Worker(threading.Thread):
         if started is None:  # cancelled or gone between queue and start
             return
         run = _JobRun(self, *started, token)
+        logger.info("worker %d: %s job %s", self.index, "resuming" if started[1] else "starting", job_id)
         try:
             run.execute()
         except CancelledError:
@@ -287,7 +288,7 @@ class _JobRun:
         finished = ctx.journal.finished_frames(self.job_id)
         todo = [f for f in frames if f not in finished]
         if self.resumed and todo:
-            todo = self._adopt_or_clean(plan, todo)
+            todo = self._adopt_or_clean(plan, todo, frames)
         self.already, self.total = len(frames) - len(todo), len(frames)
         self.token.check()
         if todo:
@@ -318,7 +319,7 @@ class _JobRun:
         if pattern is not None:
             policy.resolve(pattern, "spec.output.pattern")
 
-    def _adopt_or_clean(self, plan: jobs.JobPlan, todo: list[int]) -> list[int]:
+    def _adopt_or_clean(self, plan: jobs.JobPlan, todo: list[int], frames: list[int]) -> list[int]:
         """After a crash: adopt frames this job wrote but did not journal; remove its stale temp files.
 
         The engine was killed between a frame's rename and its journal row: the file is complete
@@ -339,7 +340,7 @@ class _JobRun:
             else:
                 remaining.append(frame)
         folder = os.path.dirname(os.path.abspath(pattern))
-        names = {os.path.basename(frame_path(pattern, f)) for f in remaining}
+        names = {os.path.basename(frame_path(pattern, f)) for f in frames}  # no write of the job is in flight
         try:
             entries = os.listdir(folder)
         except OSError:

@@ -9,6 +9,7 @@ from ned_core.registry import load_backend
 
 BACKENDS: dict[str, str] = {
     "matte": "ned_core.composite.matte_blend:MatteCompositor",
+    "pyramid": "ned_core.composite.pyramid:PyramidCompositor",
 }
 DEFAULT = "matte"
 

@@ -9,6 +9,7 @@ from ned_core.registry import load_backend
 
 BACKENDS: dict[str, str] = {
     "landmarks": "ned_core.face3d.landmark_fit:LandmarkFaceModeller",
+    "deca": "ned_core.ned.face3d_deca:DecaFaceModeller",
 }
 DEFAULT = "landmarks"
 

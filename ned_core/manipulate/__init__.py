@@ -9,6 +9,7 @@ from ned_core.registry import load_backend
 
 BACKENDS: dict[str, str] = {
     "facs": "ned_core.manipulate.facs:FacsRig",
+    "ned": "ned_core.ned.manipulate_ned:NedManipulator",
 }
 DEFAULT = "facs"
 

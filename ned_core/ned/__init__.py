@@ -9,6 +9,14 @@ Modules (each imports torch; this package file does not, so ``import ned_core.ne
 * ``deca_encoder`` - DECA's coarse ResNet-50 encoder and its 224-px face crop.
 * ``rasterizer`` - a pure-PyTorch mesh rasterizer for the NMFC conditioning images.
 * ``checkpoints`` - loading, checking and saving checkpoints in NED's file layout.
+* ``models`` - where every model file lives (``$NED_MODELS``), its source and licence (no torch).
+* ``safe_pickle``, ``deca_codes`` - reading FLAME's and NED's pickles without running code; per-frame
+  DECA codes as npz/JSON.
+* ``landmarks`` - the 68-point scheme, MediaPipe -> 68 mapping, the alignment template.
+* ``conditioning`` - the renderer's NMFC / eye / shape / mask images in the aligned space.
+* ``face3d_deca``, ``manipulate_ned``, ``render_ned`` - the pipeline backends ``deca``, ``ned``, ``ned``
+  (the ``pyramid`` compositor is ``ned_core.composite.pyramid``, torch-free).
+* ``vgg``, ``training``, ``train_manipulator``, ``train_renderer`` - the trainers.
 
 Must not import zmq, msgpack or the engine. Importing any submodule without torch installed raises
 ``MissingDependencyError`` naming the install step.

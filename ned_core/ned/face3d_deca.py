@@ -175,6 +175,8 @@ class DecaFaceModeller:
     """
 
     topology = "flame"
+    needs_frames = True
+    """The pipeline passes the shot's frames to ``fit`` (``images=``) for backends that set this."""
 
     def __init__(self, flame: str | None = None, deca: str | None = None, codes: str | None = None,
                  crop_boxes: str | None = None, save_codes: str | None = None, codes_format: str = "npz",

@@ -140,12 +140,16 @@ def candidates(name: str, actor: str | None = None, root: Path | None = None) ->
 
 
 def find(name: str, actor: str | None = None) -> Path | None:
-    """The file entry ``name`` resolves to (highest epoch), or None when none is there."""
+    """The file entry ``name`` resolves to (highest epoch), or None when none is there.
+
+    A per-actor entry without ``actor`` resolves only when exactly one actor has a file: with several,
+    picking one would be a guess.
+    """
     found = candidates(name, actor)
     if not found:
         return None
-    if "{actor}" in entry(name).pattern and actor is None:
-        return None  # a renderer is per actor: never pick one silently
+    if "{actor}" in entry(name).pattern and actor is None and len({p.parent for p in found}) > 1:
+        return None
     return found[-1]
 
 
@@ -171,12 +175,14 @@ def require(name: str, actor: str | None = None, option: str | os.PathLike[str] 
         if not path.is_file():
             raise MissingModelError(f"{model.what} not found at {path}: {model.source}", path=str(path))
         return path
-    if "{actor}" in model.pattern and not actor:
-        raise MissingModelError(
-            f"the {name} needs an actor name (backend option actor=NAME selects "
-            f"{models_dir() / model.pattern}) or a checkpoint path (option checkpoint=FILE)",
-            path=str(models_dir() / model.pattern), field="actor")
     found = find(name, actor)
+    if found is None and "{actor}" in model.pattern and not actor:
+        actors = sorted({p.parent.name for p in candidates(name)})
+        known = f" (found: {', '.join(actors)})" if actors else ""
+        raise MissingModelError(
+            f"the {name} is per actor: give backend option actor=NAME to select "
+            f"{models_dir() / model.pattern}{known}, or checkpoint=FILE",
+            path=str(models_dir() / model.pattern), field="actor")
     if found is None:
         where = expected_path(name, actor)
         raise MissingModelError(f"{model.what} not found at {where} (${ENV} = {models_dir()}): "

@@ -147,14 +147,21 @@ class NedRenderer:
             found = np.flatnonzero(fit.found)
             ref = int(found[0])
             eye_ids = Conditioner.eye_vertices(self._source(fit, ref), fit.params["points68"][ref])
-            state = _ShotState(key=key, eye_ids=eye_ids, codes_ok=False)
-            self._state = state
-            if key[1] == "codes" and "edit_exp" in fit.params and face.edited_expression is not None:
-                # The codes must be the edit the pipeline gives (another manipulator may have run since).
-                from_codes = self._offsets_from_codes(fit, face.index)
-                state.codes_ok = bool(np.abs(from_codes - face.edited_expression).max() <= 1e-4 * max(
-                    1e-12, float(np.abs(fit.identity).max())))
-        return self._state
+            self._state = _ShotState(key=key, eye_ids=eye_ids,
+                                     codes_ok=key[1] == "codes" and "edit_exp" in fit.params)
+        state = self._state
+        if state.codes_ok and face.edited_expression is not None:
+            # The codes must be the edit the pipeline hands over (another manipulator may have run on
+            # this fit since): checked on every frame, it costs nothing as the frame needs them anyway.
+            if face.index not in state.offsets:
+                state.offsets[face.index] = self._offsets_from_codes(fit, face.index)
+            tolerance = 1e-4 * max(1e-12, float(np.abs(fit.identity).max()))
+            if np.abs(state.offsets[face.index] - face.edited_expression).max() > tolerance:
+                state.codes_ok = False
+                state.offsets.clear()
+                state.conditioning.clear()
+                state.chain = -1
+        return state
 
     @staticmethod
     def _source(fit: FaceFit, j: int) -> np.ndarray:

@@ -9,6 +9,7 @@ from ned_core.render.base import FrameFace, Renderer, RenderOutput
 
 BACKENDS: dict[str, str] = {
     "warp": "ned_core.render.warp:MeshWarpRenderer",
+    "ned": "ned_core.ned.render_ned:NedRenderer",
 }
 DEFAULT = "warp"
 

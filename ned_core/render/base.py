@@ -17,8 +17,9 @@ class FrameFace:
 
     source / edited: (N, 3) projected vertices of the original and the edited face model; triangles:
     (F, 3) int vertex indices of the model's mesh. Model-based renderers also get the shot's ``fit``,
-    the frame's ``index`` in it and the ``edited_expression`` (N, 3) (or the backend's own codes in
-    ``fit.params``); a warp needs only the vertices.
+    the frame's ``index`` in it, the ``edited_expression`` (N, 3) and the whole shot's
+    ``edited_sequence`` (T, N, 3) (temporal renderers), and the plate's ``colorspace``; a warp needs only
+    the vertices.
     """
 
     source: np.ndarray
@@ -27,6 +28,8 @@ class FrameFace:
     fit: FaceFit | None = None
     index: int = -1
     edited_expression: np.ndarray | None = None
+    edited_sequence: np.ndarray | None = None
+    colorspace: str | None = None
 
 
 @dataclass

@@ -59,7 +59,8 @@ class GridModeller:
             subdiv.insert((float(x), float(y)))
         triangles = []
         for x1, y1, x2, y2, x3, y3 in subdiv.getTriangleList():
-            ids = [int(np.argmin(np.hypot(points[:, 0] - x, points[:, 1] - y))) for x, y in ((x1, y1), (x2, y2), (x3, y3))]
+            corners = ((x1, y1), (x2, y2), (x3, y3))
+            ids = [int(np.argmin(np.hypot(points[:, 0] - x, points[:, 1] - y))) for x, y in corners]
             if len(set(ids)) == 3:
                 triangles.append(ids)
         return FaceFit(frames=track.frames, identity=points, expression=np.zeros((t, 49, 3)),

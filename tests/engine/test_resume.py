@@ -8,9 +8,10 @@ import sqlite3
 import time
 from pathlib import Path
 
+from ned_engine import jobs
+
 from ned_core.cache import AnalysisCache
 from ned_core.pipeline import Backends, Pipeline
-from ned_engine import jobs
 
 from . import standin
 from .helpers import EngineProcess, make_plate, spec_for, stamp

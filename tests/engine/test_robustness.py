@@ -8,11 +8,12 @@ import pytest
 import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from ned_protocol.codec import decode, encode
 from ned_protocol.schema import build
 
 from .helpers import EngineProcess
+
+INTS = st.integers(min_value=-(2**63), max_value=2**64 - 1)  # what msgpack can carry
 
 
 class Raw:
@@ -66,8 +67,8 @@ def test_random_bytes_get_an_error(raw, frames):
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.dictionaries(st.sampled_from(["v", "type", "id", "job", "body", "extra"]),
-                       st.one_of(st.none(), st.integers(), st.text(max_size=20), st.lists(st.integers(), max_size=3),
-                                 st.dictionaries(st.text(max_size=8), st.integers(), max_size=3)), max_size=6))
+                       st.one_of(st.none(), INTS, st.text(max_size=20), st.lists(INTS, max_size=3),
+                                 st.dictionaries(st.text(max_size=8), INTS, max_size=3)), max_size=6))
 def test_random_maps_get_an_error(raw, message):
     reply = raw.ask(_packed(message))
     assert reply is not None and reply["type"] == "error"

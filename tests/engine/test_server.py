@@ -10,10 +10,6 @@ from pathlib import Path
 import numpy as np
 import OpenImageIO as oiio
 import pytest
-
-from ned_core.cache import AnalysisCache
-from ned_core.io import read_exr_channels
-from ned_core.pipeline import Backends, Pipeline
 from ned_engine import jobs
 from ned_protocol.errors import (
     BusyError,
@@ -25,6 +21,10 @@ from ned_protocol.errors import (
     UnknownBackendError,
     UnknownJobError,
 )
+
+from ned_core.cache import AnalysisCache
+from ned_core.io import read_exr_channels
+from ned_core.pipeline import Backends, Pipeline
 
 from . import standin
 from .helpers import EngineProcess, collect, make_plate, spec_for
@@ -61,7 +61,8 @@ def test_keyframed_job_end_to_end(engine, plate, out, tmp_path):
     done = events[-1].body
     assert done["frames_written"] == 8 and done["lost_frames"] == [] and done["output"] == spec["output"]["pattern"]
     stages = [e.body["stage"] for e in events if e.type == "progress"]
-    assert stages[0] in ("queued", "load") and "analyze" in stages and stages[-1] == "render"
+    assert stages[0] in ("queued", "load") and stages[-1] == "render"
+    assert ("analyze" in stages) != done["analysis_cached"]  # another test may have analysed this plate
     assert info["state"] == "done" and info["label"] == "sh010 NED1" and info["last_seq"] == events[-1].seq
     reference = _reference(tmp_path, spec)
     for frame in FRAMES:

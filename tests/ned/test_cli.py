@@ -10,10 +10,10 @@ import sys
 
 import pytest
 import torch
+from ned_engine import cli, models_cli, train_cli
 
 from ned_core.ned import checkpoints
 from ned_core.ned.manipulator_nets import Discriminator, Generator, MappingNetwork, StyleEncoder
-from ned_engine import cli, models_cli, train_cli
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -17,7 +17,7 @@ from ned_core.ned import deca_codes
 def _ned_pickle(monkeypatch, rng, protocol: int = 4) -> tuple[bytes, np.ndarray]:
     """A pickle laid out as NED's reconstruct.py writes it, with a stand-in skimage SimilarityTransform."""
     module = "skimage.transform._geometric"
-    for i, part in enumerate(module.split(".")):
+    for i in range(len(module.split("."))):
         name = ".".join(module.split(".")[:i + 1])
         monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
 

@@ -56,10 +56,11 @@ def test_highest_epoch_wins_and_latest_only_without_numbers(models_dir):
 
 def test_renderers_are_per_actor(models_dir):
     a = _touch(models_dir / "renderer" / "tarantino" / "20_net_G.pth")
+    assert models.require("renderer") == a  # the only actor
     b = _touch(models_dir / "renderer" / "pacino" / "20_net_G.pth")
     assert models.find("renderer", actor="tarantino") == a
-    assert models.find("renderer") is None  # never picked silently
-    with pytest.raises(MissingModelError, match="actor"):
+    assert models.find("renderer") is None  # two actors: never guessed
+    with pytest.raises(MissingModelError, match="found: pacino, tarantino"):
         models.require("renderer")
     with pytest.raises(MissingModelError, match="deniro"):
         models.require("renderer", actor="deniro")

@@ -113,3 +113,16 @@ def test_bad_options_and_inputs(tiny_models, edited_fit):
     face.fit = None
     with pytest.raises(InvalidOptionError, match="face fit"):
         _renderer(tiny_models).render(np.zeros((PLATE_H, PLATE_W, 4), np.float32), face)
+
+
+def test_another_manipulators_offsets_win_over_stale_codes(tiny_models, edited_fit):
+    import copy
+
+    fit, _ = edited_fit
+    plain = copy.copy(fit)
+    plain.params = {k: v for k, v in fit.params.items() if not k.startswith("edit_")}
+    plate = np.zeros((PLATE_H, PLATE_W, 4), np.float32)
+    unedited = np.asarray(fit.expression)
+    stale = _renderer(tiny_models).render(plate, _face(fit, unedited, 0))  # codes say "happy", offsets don't
+    clean = _renderer(tiny_models).render(plate, _face(plain, unedited, 0))
+    assert np.array_equal(stale.pixels, clean.pixels)

@@ -85,3 +85,27 @@ def test_wired_into_the_ned_command(tmp_path):
     result = subprocess.run([sys.executable, "-m", "ned_engine.cli", "models", "check", str(tmp_path / "x.pth"),
                              "--kind", "renderer"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 1 and "not found" in result.stdout
+
+
+def test_ned_edit_with_the_ned_backend_on_real_footage(tiny_models, tmp_path):
+    """``ned edit --backend ned`` end to end: real clip, real tracker, tiny models from $NED_MODELS."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from ned_core.io import read_exr_channels
+
+    clip = Path(__file__).resolve().parents[2] / "demo" / "grid_bbaf2n.mpg"
+    flame = tiny_models["flame"]
+    env = dict(os.environ, NED_MODELS=str(tiny_models["root"]), NED_CACHE_DIR=str(tmp_path / "cache"))
+    result = subprocess.run(
+        [sys.executable, "-m", "ned_engine.cli", "edit", str(clip), "-o", str(tmp_path / "out.####.exr"),
+         "--frames", "1001-1004", "--backend", "ned", "--emotion", "sad", "--quiet",
+         "--option", f"face3d.flame={flame}", "--option", f"manipulate.flame={flame}",
+         "--option", f"render.flame={flame}", "--option", "render.size=64"],
+        capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr
+    for frame in range(1001, 1005):
+        channels = read_exr_channels(str(tmp_path / f"out.{frame}.exr"))
+        assert {"R", "G", "B", "A", "ned.matte"} <= set(channels)

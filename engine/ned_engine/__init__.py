@@ -1,3 +1,9 @@
-"""NED engine: the ``ned`` command line, and (later) the headless server, job queue and farm runner."""
+"""NED engine: the ``ned`` command line (``cli``) and the headless engine (``ned-engine``, ``main``).
+
+The engine's parts: ``server`` (the socket loop), ``workers`` (job queue and worker threads),
+``journal`` (SQLite), ``jobs`` (job spec → pipeline objects), ``sandbox`` (allowed roots),
+``security`` (CurveZMQ, ZAP, token), ``metrics`` and ``monitor`` (counters, HTTP endpoint), ``farm``
+(serverless chunks) and ``remote`` (``ned edit --engine``). See docs/engine.md.
+"""
 
 __version__ = "0.1.0"

@@ -65,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_argument("--cache-dir", help="analysis cache directory (default $NED_CACHE_DIR or ~/.cache/ned)")
     edit.add_argument("--no-cache", action="store_true", help="always re-analyse the shot")
     edit.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    edit.add_argument("--engine", metavar="ADDR", help="run on the engine at ADDR (e.g. tcp://127.0.0.1:7741)")
+    edit.add_argument("--inline", action="store_true",
+                      help="with --engine: send the plate's frames and get the EXRs back over the wire")
+    edit.add_argument("--curve-server-key", metavar="FILE", help="with --engine: the engine's CurveZMQ public key")
+    edit.add_argument("--curve-key", metavar="FILE", help="with --engine: this client's .key_secret file")
 
     info = commands.add_parser("info", help="describe a plate: frames, size, colourspace, faces")
     info.add_argument("input")
@@ -123,6 +128,12 @@ def curve_from_args(args: argparse.Namespace) -> EmotionCurve:
 def run_edit(args: argparse.Namespace) -> int:
     from ned_core.cache import AnalysisCache
 
+    if args.engine:
+        from ned_engine.remote import run_remote
+
+        return run_remote(args, args.engine, None if args.quiet else ProgressBar())
+    if args.inline or args.curve_server_key or args.curve_key:
+        raise InvalidOptionError("--inline and --curve-* need --engine ADDR", field="engine")
     shot = shot_from_args(args)
     curve = curve_from_args(args)
     output = OutputSpec(args.output, compression=args.compression, half=not args.float)

@@ -6,7 +6,7 @@ shot once and stores the result in the shared analysis cache; ``render`` writes 
 Every chunk loads the same cached analysis and computes the edit over the whole shot before writing
 its own frames, so chunks rendered on different nodes are bit-identical to a single run of the range.
 
-Imports ned_core and the engine's job conversion; never zmq.
+Imports ned_core and the engine's job conversion; no networking.
 """
 
 from __future__ import annotations

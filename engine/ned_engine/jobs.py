@@ -5,7 +5,7 @@
 --engine``, the server and the farm runner all read the same edit the same way. ``spool_paths`` names
 where an engine keeps a job's inline plate and inline-only output.
 
-Imports ned_core and ned_protocol's schema; never zmq.
+Imports ned_core and ned_protocol's schema and errors; no networking.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from ned_protocol.schema import COMPRESSIONS, JOB_SPEC, PROTOCOL_VERSION
 from ned_core import composite, face3d, manipulate, render, track
 from ned_core.errors import InvalidOptionError, UnknownBackendError
 from ned_core.io import is_sequence_pattern, parse_frame_range
+from ned_core.io.sequence import is_movie
 from ned_core.keyframes import EmotionCurve, EmotionKey
 from ned_core.pipeline import PRESETS, STAGES, Backends, OutputSpec, Shot
 from ned_core.track.base import FaceHint
@@ -144,7 +145,7 @@ def job_from_cli_args(args: argparse.Namespace) -> dict[str, Any]:
     """The JobSpec of ``ned edit``'s parsed arguments (paths made absolute).
 
     Reads ``input``, ``output``, ``frames``, ``start``, ``emotion``, ``key``, ``interpolation``,
-    ``mouth_preservation``, ``mask``, ``face``, ``face_box``, ``backend``, ``colorspace``,
+    ``mouth_preservation``, ``mask``, ``face``, ``face_box``, ``backend``, ``option``, ``colorspace``,
     ``compression``, ``float`` and, when present, ``label`` and ``priority``.
 
     Raises
@@ -183,8 +184,13 @@ def job_from_cli_args(args: argparse.Namespace) -> dict[str, Any]:
                                  field="emotion")
     spec["mouth_preservation"] = float(getattr(args, "mouth_preservation", 1.0))
     preset = getattr(args, "backend", None) or "default"
-    Backends.preset(preset)  # unknown_backend, worded as the in-process CLI words it
     spec["backends"] = {"preset": preset}
+    if getattr(args, "option", None):
+        from ned_engine.cli import backends_from_args  # the in-process parser of --option, so both agree
+
+        spec["backends"]["options"] = backends_from_args(args).options
+    else:
+        Backends.preset(preset)  # unknown_backend, worded as the in-process CLI words it
     compression = getattr(args, "compression", None) or "zip"
     if compression not in COMPRESSIONS:
         raise InvalidOptionError(f"unknown EXR compression {compression!r} for an engine job "
@@ -207,8 +213,6 @@ def needs_frame_token(spec: dict[str, Any]) -> bool:
     if "plate_frames" in spec:
         return len(spec["plate_frames"]) > 1
     plate = spec.get("plate", "")
-    from ned_core.io.sequence import is_movie
-
     return is_movie(plate) or is_sequence_pattern(plate)
 
 

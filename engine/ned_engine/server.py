@@ -24,6 +24,7 @@ import os
 import queue
 import secrets
 import shutil
+import sqlite3
 import tempfile
 import time
 from collections import defaultdict, deque
@@ -50,7 +51,7 @@ from ned_core.errors import NedError as CoreError
 from ned_core.io import check_colorspace, frame_path, is_sequence_pattern
 from ned_core.pipeline import PRESETS
 from ned_engine import __version__, jobs
-from ned_engine.journal import ACTIVE_STATES, JobRecord, Journal, StoredEvent
+from ned_engine.journal import ACTIVE_STATES, JobRecord, Journal, JournalError, StoredEvent
 from ned_engine.metrics import Metrics
 from ned_engine.sandbox import PathPolicy
 from ned_engine.security import CurveServer, write_token
@@ -136,6 +137,7 @@ class Engine:
         self.journal: Journal | None = None
         self.scheduler = Scheduler()
         self.workers: list[Worker] = []
+        self._worker_context: WorkerContext | None = None
         self.address = ""
         self.token = ""
         self._peers: dict[bytes, Peer] = {}
@@ -156,11 +158,15 @@ class Engine:
     # -- lifetime ---------------------------------------------------------------------------------------
     def start(self) -> None:
         """Lock and recover the journal, bind the socket and start the workers."""
-        if self.config.journal != ":memory:":
-            self._lock_journal(self.config.journal)
-        self.journal = Journal(self.config.journal)
-        os.makedirs(self.spool, exist_ok=True)
-        self.token = write_token(self.token_file)
+        try:
+            if self.config.journal != ":memory:":
+                self._lock_journal(self.config.journal)
+            self.journal = Journal(self.config.journal)
+            os.makedirs(self.spool, exist_ok=True)
+            self.token = write_token(self.token_file)
+        except (JournalError, sqlite3.Error, OSError) as error:
+            raise InvalidOptionError(f"cannot use the journal {self.config.journal}: {error}",
+                                     path=self.config.journal, field="journal") from None
         router = self._router = self._ctx.socket(zmq.ROUTER)
         router.setsockopt(zmq.ROUTER_MANDATORY, 1)
         router.setsockopt(zmq.LINGER, 1000)
@@ -255,7 +261,8 @@ class Engine:
             self._shutdown()
 
     def _shutdown(self) -> None:
-        self._worker_context.stopping.set()
+        if self._worker_context is not None:
+            self._worker_context.stopping.set()
         self.scheduler.pause()
         self.scheduler.stop_running()
         for worker in self.workers:

@@ -10,7 +10,7 @@ first (which numbers it) and then handed to the socket loop through ``post``.
 Liveness comes from the work loop itself: a worker stamps ``beat`` when idle and on every frame, so a
 job stuck inside a backend shows up as a stale beat (``hung``) even though the socket still answers.
 
-Imports ned_core, ned_protocol's errors and the engine's journal/jobs/sandbox; never zmq.
+Imports ned_core, ned_protocol's errors and the engine's journal/jobs/sandbox; never touches a socket.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from ned_core.cache import AnalysisCache
 from ned_core.errors import CancelledError
 from ned_core.errors import NedError as CoreError
 from ned_core.io import frame_path
-from ned_core.pipeline import STAGES, Backends, CancelToken, Pipeline, Progress, open_plate
+from ned_core.pipeline import Backends, CancelToken, Pipeline, Progress, open_plate
 from ned_engine import jobs
 from ned_engine.journal import JobRecord, Journal, StoredEvent
 from ned_engine.metrics import Metrics
@@ -200,9 +200,7 @@ class Worker(threading.Thread):
     def _warm(self) -> None:
         """Build the default backends now, so the first job does not pay for loading them."""
         try:
-            pipeline = self._pipeline(Backends())
-            for stage in STAGES:
-                pipeline.stage(stage)
+            self._pipeline(Backends()).load()
         except CoreError as error:
             logger.warning("worker %d: default backends not loaded: %s", self.index, error.one_line())
         self.ready = True

@@ -11,16 +11,30 @@ torch, not scipy.
 
 from __future__ import annotations
 
+import functools
+import json
+from pathlib import Path
+
 import cv2
 import numpy as np
 
-from ned_core.errors import InvalidOptionError, NoFaceError
+from ned_core.errors import InvalidOptionError, MissingModelError, NoFaceError
 from ned_core.face3d import mesh
 from ned_core.face3d.base import FaceFit
 from ned_core.track.base import FaceTrack
 from ned_core.track.smoothing import adaptive_smooth, bandwidth_ladder, segments
 
 _STABLE = list(mesh.STABLE)
+TESSELLATION_FILE = Path(__file__).resolve().parent.parent / "data" / "face_mesh_tessellation.json"
+# Eye openings: (upper lid, lower lid) from the image-left corner to the image-right one, and the iris
+# (centre, then its ring of four points).
+_EYES: tuple[tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]], ...] = (
+    ((33, 246, 161, 160, 159, 158, 157, 173, 133), (33, 7, 163, 144, 145, 153, 154, 155, 133),
+     (468, 469, 470, 471, 472)),
+    ((362, 398, 384, 385, 386, 387, 388, 466, 263), (362, 382, 381, 380, 374, 373, 390, 249, 263),
+     (473, 474, 475, 476, 477)),
+)
+_IRIS_MARGIN = 0.25  # an iris point joins the eye's fill when this many iris radii inside the lids
 
 
 def _canonical(shape: np.ndarray) -> np.ndarray:
@@ -45,33 +59,115 @@ def _local(points: np.ndarray, scale: np.ndarray, rotation: np.ndarray, translat
 
 
 def triangulate(shape: np.ndarray) -> np.ndarray:
-    """Delaunay triangles (F, 3) int32 of a face-local shape's x, y over all its points.
+    """The warp's triangles (F, 3) int32 over a face-local ``mediapipe478`` shape (478, 3).
 
-    Covers the face including across the mouth and eye openings, so a warp driven by it has no holes and
-    the inside of the mouth and eyes follows the lips and lids. Triangles wind clockwise on screen
-    (positive signed area with y down). Points that coincide in x, y share the first one's triangles.
+    MediaPipe's own tessellation of the face (shipped in ``ned_core/data``), with its three holes filled
+    so a warp driven by it covers the whole face:
+
+    - the mouth opening by a strip between the upper and lower inner-lip contours
+      (``mesh.INNER_LIP_PAIRS``), so the inside of the mouth follows the lips' shared motion;
+    - each eye opening between the lid contour and the iris: the iris centre and those of its four ring
+      points that ``shape`` shows well inside the lids, in a Delaunay triangulation constrained to the
+      opening. A ring point hidden under a lid stays out: tying the lid's skin to a still iris shears it
+      as soon as the lid moves.
+
+    Triangles wind clockwise on screen (positive signed area with y down) on a typical face; where the
+    frontal projection of the 3D mesh folds (nose wings, mouth corners) a few small ones may not.
+
+    Raises
+    ------
+    InvalidOptionError : ``shape`` is not (478, 2 or 3) finite points.
     """
-    xy = np.asarray(shape, dtype=np.float64)[:, :2]
-    lo, hi = xy.min(axis=0), xy.max(axis=0)
-    # Subdiv2D works in float32: spread the points over a large canvas so neighbours stay distinct.
-    px = ((xy - lo) / max(float((hi - lo).max()), 1e-12) * 4096.0).astype(np.float32)
-    subdiv = cv2.Subdiv2D((-1, -1, 4099, 4099))
-    index: dict[tuple[float, float], int] = {}
-    for i, (x, y) in enumerate(px):
-        key = (float(x), float(y))
-        if key not in index:
-            index[key] = i
-            subdiv.insert(key)
+    xy = np.asarray(shape, dtype=np.float64)
+    if xy.ndim != 2 or xy.shape[0] != mesh.N_VERTICES or xy.shape[1] not in (2, 3) \
+            or not np.isfinite(xy).all():
+        raise InvalidOptionError(
+            f"triangulate needs {mesh.N_VERTICES} finite face-local points, got shape {xy.shape}",
+            field="shape")
+    xy = xy[:, :2]
+    fills = [_strip([u for u, _ in mesh.INNER_LIP_PAIRS], [lo for _, lo in mesh.INNER_LIP_PAIRS])]
+    fills += [_eye_fill(xy, upper, lower, iris) for upper, lower, iris in _EYES]
+    return np.concatenate([tessellation(), *fills]).astype(np.int32)
+
+
+@functools.cache
+def tessellation() -> np.ndarray:
+    """MediaPipe's face-mesh tessellation (852, 3) of the first 468 points, read from ``TESSELLATION_FILE``.
+
+    A disc with three holes (the eyes and the mouth); the irises are not part of it.
+    """
+    try:
+        with open(TESSELLATION_FILE, encoding="utf-8") as f:
+            triangles = np.asarray(json.load(f)["triangles"], dtype=np.int32)
+    except (OSError, ValueError, KeyError) as exc:
+        raise MissingModelError(f"face mesh tessellation {TESSELLATION_FILE} is missing or unreadable: "
+                                "reinstall ned-core", path=str(TESSELLATION_FILE)) from exc
+    triangles.setflags(write=False)
+    return triangles
+
+
+def _strip(upper: list[int], lower: list[int]) -> np.ndarray:
+    """Triangles of the band between two contours of equal length running left to right on screen,
+    ``upper`` above ``lower``, point i of one facing point i of the other (shared ends allowed)."""
     triangles = []
-    for t in subdiv.getTriangleList().reshape(-1, 3, 2):
-        keys = [(float(np.float32(x)), float(np.float32(y))) for x, y in t]
-        if all(k in index for k in keys):  # drop triangles touching Subdiv2D's outer virtual vertices
-            triangles.append([index[k] for k in keys])
-    tri = np.asarray(triangles, dtype=np.int32).reshape(-1, 3)
-    a, b, c = xy[tri[:, 0]], xy[tri[:, 1]], xy[tri[:, 2]]
-    area = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
-    tri[area < 0] = tri[area < 0][:, [0, 2, 1]]
-    return tri
+    for i in range(len(upper) - 1):
+        triangles += [(upper[i], upper[i + 1], lower[i + 1]), (upper[i], lower[i + 1], lower[i])]
+    return np.array([t for t in triangles if len(set(t)) == 3], dtype=np.int32)
+
+
+def _eye_fill(xy: np.ndarray, upper: tuple[int, ...], lower: tuple[int, ...], iris: tuple[int, ...]
+              ) -> np.ndarray:
+    """Triangles filling one eye opening (lid contours ``upper`` and ``lower``, left to right on screen)
+    around the visible points of ``iris`` (centre first, then its ring).
+
+    Starts from the strip between the lids, adds each visible iris point into the triangle holding it,
+    then flips edges inside the opening until the triangulation is Delaunay there (fat triangles shear
+    least when the lids move). Flips and insertions only ever make positive triangles, so an unusual
+    eye keeps the plain strip.
+    """
+    triangles = [tuple(t) for t in _strip(list(upper), list(lower))]
+    outline = np.array(list(upper) + list(lower[-2:0:-1]))
+    opening = xy[outline].astype(np.float32).reshape(-1, 1, 2)
+    radius = float(np.linalg.norm(xy[list(iris[1:])] - xy[iris[0]], axis=1).mean())
+    for point in iris:
+        inside = cv2.pointPolygonTest(opening, (float(xy[point, 0]), float(xy[point, 1])), True)
+        if inside < _IRIS_MARGIN * radius:
+            continue  # hidden under a lid, or too near one to keep its triangles apart
+        for k, (a, b, c) in enumerate(triangles):
+            if min(_area(xy, a, b, point), _area(xy, b, c, point), _area(xy, c, a, point)) > 0:
+                triangles[k:k + 1] = [(a, b, point), (b, c, point), (c, a, point)]
+                break
+    _delaunay_flips(xy, triangles)
+    return np.array(triangles, dtype=np.int32)
+
+
+def _delaunay_flips(xy: np.ndarray, triangles: list[tuple[int, int, int]]) -> None:
+    """Lawson flips, in place, of the shared edges of ``triangles`` (the outline's edges never flip)."""
+    for _ in range(10 * len(triangles)):  # far more rounds than a triangulation this small needs
+        owner = {(t[i], t[(i + 1) % 3]): k for k, t in enumerate(triangles) for i in range(3)}
+        for (a, b), k in owner.items():
+            other = owner.get((b, a))
+            if other is None:
+                continue
+            c = next(v for v in triangles[k] if v not in (a, b))
+            d = next(v for v in triangles[other] if v not in (a, b))
+            if _in_circle(xy, a, b, c, d) and _area(xy, c, a, d) > 0 and _area(xy, d, b, c) > 0:
+                triangles[k], triangles[other] = (c, a, d), (d, b, c)
+                break
+        else:
+            return
+
+
+def _area(xy: np.ndarray, a: int, b: int, c: int) -> float:
+    """Twice the signed area of triangle a, b, c (positive: clockwise on screen with y down)."""
+    (ax, ay), (bx, by), (cx, cy) = xy[a], xy[b], xy[c]
+    return float((bx - ax) * (cy - ay) - (by - ay) * (cx - ax))
+
+
+def _in_circle(xy: np.ndarray, a: int, b: int, c: int, d: int) -> bool:
+    """Whether point d lies strictly inside the circumcircle of positive triangle a, b, c."""
+    rows = [(*(xy[v] - xy[d]), float(((xy[v] - xy[d]) ** 2).sum())) for v in (a, b, c)]
+    return float(np.linalg.det(np.array(rows))) > 1e-12
 
 
 class LandmarkFaceModeller:

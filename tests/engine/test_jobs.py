@@ -68,8 +68,11 @@ def test_cli_args_become_the_same_edit(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     args = _args("plate.####.exr", "-o", "out/o.####.exr", "--frames", "1001-1010", "--key", "1001:neutral=1",
                  "--key", "1010:happy=0.8,surprised=0.2", "--interpolation", "step", "--face-box", "1,2,30,40",
-                 "--mask", "m.####.exr", "--compression", "dwaa", "--float", "--mouth-preservation", "0.7")
+                 "--mask", "m.####.exr", "--compression", "dwaa", "--float", "--mouth-preservation", "0.7",
+                 "--option", "render.falloff=0.2", "--option", "track.mode=fast")
     spec = jobs.job_from_cli_args(args)
+    assert spec["backends"] == {"preset": "default", "options": {"render": {"falloff": 0.2}, "track": {"mode": "fast"}}}
+    assert jobs.plan(spec).backends == cli.backends_from_args(args)
     assert spec["plate"] == str(tmp_path / "plate.####.exr") and spec["mask"] == str(tmp_path / "m.####.exr")
     assert spec["output"] == {"pattern": str(tmp_path / "out" / "o.####.exr"), "compression": "dwaa", "half": False}
     assert spec["frame_range"] == [1001, 1010] and spec["face"] == {"box": [1.0, 2.0, 30.0, 40.0]}
@@ -95,6 +98,8 @@ def test_cli_args_become_the_same_edit(tmp_path, monkeypatch):
     (["--emotion", "happy", "--frames", "b-a"], FrameRangeError),
     (["--emotion", "happy", "--face", "1,2", "--face-box", "1,2,3,4"], InvalidOptionError),
     (["--emotion", "happy:20"], InvalidOptionError),
+    (["--emotion", "happy", "--option", "render"], InvalidOptionError),
+    (["--emotion", "happy", "--option", "render.x={\"a\": 1}"], InvalidOptionError),
 ])
 def test_bad_cli_args(argv, error):
     with pytest.raises(error):

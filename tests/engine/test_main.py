@@ -55,11 +55,11 @@ def test_health_reports_a_hung_worker(tmp_path):
     try:
         with process.client() as client:
             job = client.submit(spec_for(plate, str(tmp_path / "h.####.exr"),
-                                         backends={"options": {"render": {"delay": 3.0}}}))
+                                         backends={"options": {"render": {"delay": 2.0}}}))
             for event in client.events(job, timeout=30):
-                if event.type == "progress" and event.body["stage"] == "render":
+                if event.type == "progress" and event.body["stage"] == "analyze" and event.body["done"] == 2:
                     break
-            time.sleep(1.0)  # one frame takes 3 s: the worker's beat is stale
+            time.sleep(1.0)  # the first frame takes 2 s: the worker's beat is stale by now
             result = ned_engine("health", process.address, "--monitor", process.monitor)
             assert result.returncode == 1
             assert result.stdout.startswith("unhealthy: worker 0 silent for") and job in result.stdout

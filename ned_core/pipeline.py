@@ -177,9 +177,12 @@ class Pipeline:
     # -- analysis ---------------------------------------------------------------------------------------
     def analysis_settings(self, shot: Shot) -> dict[str, Any]:
         hint = shot.face
+        # A backend's ``version`` changes when its results change, so old cache entries are not reused.
         return {
-            "track": [self.backends.track, self.backends.options.get("track", {})],
-            "face3d": [self.backends.face3d, self.backends.options.get("face3d", {})],
+            "track": [self.backends.track, self.backends.options.get("track", {}),
+                      getattr(self.stage("track"), "version", 0)],
+            "face3d": [self.backends.face3d, self.backends.options.get("face3d", {}),
+                       getattr(self.stage("face3d"), "version", 0)],
             "face": None if hint is None else [hint.point, hint.box],
             "colorspace": shot.colorspace,
         }

@@ -2,11 +2,12 @@
 
 Owns splitting a MediaPipe-478 track into one identity shape per shot (face-local units, see mesh.py),
 a head pose per frame (similarity fitted to the identity's stable points, smoothed in time without lag)
-and per-frame expression offsets, plus the fixed hole-free triangulation the render warp uses. It fits
-no statistical model, so ``identity + expression`` mapped by the pose gives the tracked points back.
+and per-frame expression offsets, plus the fixed hole-free triangulation the render warp uses (MediaPipe's
+tessellation, shipped as data, with the eye and mouth openings filled). It fits no statistical model, so
+``identity + expression`` mapped by the pose gives the tracked points back.
 
-Imports numpy, cv2 (for the Delaunay triangulation) and the track stage's smoother; not mediapipe, not
-torch, not scipy.
+Imports numpy, cv2 (point-in-polygon tests) and the track stage's smoother; not mediapipe (the
+tessellation is read from ``ned_core/data``), not torch, not scipy.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ned_core.errors import InvalidOptionError, MissingModelError, NoFaceError
+from ned_core.errors import CorruptModelError, InvalidOptionError, MissingModelError, NoFaceError
 from ned_core.face3d import mesh
 from ned_core.face3d.base import FaceFit
 from ned_core.track.base import FaceTrack
@@ -26,15 +27,17 @@ from ned_core.track.smoothing import adaptive_smooth, bandwidth_ladder, segments
 
 _STABLE = list(mesh.STABLE)
 TESSELLATION_FILE = Path(__file__).resolve().parent.parent / "data" / "face_mesh_tessellation.json"
-# Eye openings: (upper lid, lower lid) from the image-left corner to the image-right one, and the iris
-# (centre, then its ring of four points).
+# Eye openings, the subject's right eye first: (upper lid, lower lid) from the image-left corner to the
+# image-right one, and the iris (centre, then its ring of four points).
 _EYES: tuple[tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]], ...] = (
     ((33, 246, 161, 160, 159, 158, 157, 173, 133), (33, 7, 163, 144, 145, 153, 154, 155, 133),
      (468, 469, 470, 471, 472)),
     ((362, 398, 384, 385, 386, 387, 388, 466, 263), (362, 382, 381, 380, 374, 373, 390, 249, 263),
      (473, 474, 475, 476, 477)),
 )
-_IRIS_MARGIN = 0.25  # an iris point joins the eye's fill when this many iris radii inside the lids
+# An iris point joins its eye's fill only this many iris radii inside the lids: one right at a lid would
+# make triangles that flip as soon as the lid moves.
+_IRIS_MARGIN = 0.25
 
 
 def _canonical(shape: np.ndarray) -> np.ndarray:
@@ -99,9 +102,15 @@ def tessellation() -> np.ndarray:
     try:
         with open(TESSELLATION_FILE, encoding="utf-8") as f:
             triangles = np.asarray(json.load(f)["triangles"], dtype=np.int32)
-    except (OSError, ValueError, KeyError) as exc:
-        raise MissingModelError(f"face mesh tessellation {TESSELLATION_FILE} is missing or unreadable: "
-                                "reinstall ned-core", path=str(TESSELLATION_FILE)) from exc
+    except OSError as exc:
+        raise MissingModelError(f"face mesh tessellation {TESSELLATION_FILE} is missing: reinstall ned-core",
+                                path=str(TESSELLATION_FILE)) from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CorruptModelError(f"face mesh tessellation {TESSELLATION_FILE} cannot be read: {exc}",
+                                path=str(TESSELLATION_FILE)) from exc
+    if triangles.ndim != 2 or triangles.shape[1] != 3 or triangles.min() < 0 or triangles.max() >= 468:
+        raise CorruptModelError(f"face mesh tessellation {TESSELLATION_FILE} holds no (F, 3) triangles "
+                                "over 468 points", path=str(TESSELLATION_FILE))
     triangles.setflags(write=False)
     return triangles
 
@@ -178,6 +187,8 @@ class LandmarkFaceModeller:
     iterations : rounds of (pose fit, identity re-estimate); 3 is plenty.
     pose_smoothing : strength of the zero-lag pose smoothing (0 = per-frame poses as fitted).
     """
+
+    version = 2  # 2: MediaPipe tessellation with eye and mouth fills instead of a Delaunay
 
     topology = mesh.TOPOLOGY
 

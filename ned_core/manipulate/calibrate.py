@@ -148,16 +148,10 @@ def fit_smile(neutrals: list[np.ndarray], displacements: list[np.ndarray], templ
 
 
 def tessellation_triangles() -> np.ndarray:
-    """(F, 3) triangles of MediaPipe's face-mesh tessellation (its edge list's 3-cliques)."""
-    from mediapipe.python.solutions.face_mesh_connections import FACEMESH_TESSELATION
+    """(F, 3) triangles of MediaPipe's face-mesh tessellation, as the face fit ships them."""
+    from ned_core.face3d.landmark_fit import tessellation
 
-    neighbours: dict[int, set[int]] = {}
-    for a, b in FACEMESH_TESSELATION:
-        neighbours.setdefault(a, set()).add(b)
-        neighbours.setdefault(b, set()).add(a)
-    triangles = {tuple(sorted((a, b, c))) for a in neighbours for b in neighbours[a] if b > a
-                 for c in neighbours[a] & neighbours[b] if c > b}
-    return np.array(sorted(triangles), dtype=np.int16)
+    return np.asarray(tessellation(), dtype=np.int16)
 
 
 def calibrate(pairs: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:

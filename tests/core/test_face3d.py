@@ -13,7 +13,7 @@ from ned_core import face3d
 from ned_core.errors import InvalidOptionError, NoFaceError
 from ned_core.face3d import mesh
 from ned_core.face3d.base import FaceFit
-from ned_core.face3d.landmark_fit import LandmarkFaceModeller, triangulate
+from ned_core.face3d.landmark_fit import LandmarkFaceModeller, tessellation, triangulate
 from ned_core.track.base import FaceTrack
 
 GRID = Path("/work/shared/data/grid/grid_bbaf2n.mpg")
@@ -149,23 +149,14 @@ def test_single_still_photo() -> None:
                                          rel=0.05)
 
 
-def test_triangles_cover_the_face_without_holes(grid_fit: FaceFit) -> None:
-    tri = grid_fit.triangles
-    assert tri.dtype == np.int32 and tri.ndim == 2 and tri.shape[1] == 3
-    assert set(np.unique(tri)) == set(range(mesh.N_VERTICES))  # irises included
-    xy = grid_fit.identity[:, :2].astype(np.float64)
+def _areas(xy: np.ndarray, tri: np.ndarray) -> np.ndarray:
     a, b, c = xy[tri[:, 0]], xy[tri[:, 1]], xy[tri[:, 2]]
-    area = 0.5 * ((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]))
-    assert np.all(area > 0)  # one winding, nothing degenerate
-    # Non-overlapping triangles whose areas add up to the hull's: the mesh has no holes, and the mouth
-    # and eye openings are covered.
-    hull = cv2.contourArea(cv2.convexHull(xy.astype(np.float32)))
-    assert area.sum() == pytest.approx(hull, rel=1e-3)
+    return 0.5 * ((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]))
+
+
+def _edge_uses(tri: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     edges = np.sort(np.concatenate([tri[:, [0, 1]], tri[:, [1, 2]], tri[:, [2, 0]]]), axis=1)
-    _, uses = np.unique(edges, axis=0, return_counts=True)
-    assert uses.max() == 2  # a proper 2-manifold: no edge shared by three triangles
-    mouth_centre = (xy[mesh.UPPER_LIP_INNER] + xy[mesh.LOWER_LIP_INNER]) / 2
-    assert _covered(mouth_centre, xy, tri)
+    return np.unique(edges, axis=0, return_counts=True)
 
 
 def _covered(point: np.ndarray, xy: np.ndarray, tri: np.ndarray) -> bool:
@@ -176,10 +167,103 @@ def _covered(point: np.ndarray, xy: np.ndarray, tri: np.ndarray) -> bool:
     return False
 
 
-def test_triangulate_merges_coincident_points() -> None:
-    pts = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0], [1, 1, 0.5]], dtype=np.float64)
-    tri = triangulate(pts)
-    assert tri.shape == (2, 3) and 4 not in tri
+FACE_OVAL = {10, 109, 67, 103, 54, 21, 162, 127, 234, 93, 132, 58, 172, 136, 150, 149, 176, 148, 152, 377,
+             400, 378, 379, 365, 397, 288, 361, 323, 454, 356, 389, 251, 284, 332, 297, 338}
+IRIS_RINGS = set(range(469, 473)) | set(range(474, 478))
+UPPER_LIDS = (246, 161, 160, 159, 158, 157, 173, 398, 384, 385, 386, 387, 388, 466)
+LOWER_LIDS = (7, 163, 144, 145, 153, 154, 155, 382, 381, 380, 374, 373, 390, 249)
+
+
+def test_triangles_cover_the_face_without_holes(grid_fit: FaceFit) -> None:
+    tri = grid_fit.triangles
+    assert tri.dtype == np.int32 and tri.ndim == 2 and tri.shape[1] == 3
+    used = set(np.unique(tri).tolist())
+    # Every face point and both iris centres; only iris ring points hidden under a lid may stay out.
+    assert used >= set(range(468)) | {468, 473}
+    assert set(range(mesh.N_VERTICES)) - used <= IRIS_RINGS
+    # A proper 2-manifold whose only border is the face oval: the eye and mouth openings are filled.
+    edges, uses = _edge_uses(tri)
+    assert uses.max() == 2
+    border = edges[uses == 1]
+    assert set(border.ravel().tolist()) == FACE_OVAL and len(border) == len(FACE_OVAL)
+    # One winding, and the areas add up to the hull's. The frontal projection of the 3D mesh folds a
+    # little at the nose wings and mouth corners: those few triangles stay tiny.
+    xy = grid_fit.identity[:, :2].astype(np.float64)
+    area = _areas(xy, tri)
+    hull = cv2.contourArea(cv2.convexHull(xy.astype(np.float32)))
+    assert area.sum() == pytest.approx(hull, rel=1e-3)
+    assert (area <= 0).sum() <= 8 and -area[area < 0].sum() < 1e-3 * hull
+    mouth_centre = (xy[mesh.UPPER_LIP_INNER] + xy[mesh.LOWER_LIP_INNER]) / 2
+    assert _covered(mouth_centre, xy, tri)
+    for upper, lower in ((159, 145), (386, 374)):  # across each eye, lid to lid
+        for f in np.linspace(0.1, 0.9, 5):
+            assert _covered(xy[upper] + f * (xy[lower] - xy[upper]), xy, tri)
+
+
+def test_openings_are_filled_lip_to_lip_and_lid_to_iris(grid_fit: FaceFit) -> None:
+    tri = grid_fit.triangles
+    edges = {tuple(e) for e in _edge_uses(tri)[0].tolist()}
+    # The mouth strip joins each inner-lip pair, so the inside of the mouth moves with both lips.
+    assert all(tuple(sorted(pair)) in edges for pair in mesh.INNER_LIP_PAIRS if pair[0] != pair[1])
+    # The lids are tied to the visible iris, never to a ring point hidden under them.
+    for centre in (468, 473):
+        assert any(centre in e and set(e) & set(UPPER_LIDS) for e in edges)
+        assert any(centre in e and set(e) & set(LOWER_LIDS) for e in edges)
+    hidden = IRIS_RINGS - set(np.unique(tri).tolist())
+    assert hidden == {470, 472, 475, 477}  # this actor's lids cover the top and bottom of his irises
+    xy = grid_fit.identity[:, :2].astype(np.float64)
+    assert np.all(_areas(xy, tri[len(tessellation()):]) > 0)  # the fills are proper triangles here
+
+
+def test_lid_motion_over_still_irises_keeps_the_eye_fill_unfolded(grid_fit: FaceFit) -> None:
+    # Wide eyes: upper lids up by a third of the opening, lower lids up a fifth, irises still. No triangle
+    # holding an iris point may flip or shrink below a quarter of its area (the FACS rig's fold guard
+    # would cut the edit's motion around it).
+    shape = grid_fit.identity.astype(np.float64).copy()
+    tri = grid_fit.triangles
+    opening = float(np.mean(shape[[145, 374], 1] - shape[[159, 386], 1]))
+    before = _areas(shape[:, :2], tri)
+    shape[list(UPPER_LIDS), 1] -= opening / 3
+    shape[list(LOWER_LIDS), 1] -= opening / 5
+    after = _areas(shape[:, :2], tri)
+    iris = np.isin(tri, [468, 473] + sorted(IRIS_RINGS)).any(axis=1)
+    assert iris.sum() >= 20
+    assert np.all(after[iris] >= 0.25 * before[iris])
+
+
+def test_visible_iris_points_join_the_eye_fill(grid_fit: FaceFit) -> None:
+    shape = grid_fit.identity.astype(np.float64).copy()
+    # Open the subject's right eye wide enough to show the whole iris: its top and bottom join the fill.
+    radius = float(np.linalg.norm(shape[470, :2] - shape[468, :2]))
+    shape[[246, 161, 160, 159, 158, 157, 173], 1] -= 1.2 * radius
+    shape[[7, 163, 144, 145, 153, 154, 155], 1] += 1.2 * radius
+    tri = triangulate(shape)
+    used = set(np.unique(tri).tolist())
+    assert {468, 469, 470, 471, 472} <= used and not {475, 477} & used
+    area = _areas(shape[:, :2], tri)
+    assert np.all(area[np.isin(tri, [468, 469, 470, 471, 472]).any(axis=1)] > 0)
+    edges, uses = _edge_uses(tri)
+    assert uses.max() == 2 and len(edges[uses == 1]) == len(FACE_OVAL)
+
+
+def test_triangulate_rejects_other_shapes(grid_fit: FaceFit) -> None:
+    with pytest.raises(InvalidOptionError):
+        triangulate(grid_fit.identity[:68])
+    broken = grid_fit.identity.copy()
+    broken[5] = np.nan
+    with pytest.raises(InvalidOptionError):
+        triangulate(broken)
+
+
+def test_shipped_tessellation_is_mediapipes() -> None:
+    from mediapipe.python.solutions.face_mesh_connections import FACEMESH_TESSELATION
+
+    tri = tessellation()
+    assert tri.shape == (852, 3) and tri.min() == 0 and tri.max() == 467
+    assert {tuple(sorted(e)) for e in FACEMESH_TESSELATION} == {tuple(e) for e in _edge_uses(tri)[0].tolist()}
+    # One consistent winding: every directed edge appears once.
+    directed = np.concatenate([tri[:, [0, 1]], tri[:, [1, 2]], tri[:, [2, 0]]])
+    assert len(np.unique(directed, axis=0)) == len(directed)
 
 
 def test_bad_tracks_are_reported(grid_track: FaceTrack) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -273,25 +274,29 @@ class Pipeline:
             index_of = {f: i for i, f in enumerate(analysis.frames)}
             written: dict[int, str] = {}
             previews: list[tuple[np.ndarray, np.ndarray]] = []
+
+            def finished(frame: int, path: str) -> None:
+                written[frame] = path
+                if on_frame is not None:
+                    on_frame(frame, path)
+                if progress is not None:
+                    progress(Progress("render", frame, len(written), len(todo)))
+
             try:
-                for done, frame in enumerate(todo):
-                    if cancel is not None:
-                        cancel.check()
-                    image = plate.read(frame)
-                    mask = read_mask(mask_plate, frame, image) if mask_plate is not None else None
-                    result = self.render_frame(image, index_of[frame], analysis, edited, mask)
-                    path = frame_path(output.pattern, frame)
-                    write_exr(path, result.rgba, like=image.info,
-                              layers={MATTE_LAYER: result.matte, STMAP_LAYERS[0]: result.stmap_uv[..., 0],
-                                      STMAP_LAYERS[1]: result.stmap_uv[..., 1]},
-                              compression=output.compression, half=output.half, colorspace=image.colorspace)
-                    written[frame] = path
-                    if on_frame is not None:
-                        on_frame(frame, path)
-                    if preview is not None:
-                        previews.append(_preview_pair(image, result))
-                    if progress is not None:
-                        progress(Progress("render", frame, done + 1, len(todo)))
+                with _FrameWriter(finished) as writer:
+                    for frame in todo:
+                        if cancel is not None:
+                            cancel.check()
+                        image = plate.read(frame)
+                        mask = read_mask(mask_plate, frame, image) if mask_plate is not None else None
+                        result = self.render_frame(image, index_of[frame], analysis, edited, mask)
+                        layers = {MATTE_LAYER: result.matte, STMAP_LAYERS[0]: result.stmap_uv[..., 0],
+                                  STMAP_LAYERS[1]: result.stmap_uv[..., 1]}
+                        writer.write(frame, frame_path(output.pattern, frame), result.rgba, like=image.info,
+                                     layers=layers, compression=output.compression, half=output.half,
+                                     colorspace=image.colorspace)
+                        if preview is not None:
+                            previews.append(_preview_pair(image, result))
             finally:
                 if mask_plate is not None:
                     mask_plate.close()
@@ -302,6 +307,40 @@ class Pipeline:
                               audio_offset=(todo[0] - shot.start) / fps)
             lost = [f for f in todo if not analysis.fit.found[index_of[f]]]
             return RunResult(written=written, lost_frames=lost, analysis_cached=cached)
+
+
+class _FrameWriter:
+    """Writes EXR frames on a background thread while the next frame renders.
+
+    At most one write is in flight. A frame counts as finished (``finished(frame, path)``) only once its
+    file is complete and renamed into place, in frame order; on leaving the block every write already
+    started is completed and reported, even when the loop is leaving on an error or a cancellation.
+    """
+
+    def __init__(self, finished: Callable[[int, str], None]) -> None:
+        self._finished = finished
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ned-write")
+        self._pending: tuple[int, str, Future[None]] | None = None
+
+    def write(self, frame: int, path: str, rgba: np.ndarray, **options: Any) -> None:
+        self._settle()
+        self._pending = (frame, path, self._executor.submit(write_exr, path, rgba, **options))
+
+    def _settle(self) -> None:
+        if self._pending is not None:
+            frame, path, future = self._pending
+            self._pending = None
+            future.result()  # a failed write raises here, before anything later is reported
+            self._finished(frame, path)
+
+    def __enter__(self) -> _FrameWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self._settle()
+        finally:
+            self._executor.shutdown(wait=True)
 
 
 def open_plate(shot: Shot) -> Plate:

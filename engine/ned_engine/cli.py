@@ -20,7 +20,7 @@ from ned_core.pipeline import PRESETS, STAGES, Backends, OutputSpec, Pipeline, S
 from ned_core.track.base import FaceHint
 from ned_engine import __version__ as engine_version
 from ned_engine import models_cli, train_cli
-from ned_engine.progress import ProgressBar
+from ned_engine.progress import ProgressBar, format_ranges
 
 
 def _floats(text: str, count: int, option: str) -> tuple[float, ...]:
@@ -154,7 +154,7 @@ def run_edit(args: argparse.Namespace) -> int:
           + (" (analysis from cache)" if result.analysis_cached else ""))
     if result.lost_frames:
         print(f"no face on {len(result.lost_frames)} frames (passed through untouched): "
-              f"{_ranges(result.lost_frames)}")
+              f"{format_ranges(result.lost_frames)}")
     if args.preview:
         print(f"preview: {args.preview}")
     return 0
@@ -179,18 +179,6 @@ def run_info(args: argparse.Namespace) -> int:
             described = ", ".join(f"({b[0]:.0f},{b[1]:.0f})-({b[2]:.0f},{b[3]:.0f})" for b in boxes)
             print(f"faces at {frame}: {len(boxes)}" + (f"  {described}" if boxes else ""))
     return 0
-
-
-def _ranges(frames: list[int]) -> str:
-    parts, start, prev = [], frames[0], frames[0]
-    for f in frames[1:] + [None]:
-        if f is not None and f == prev + 1:
-            prev = f
-            continue
-        parts.append(str(start) if start == prev else f"{start}-{prev}")
-        if f is not None:
-            start = prev = f
-    return ", ".join(parts)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

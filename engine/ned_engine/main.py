@@ -231,8 +231,7 @@ def run_analyze(args: argparse.Namespace) -> int:
 
 def run_render(args: argparse.Namespace) -> int:
     from ned_engine import farm
-    from ned_engine.progress import ProgressBar
-    from ned_engine.remote import format_ranges
+    from ned_engine.progress import ProgressBar, format_ranges
 
     spec = farm.load_job(args.job)
     chunk = parse_frame_range(args.frames) if args.frames else None

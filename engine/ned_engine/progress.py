@@ -1,4 +1,4 @@
-"""A terminal progress bar for long CLI tasks (stderr; plain lines when stderr is not a terminal)."""
+"""Console output of long CLI tasks: a progress bar (stderr; plain lines when not a terminal), frame ranges."""
 
 from __future__ import annotations
 
@@ -46,3 +46,17 @@ class ProgressBar:
             self.stream.write("\n")
             self._stage = None
         self.stream.flush()
+
+
+def format_ranges(frames: list[int]) -> str:
+    """``[1, 2, 3, 7]`` → ``"1-3, 7"``."""
+    parts: list[str] = []
+    start = prev = frames[0]
+    for frame in [*frames[1:], None]:
+        if frame is not None and frame == prev + 1:
+            prev = frame
+            continue
+        parts.append(str(start) if start == prev else f"{start}-{prev}")
+        if frame is not None:
+            start = prev = frame
+    return ", ".join(parts)

@@ -26,6 +26,7 @@ from ned_core.io import Plate, frame_path, is_sequence_pattern
 from ned_core.io.atomic import commit, discard, make_parent, temp_path
 from ned_core.pipeline import Progress, ProgressFn
 from ned_engine import __version__, jobs
+from ned_engine.progress import format_ranges
 
 _CORE_CLASSES = {cls.code: cls for cls in core_errors.ALL_ERRORS}
 
@@ -205,18 +206,4 @@ def _summary(out: TextIO, frames: list[int], shown: str, body: dict[str, Any]) -
     out.flush()
 
 
-def format_ranges(frames: list[int]) -> str:
-    """``[1, 2, 3, 7]`` → ``"1-3, 7"``."""
-    parts: list[str] = []
-    start = prev = frames[0]
-    for frame in [*frames[1:], None]:
-        if frame is not None and frame == prev + 1:
-            prev = frame
-            continue
-        parts.append(str(start) if start == prev else f"{start}-{prev}")
-        if frame is not None:
-            start = prev = frame
-    return ", ".join(parts)
-
-
-__all__ = ["core_error", "format_ranges", "inline_plate", "run_remote"]
+__all__ = ["core_error", "inline_plate", "run_remote"]

@@ -70,6 +70,7 @@ class EmotionCurve:
         except ValueError:
             raise InvalidOptionError(f"bad intensity in --emotion {text!r} (want NAME[:0.8])",
                                      field="emotion") from None
+        _check_weights({name.strip(): intensity}, f"--emotion {text!r}")
         return cls.constant(name.strip(), intensity)
 
     @classmethod

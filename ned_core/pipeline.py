@@ -8,6 +8,8 @@ them.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -261,7 +263,7 @@ class Pipeline:
         to the same frames of a single run. Frames are written one by one, each atomically.
         """
         self.load()
-        with open_plate(shot) as plate:
+        with open_plate(shot) as plate, contextlib.ExitStack() as resources:
             todo = list(plate.frames) if frames is None else list(frames)
             outside = [f for f in todo if f not in set(plate.frames)]
             if outside:
@@ -269,6 +271,9 @@ class Pipeline:
                     f"frames {outside[0]}..{outside[-1]} are outside the shot {plate.first}-{plate.last}",
                     path=shot.plate, frame=outside[0])
             mask_plate = open_mask(shot, plate)
+            if mask_plate is not None:
+                resources.enter_context(mask_plate)
+            check_not_overwriting_inputs(shot, plate, mask_plate, output, todo, preview)
             analysis, cached = self.analyze(shot, plate, progress, cancel)
             edited = self.edit(analysis, curve, mouth_preservation)
             index_of = {f: i for i, f in enumerate(analysis.frames)}
@@ -282,24 +287,20 @@ class Pipeline:
                 if progress is not None:
                     progress(Progress("render", frame, len(written), len(todo)))
 
-            try:
-                with _FrameWriter(finished) as writer:
-                    for frame in todo:
-                        if cancel is not None:
-                            cancel.check()
-                        image = plate.read(frame)
-                        mask = read_mask(mask_plate, frame, image) if mask_plate is not None else None
-                        result = self.render_frame(image, index_of[frame], analysis, edited, mask)
-                        layers = {MATTE_LAYER: result.matte, STMAP_LAYERS[0]: result.stmap_uv[..., 0],
-                                  STMAP_LAYERS[1]: result.stmap_uv[..., 1]}
-                        writer.write(frame, frame_path(output.pattern, frame), result.rgba, like=image.info,
-                                     layers=layers, compression=output.compression, half=output.half,
-                                     colorspace=image.colorspace)
-                        if preview is not None:
-                            previews.append(_preview_pair(image, result))
-            finally:
-                if mask_plate is not None:
-                    mask_plate.close()
+            with _FrameWriter(finished) as writer:
+                for frame in todo:
+                    if cancel is not None:
+                        cancel.check()
+                    image = plate.read(frame)
+                    mask = read_mask(mask_plate, frame, image) if mask_plate is not None else None
+                    result = self.render_frame(image, index_of[frame], analysis, edited, mask)
+                    layers = {MATTE_LAYER: result.matte, STMAP_LAYERS[0]: result.stmap_uv[..., 0],
+                              STMAP_LAYERS[1]: result.stmap_uv[..., 1]}
+                    writer.write(frame, frame_path(output.pattern, frame), result.rgba, like=image.info,
+                                 layers=layers, compression=output.compression, half=output.half,
+                                 colorspace=image.colorspace)
+                    if preview is not None:
+                        previews.append(_preview_pair(image, result))
             if preview is not None:
                 from ned_core.io.preview import write_preview
                 fps = plate.fps or 24.0
@@ -356,13 +357,46 @@ def open_mask(shot: Shot, plate: Plate) -> Plate | None:
 
 
 def read_mask(mask_plate: Plate, frame: int, like: PlateImage) -> np.ndarray:
-    """The mask of ``frame`` as (H, W) float32 in [0, 1], from its alpha or else its first channel."""
+    """The mask of ``frame`` over the plate's data window, (H, W) float32 in [0, 1].
+
+    Taken from the mask's alpha, else its first channel, and placed by the images' windows (as a
+    compositing package would): a mask with the plate's display window but another data window is
+    moved into place, zero where it has no pixels. A mask of another format is refused, not stretched.
+    """
     image = mask_plate.read(frame)
     values = image.alpha if image.alpha is not None else image.pixels[..., 0]
-    height, width = like.pixels.shape[:2]
-    if values.shape != (height, width):
-        values = cv2.resize(values, (width, height), interpolation=cv2.INTER_LINEAR)
-    return np.clip(values, 0.0, 1.0).astype(np.float32)
+    mx, my, mw, mh = image.info.data_window
+    px, py, pw, ph = like.info.data_window
+    if (mx, my, mw, mh) == (px, py, pw, ph):
+        placed = values
+    elif image.info.display_window == like.info.display_window:
+        placed = np.zeros((ph, pw), np.float32)
+        x0, y0 = max(mx, px), max(my, py)
+        x1, y1 = min(mx + mw, px + pw), min(my + mh, py + ph)
+        if x1 > x0 and y1 > y0:
+            placed[y0 - py:y1 - py, x0 - px:x1 - px] = values[y0 - my:y1 - my, x0 - mx:x1 - mx]
+    else:
+        fw, fh = image.info.display_window[2:]
+        raise InvalidOptionError(
+            f"the mask is {fw}x{fh} but the plate is {like.info.display_window[2]}x{like.info.display_window[3]}"
+            f" (display windows differ)", path=mask_plate.path, frame=frame, field="mask")
+    return np.clip(placed, 0.0, 1.0).astype(np.float32)
+
+
+def check_not_overwriting_inputs(shot: Shot, plate: Plate, mask_plate: Plate | None, output: OutputSpec,
+                                 frames: list[int], preview: str | None) -> None:
+    """Refuse an output frame or preview that is one of the shot's own input files."""
+    inputs = {os.path.realpath(p) for p in plate.files()}
+    if mask_plate is not None:
+        inputs |= {os.path.realpath(p) for p in mask_plate.files()}
+    for frame in frames:
+        path = frame_path(output.pattern, frame)
+        if os.path.realpath(path) in inputs:
+            raise InvalidOptionError(f"the output {path} would overwrite an input file of the shot",
+                                     path=path, frame=frame, field="output")
+    if preview is not None and os.path.realpath(preview) in inputs:
+        raise InvalidOptionError(f"the preview {preview} would overwrite an input file of the shot",
+                                 path=preview, field="preview")
 
 
 def _rgba(image: PlateImage) -> np.ndarray:

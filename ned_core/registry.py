@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ned_core.errors import MissingDependencyError, UnknownBackendError
+from ned_core.errors import InvalidOptionError, MissingDependencyError, UnknownBackendError
 
 
 def load_backend(stage: str, table: dict[str, str], name: str, **options: Any) -> Any:
@@ -24,4 +24,7 @@ def load_backend(stage: str, table: dict[str, str], name: str, **options: Any) -
         raise MissingDependencyError(
             f"the {stage} backend {name!r} needs the package {exc.name!r}: run installers/install.sh"
             + (" --ned" if name == "ned" else ""), field=stage) from exc
-    return getattr(module, class_name)(**options)
+    try:
+        return getattr(module, class_name)(**options)
+    except (TypeError, ValueError) as exc:  # an unknown option name or a value of the wrong kind
+        raise InvalidOptionError(f"bad options for the {stage} backend {name!r}: {exc}", field=stage) from exc

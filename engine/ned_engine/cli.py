@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from ned_core import EMOTIONS
@@ -60,7 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="a backend option, e.g. render.actor=alice or track.smoothing=0.5 (repeatable)")
     edit.add_argument("--colorspace", help="the plate's colourspace (default: inferred from the file type)")
     edit.add_argument("--compression", default="zip", help="EXR compression (default zip)")
-    edit.add_argument("--float", action="store_true", help="write RGBA as 32-bit float instead of half")
+    depth = edit.add_mutually_exclusive_group()
+    depth.add_argument("--float", action="store_true",
+                       help="write RGBA as 32-bit float (default: half, or float for float / 16-bit plates)")
+    depth.add_argument("--half", action="store_true", help="write RGBA as half float whatever the plate")
     edit.add_argument("--preview", help="also write a before|after movie (with the source's audio)")
     edit.add_argument("--cache-dir", help="analysis cache directory (default $NED_CACHE_DIR or ~/.cache/ned)")
     edit.add_argument("--no-cache", action="store_true", help="always re-analyse the shot")
@@ -125,28 +131,48 @@ def curve_from_args(args: argparse.Namespace) -> EmotionCurve:
                              field="emotion")
 
 
+PREVIEW_SUFFIXES = (".mp4", ".mov", ".m4v")
+
+
+def check_edit_args(args: argparse.Namespace) -> None:
+    """Check what ``ned edit`` will write before any work, and settle the RGBA depth.
+
+    Without ``--float``/``--half`` the RGBA is half float unless the plate holds values half cannot keep
+    exactly (float or 16-bit plates), so that pixels outside the matte stay the plate's own. Sets
+    ``args.float`` to the choice, which the in-process and the ``--engine`` paths both read.
+    """
+    from ned_core.pipeline import open_plate
+
+    if not args.output.lower().endswith(".exr"):
+        raise InvalidOptionError(f"--output {args.output!r} must be an .exr pattern", field="output")
+    if args.preview and not args.preview.lower().endswith(PREVIEW_SUFFIXES):
+        raise InvalidOptionError(f"--preview {args.preview!r} must end in {', '.join(PREVIEW_SUFFIXES)}",
+                                 field="preview")
+    with open_plate(shot_from_args(args)) as plate:
+        if len(plate.frames) > 1 and not is_sequence_pattern(args.output):
+            raise InvalidOptionError(
+                f"--output {args.output!r} has no frame number token (####, %04d or @) for a "
+                f"{len(plate.frames)}-frame shot", field="output")
+        if not args.float and not args.half:
+            args.float = plate.read(plate.first).info.needs_float
+
+
 def run_edit(args: argparse.Namespace) -> int:
     from ned_core.cache import AnalysisCache
 
+    if not args.engine and (args.inline or args.curve_server_key or args.curve_key):
+        raise InvalidOptionError("--inline and --curve-* need --engine ADDR", field="engine")
+    check_edit_args(args)
     if args.engine:
         from ned_engine.remote import run_remote
 
         return run_remote(args, args.engine, None if args.quiet else ProgressBar())
-    if args.inline or args.curve_server_key or args.curve_key:
-        raise InvalidOptionError("--inline and --curve-* need --engine ADDR", field="engine")
     shot = shot_from_args(args)
     curve = curve_from_args(args)
     output = OutputSpec(args.output, compression=args.compression, half=not args.float)
     pipeline = Pipeline(backends_from_args(args),
                         cache=AnalysisCache(args.cache_dir) if args.cache_dir else None,
                         use_cache=not args.no_cache)
-    from ned_core.pipeline import open_plate
-
-    with open_plate(shot) as plate:
-        if len(plate.frames) > 1 and not is_sequence_pattern(args.output):
-            raise InvalidOptionError(
-                f"--output {args.output!r} has no frame number token (####, %04d or @) for a "
-                f"{len(plate.frames)}-frame shot", field="output")
     result = pipeline.run(shot, curve, output, mouth_preservation=args.mouth_preservation,
                           progress=None if args.quiet else ProgressBar(), preview=args.preview)
     frames = sorted(result.written)
@@ -181,8 +207,15 @@ def run_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _terminate(signum: int, frame: object) -> None:
+    # A farm's kill is SIGTERM: unwind like Ctrl-C so temporary files are removed on the way out.
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         handler = getattr(args, "handler", None) or {"edit": run_edit, "info": run_info}[args.command]
         return handler(args)
@@ -192,6 +225,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ned: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `ned info ... | head`: the reader left, nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -60,6 +60,15 @@ class ImageInfo:
     pixel_aspect: float = 1.0
     metadata: dict[str, object] = field(default_factory=dict)
     metadata_types: dict[str, str] = field(default_factory=dict)
+    source_format: str = "uint8"  # how the file stores its pixels: "half", "float", "uint8", "uint16"...
+    source_bits: int = 8  # significant bits per sample (a 10-bit DPX stores uint16 with 10)
+
+    @property
+    def needs_float(self) -> bool:
+        """True when half float cannot hold this source's values exactly (float, or ints over 11 bits)."""
+        if self.source_format in ("float", "double"):
+            return True
+        return self.source_format != "half" and self.source_bits > 11
 
     @classmethod
     def from_spec(cls, spec: oiio.ImageSpec) -> ImageInfo:
@@ -74,7 +83,8 @@ class ImageInfo:
             data_window=(spec.x, spec.y, spec.width, spec.height),
             display_window=(spec.full_x, spec.full_y, spec.full_width, spec.full_height),
             pixel_aspect=float(spec.get_float_attribute("PixelAspectRatio", 1.0)) or 1.0,
-            metadata=metadata, metadata_types=types)
+            metadata=metadata, metadata_types=types, source_format=str(spec.format),
+            source_bits=int(spec.get_int_attribute("oiio:BitsPerSample", 0) or spec.format.size() * 8))
 
 
 @dataclass

@@ -198,3 +198,31 @@ def test_user_mask_limits_the_edit(tmp_path, plate):
     got = read_exr_channels(str(tmp_path / "m.1001.exr"))
     assert not got["ned.matte"].any()
     assert np.array_equal(np.stack([got["R"], got["G"], got["B"]], -1), _read(plate.replace("####", "1001")))
+
+
+def _mask_image(path, values, origin=(0, 0), display=None):
+    spec = oiio.ImageSpec(values.shape[1], values.shape[0], 1, "float")
+    spec.x, spec.y = origin
+    if display is not None:
+        spec.full_x, spec.full_y, spec.full_width, spec.full_height = display
+    out = oiio.ImageOutput.create(str(path))
+    out.open(str(path), spec)
+    out.write_image(values[..., None].astype(np.float32))
+    out.close()
+
+
+def test_mask_is_placed_by_its_windows_and_a_foreign_format_is_refused(tmp_path, plate):
+    from ned_core.errors import InvalidOptionError
+    from ned_core.io import Plate
+    from ned_core.pipeline import read_mask
+
+    with Plate.open(plate) as p:
+        image = p.read(1001)
+    # A mask covering only the right half of the same format (data window offset by W/2).
+    _mask_image(tmp_path / "half.1001.exr", np.ones((H, W // 2)), origin=(W // 2, 0), display=(0, 0, W, H))
+    with Plate.open(str(tmp_path / "half.####.exr")) as m:
+        placed = read_mask(m, 1001, image)
+    assert placed.shape == (H, W) and not placed[:, : W // 2].any() and placed[:, W // 2:].all()
+    _mask_image(tmp_path / "big.1001.exr", np.ones((2 * H, 2 * W)))
+    with Plate.open(str(tmp_path / "big.####.exr")) as m, pytest.raises(InvalidOptionError, match="display windows"):
+        read_mask(m, 1001, image)

@@ -8,6 +8,8 @@ import numpy as np
 import OpenImageIO as oiio
 import pytest
 
+from ned_core.io import Plate, read_exr_channels
+
 GRID = Path(__file__).resolve().parents[2] / "demo" / "grid_bbaf2n.mpg"
 
 
@@ -116,3 +118,46 @@ def test_edit_the_demo_clip_with_keys_and_preview(tmp_path):
         assert video.codec_context.width == 720 and len(movie.streams.audio) == 1
     again = ned(*[a.replace("happy", "sad") for a in args])  # another emotion: the analysis is reused
     assert again.returncode == 0 and "analysis from cache" in again.stdout
+
+
+def test_never_overwrites_its_own_inputs(tmp_path, grey_plate):
+    before = Path(grey_plate.replace("####", "1002")).read_bytes()
+    _fails(ned("edit", grey_plate, "-o", grey_plate, "--emotion", "happy"), "invalid_option", "overwrite")
+    assert Path(grey_plate.replace("####", "1002")).read_bytes() == before
+    _fails(ned("edit", grey_plate, "-o", str(tmp_path / "o.####.exr"), "--emotion", "happy",
+               "--preview", grey_plate.replace("####", "1001")), "invalid_option", "--preview")
+
+
+def test_output_and_preview_formats_are_checked(tmp_path, grey_plate):
+    _fails(ned("edit", grey_plate, "-o", str(tmp_path / "o.####.png"), "--emotion", "happy"),
+           "invalid_option", "--output")
+    _fails(ned("edit", grey_plate, "-o", str(tmp_path / "o.####.exr"), "--emotion", "happy",
+               "--preview", str(tmp_path / "p.gif")), "invalid_option", "--preview")
+
+
+def test_a_bad_backend_option_is_one_clear_line(tmp_path, grey_plate):
+    _fails(ned("edit", grey_plate, "-o", str(tmp_path / "o.####.exr"), "--emotion", "happy",
+               "--option", "track.bogus=1"), "invalid_option", "bogus")
+    _fails(ned("edit", grey_plate, "-o", str(tmp_path / "o.####.exr"), "--emotion", "happy",
+               "--option", "nonsense"), "invalid_option", "--option")
+
+
+def test_float_plates_get_float_rgba_so_the_plate_survives(tmp_path):
+    """Intensity 0 on a 32-bit float plate is bit-identical without asking for --float."""
+    rng = np.random.default_rng(3)
+    frames = (1001, 1002)
+    for f in frames:
+        spec = oiio.ImageSpec(360, 288, 3, "float")
+        out = oiio.ImageOutput.create(str(tmp_path / f"f.{f}.exr"))
+        out.open(str(tmp_path / f"f.{f}.exr"), spec)
+        with Plate.open(str(GRID), frame_range=(f, f)) as movie:
+            base = movie.read(f).pixels[..., :3]
+        out.write_image((base + rng.normal(0, 1e-4, base.shape)).astype(np.float32))
+        out.close()
+    result = ned("edit", str(tmp_path / "f.####.exr"), "-o", str(tmp_path / "o.####.exr"), "--emotion", "happy:0",
+                 "--no-cache", "-q")
+    assert result.returncode == 0, result.stderr
+    for f in frames:
+        got = read_exr_channels(str(tmp_path / f"o.{f}.exr"))
+        src = oiio.ImageBuf(str(tmp_path / f"f.{f}.exr")).get_pixels(oiio.FLOAT)
+        assert np.array_equal(np.stack([got["R"], got["G"], got["B"]], -1), src)

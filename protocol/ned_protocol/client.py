@@ -12,6 +12,11 @@ The I/O thread pings when the engine has been silent for ``heartbeat`` seconds; 
 re-sends the requests still waiting for a reply (all are idempotent; ``submit`` always carries an
 idempotency key). Only ``shutdown`` is not re-sent: it fails with ``DisconnectedError``.
 
+A refused CurveZMQ handshake is final, not a reason to retry: the socket monitor's
+``HANDSHAKE_FAILED_AUTH`` (the engine's allow-list said no), a security-mechanism mismatch (CurveZMQ on
+one side only) or three handshake failures in a row with no detail (a wrong engine public key) fail
+every waiting call and ``events()`` with ``UnauthorizedError`` and the client stops reconnecting.
+
 Imports zmq and ``ned_protocol``; never torch, numpy or ned_core.
 """
 
@@ -38,6 +43,7 @@ from ned_protocol.errors import (
     NedError,
     ProtocolError,
     RequestTimeoutError,
+    UnauthorizedError,
     UnknownJobError,
     UnsupportedVersionError,
     from_code,
@@ -49,6 +55,9 @@ logger = logging.getLogger(__name__)
 EventCallback = Callable[["Event"], None]
 _MAX_QUEUED = 10_000  # undelivered events kept for events(); beyond it the oldest progress is dropped
 _RECV_BATCH = 256  # messages read per wake-up before the outbox and heartbeat get a turn
+_HANDSHAKE_RETRIES = 3  # handshakes failing without detail in a row before the key is taken as refused
+_MONITOR_EVENTS = (zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+                   | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
 
 
 @dataclass(frozen=True)
@@ -167,7 +176,8 @@ class Client:
         self._streams: dict[str, _Stream] = {}
         self._callbacks: list[tuple[EventCallback, str | None]] = []
         self._closed = False
-        self._fatal: str | None = None
+        self._fatal: NedError | None = None  # why nothing more can work (version or key refused)
+        self._handshake_failures = 0
         self._welcome: dict[str, Any] | None = None
         self._version: tuple[int, int] = PROTOCOL_VERSION
         self._connected = False
@@ -349,7 +359,7 @@ class Client:
     def _usable(self) -> None:
         """Raise why the client cannot be used (call with the lock held)."""
         if self._fatal is not None:
-            raise UnsupportedVersionError(self._fatal, field="v")
+            raise _again(self._fatal)
         if self._closed:
             raise DisconnectedError(f"the client for {self.address} is closed")
 
@@ -438,7 +448,7 @@ class Client:
                                      field="address") from None
         # the monitor tells a dropped TCP connection at once; silence alone would take 3 heartbeats,
         # and an engine restarted within them would otherwise never hear our hello and resumes
-        self._monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        self._monitor = sock.get_monitor_socket(_MONITOR_EVENTS)
         return sock
 
     def _queue_hello(self) -> None:
@@ -468,11 +478,21 @@ class Client:
         last_recv = last_ping = time.monotonic()
         last_reconnect = -float("inf")
         dropped = False  # ZeroMQ saw the TCP connection end: the engine forgot us even if it is back
+        parked = False  # the engine refused us: the socket is out of the poller for good
         while True:
             with self._lock:
-                closing = self._closed
+                closing, fatal = self._closed, self._fatal is not None
             if closing:
                 break
+            if fatal:  # refused for good: no pings, no reconnects; only close() wakes this thread now
+                if not parked:
+                    poller.unregister(self._sock)
+                    poller.unregister(self._monitor)
+                    parked = True
+                poller.poll()
+                while self._drain_wake():
+                    pass
+                continue
             now = time.monotonic()
             next_check = min(max(last_recv, last_ping) + self.heartbeat, last_recv + 3 * self.heartbeat)
             if dropped:
@@ -483,6 +503,8 @@ class Client:
                     pass
             if self._monitor in ready:
                 dropped = self._read_monitor() or dropped
+                if self._fatal is not None:
+                    continue
             if self._sock in ready:
                 for _ in range(_RECV_BATCH):
                     try:
@@ -513,14 +535,39 @@ class Client:
         self._wake_in.close(0)
 
     def _read_monitor(self) -> bool:
-        """Drain the socket monitor; True when it reports a dropped connection."""
+        """Drain the socket monitor; True when it reports a dropped connection.
+
+        A refused handshake ends the client (``_refused`` with ``UnauthorizedError``) instead.
+        """
         dropped = False
         while True:
             try:
                 event = recv_monitor_message(self._monitor, zmq.NOBLOCK)
             except zmq.Again:
                 return dropped
-            dropped = dropped or event["event"] == zmq.EVENT_DISCONNECTED
+            kind, value = event["event"], event["value"]
+            dropped = dropped or kind == zmq.EVENT_DISCONNECTED
+            why = None
+            if kind == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self._handshake_failures = 0
+            elif kind == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+                why = f"the engine at {self.address} refused this client's CurveZMQ key (ZAP status {value})"
+            elif (kind == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                  and value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH):
+                side = "this client uses CurveZMQ, the engine does not" if self._curve else \
+                    "the engine requires CurveZMQ: pass curve_server_key (and curve_keypair)"
+                why = f"security mismatch with the engine at {self.address}: {side}"
+            elif kind in (zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL, zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL):
+                self._handshake_failures += 1
+                if self._handshake_failures >= _HANDSHAKE_RETRIES:
+                    hint = ": is curve_server_key the engine's public key?" if self._curve else ""
+                    why = (f"{self._handshake_failures} handshakes with the engine at {self.address} failed "
+                           f"in a row{hint}")
+            if why is not None and self._fatal is None:
+                # libzmq would reconnect and be refused again forever; stop it at the source
+                self._sock.disconnect(self.address)
+                self._refused(why, UnauthorizedError(why, field="curve_keypair"))
+                return False
 
     def _close_socket(self, linger: float) -> None:
         self._sock.disable_monitor()
@@ -592,12 +639,15 @@ class Client:
         for key in [k for k, p in self._pending.items() if which(p)]:
             self._pending.pop(key).finish(error=error(why))
 
-    def _refused(self, why: str) -> None:
-        """The engine speaks another major version: nothing more can work, so every call says why."""
+    def _refused(self, why: str, error: NedError | None = None) -> None:
+        """The engine refused this client (another major version, by default, or its key): nothing more
+        can work, so every waiting and later call raises ``error``."""
         logger.error("the engine at %s refused this client: %s", self.address, why)
+        fatal = error if error is not None else UnsupportedVersionError(why, field="v")
         with self._lock:
-            self._fatal = why
-            self._fail_pending(lambda p: True, why, UnsupportedVersionError)
+            self._fatal = fatal
+            for key in list(self._pending):
+                self._pending.pop(key).finish(error=_again(fatal))
             self._cond.notify_all()
 
     def _receive(self, frames: list[bytes]) -> None:
@@ -727,7 +777,7 @@ class _EventIterator:
                     break
                 if client._fatal is not None:
                     self._finished = True
-                    raise UnsupportedVersionError(client._fatal, field="v")
+                    raise _again(client._fatal)
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if client._closed or (remaining is not None and remaining <= 0):
                     self._finished = True
@@ -737,6 +787,11 @@ class _EventIterator:
             self._finished = True
         client._handed_over(event)
         return event
+
+
+def _again(error: NedError) -> NedError:
+    """A fresh copy of a stored error, so each raise gets its own traceback."""
+    return type(error)(error.message, path=error.path, frame=error.frame, field=error.field)
 
 
 def _z85(key: bytes | str) -> bytes:

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 from ned_protocol import Client
-from ned_protocol.errors import RequestTimeoutError, UnauthorizedError
+from ned_protocol.errors import UnauthorizedError
 from ned_protocol.keys import create_keypair, load_keypair, load_public_key
 
 from .helpers import ROOT, EngineProcess
@@ -63,12 +63,26 @@ def test_an_allowed_key_gets_in(curve_engine):
 
 @pytest.mark.parametrize("name", ["mallory", None])
 def test_unknown_keys_and_plain_clients_are_refused(curve_engine, name):
-    with _client(curve_engine, name, timeout=1.5) as client, pytest.raises(RequestTimeoutError):
+    # refused at the handshake: the client says so at once instead of timing out and reconnecting
+    with _client(curve_engine, name, timeout=30.0) as client, pytest.raises(UnauthorizedError) as caught:
         client.ping()
+    assert caught.value.code == "unauthorized"
+    assert ("CurveZMQ key" if name else "requires CurveZMQ") in caught.value.message
     with _client(curve_engine, "alice") as client:
         assert client.ping() > 0  # and the engine is unbothered
     if name == "mallory":  # refused by the ZAP allow-list, not by a failed handshake
         assert "refused a CurveZMQ client with an unknown key" in curve_engine.stderr()
+
+
+def test_ping_with_an_unknown_key_fails_in_one_unauthorized_line(curve_engine):
+    keys = curve_engine.keys
+    result = subprocess.run([sys.executable, "-m", "ned_engine.main", "ping", curve_engine.address,
+                             "--curve-server-key", str(keys / "server.key"),
+                             "--curve-key", str(keys / "mallory.key_secret"), "--timeout", "30"],
+                            capture_output=True, text=True, timeout=60, cwd=str(ROOT))
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ned-engine: error: unauthorized: "), result.stderr
 
 
 def test_an_administrator_key_may_shut_it_down(curve_engine):

@@ -7,6 +7,7 @@ types to leave unanswered, which events a submit produces, events pushed later w
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections.abc import Iterator
@@ -42,12 +43,13 @@ class FakeEngine:
                  curve: tuple[bytes, bytes, str] | None = None, session: str = "s1") -> None:
         self.ctx = zmq.Context()
         self.auth = None
+        self._denied = 0
         self.sock = self.ctx.socket(zmq.ROUTER)
         self.sock.linger = 0
         if curve is not None:
             from zmq.auth.thread import ThreadAuthenticator
 
-            self.auth = ThreadAuthenticator(self.ctx)
+            self.auth = ThreadAuthenticator(self.ctx, log=self._zap_log())
             self.auth.start()
             self.auth.configure_curve(domain="ned", location=curve[2])
             self.sock.zap_domain = b"ned"
@@ -90,6 +92,26 @@ class FakeEngine:
 
     def requests(self, kind: str) -> list[dict[str, Any]]:
         return [m for m in list(self.received) if m["type"] == kind]
+
+    def zap_refusals(self) -> int:
+        """How many CurveZMQ handshakes the ZAP allow-list refused so far."""
+        return self._denied
+
+    def _zap_log(self) -> logging.Logger:
+        """A private logger for the ZAP handler that counts its ``DENIED`` lines."""
+        self._denied = 0
+        engine = self
+
+        class Counter(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                if record.getMessage().startswith("DENIED"):
+                    engine._denied += 1
+
+        log = logging.getLogger(f"fake-engine.zap.{id(self)}")
+        log.setLevel(logging.DEBUG)
+        log.propagate = False
+        log.handlers = [Counter()]
+        return log
 
     def stop(self) -> None:
         self._stop.set()

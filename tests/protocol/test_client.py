@@ -15,6 +15,7 @@ from ned_protocol.errors import (
     InvalidMessageError,
     InvalidOptionError,
     RequestTimeoutError,
+    UnauthorizedError,
     UnknownJobError,
     UnsupportedVersionError,
 )
@@ -278,6 +279,49 @@ def test_curve_allow_list(engines: list[FakeEngine], tmp_path: Path) -> None:
                 curve_keypair=keys.load_keypair(allowed_secret)) as client:
         assert client.hello()["session"] == "s1"
     stranger = keys.load_keypair(tmp_path / "stranger" / "other.key_secret")
-    with Client(engine.address, timeout=0.5, curve_server_key=server_key, curve_keypair=stranger) as client:
-        with pytest.raises(RequestTimeoutError):
+    # a refused key is final: it says so at once (well within the timeout), never as a timeout
+    with Client(engine.address, timeout=WAIT, curve_server_key=server_key, curve_keypair=stranger) as client:
+        with pytest.raises(UnauthorizedError, match="refused this client's CurveZMQ key") as caught:
             client.hello()
+        assert caught.value.code == "unauthorized"
+        with pytest.raises(UnauthorizedError):
+            client.ping()  # later calls too, without another round of handshakes
+        with pytest.raises(UnauthorizedError):
+            client.events()
+        refusals = engine.zap_refusals()
+        time.sleep(0.5)  # libzmq alone would retry every 100 ms and be refused again
+        assert engine.zap_refusals() == refusals == 1
+
+
+def test_a_refused_key_ends_a_waiting_iterator(engines: list[FakeEngine], tmp_path: Path) -> None:
+    server_public, _ = keys.create_keypair(tmp_path / "server", "engine")
+    keys.create_keypair(tmp_path / "clients", "allowed")
+    engine = FakeEngine(curve=(*keys.load_keypair(tmp_path / "server" / "engine.key_secret"),
+                               str(tmp_path / "clients")))
+    engines.append(engine)
+    with Client(engine.address, timeout=WAIT, heartbeat=0.1,
+                curve_server_key=keys.load_public_key(server_public)) as client:  # ephemeral: not allowed
+        with pytest.raises(UnauthorizedError):
+            for _ in client.events(timeout=WAIT):
+                pass
+
+
+def test_a_plain_client_of_a_curve_engine_is_told_why(engines: list[FakeEngine], tmp_path: Path) -> None:
+    keys.create_keypair(tmp_path / "server", "engine")
+    engine = FakeEngine(curve=(*keys.load_keypair(tmp_path / "server" / "engine.key_secret"),
+                               str(tmp_path / "server")))
+    engines.append(engine)
+    with Client(engine.address, timeout=WAIT) as client:
+        with pytest.raises(UnauthorizedError, match="requires CurveZMQ"):
+            client.ping()
+
+
+def test_a_wrong_engine_key_is_refused_after_a_few_handshakes(engines: list[FakeEngine], tmp_path: Path) -> None:
+    keys.create_keypair(tmp_path / "server", "engine")
+    impostor, _ = keys.create_keypair(tmp_path / "other", "impostor")
+    engine = FakeEngine(curve=(*keys.load_keypair(tmp_path / "server" / "engine.key_secret"),
+                               str(tmp_path / "server")))
+    engines.append(engine)
+    with Client(engine.address, timeout=WAIT, curve_server_key=keys.load_public_key(impostor)) as client:
+        with pytest.raises(UnauthorizedError, match="engine's public key"):
+            client.ping()

@@ -252,6 +252,18 @@ class Journal:
                                     (job_id,)).fetchall()
         return {int(f): p for f, p in rows}
 
+    def frames_written(self, job_ids: list[str]) -> dict[str, int]:
+        """How many frames each of ``job_ids`` has finished (0 for none), in one query."""
+        counts = dict.fromkeys(job_ids, 0)
+        if not job_ids:
+            return counts
+        marks = ",".join("?" * len(job_ids))
+        with self._lock:
+            rows = self._db.execute(f"SELECT job, COUNT(*) FROM frames WHERE job IN ({marks}) GROUP BY job",
+                                    job_ids).fetchall()
+        counts.update({job: int(n) for job, n in rows})
+        return counts
+
     def finish_frame(self, job_id: str, frame: int, path: str, body: dict[str, Any]) -> StoredEvent | None:
         """Record a finished frame and its ``frame_ready`` event in one transaction.
 

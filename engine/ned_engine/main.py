@@ -345,6 +345,9 @@ COMMANDS = {"serve": run_serve, "analyze": run_analyze, "render": run_render, "p
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # the client logs what it also raises; without this, Python's last-resort handler would print it
+    # as a second line next to the one-line error below (serve's basicConfig still shows it)
+    logging.getLogger("ned_protocol").addHandler(logging.NullHandler())
     try:
         return COMMANDS[args.command](args)
     except (CoreError, NedError) as error:

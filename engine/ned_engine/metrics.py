@@ -35,6 +35,10 @@ HELP = {
     "up": ("gauge", "1 while the engine runs."),
 }
 
+UNLABELLED = ("jobs_submitted_total", "frames_written_total", "invalid_messages_total")
+"""Counters without labels: reported as 0 from the start, so a scrape before the first job already has
+the series (``rate()`` and absent-series alerts need it); labelled ones appear with their first value."""
+
 Labels = tuple[tuple[str, str], ...]
 
 
@@ -44,6 +48,8 @@ class Metrics:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counters: dict[str, dict[Labels, float]] = defaultdict(lambda: defaultdict(float))
+        for name in UNLABELLED:
+            self._counters[name][()] = 0.0
         self.gauges: Callable[[], dict[str, dict[Labels, float]]] | None = None
 
     def inc(self, name: str, value: float = 1.0, **labels: str) -> None:
@@ -103,4 +109,4 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
-__all__ = ["HELP", "Metrics", "from_json", "render_prometheus", "to_json"]
+__all__ = ["HELP", "UNLABELLED", "Metrics", "from_json", "render_prometheus", "to_json"]

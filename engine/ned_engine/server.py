@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import fcntl
 import hmac
+import json
 import logging
 import os
 import queue
@@ -51,7 +52,7 @@ from ned_core.errors import NedError as CoreError
 from ned_core.io import check_colorspace, frame_path, is_sequence_pattern
 from ned_core.pipeline import PRESETS
 from ned_engine import __version__, jobs
-from ned_engine.journal import ACTIVE_STATES, JobRecord, Journal, JournalError, StoredEvent
+from ned_engine.journal import ACTIVE_STATES, TERMINAL_STATES, JobRecord, Journal, JournalError, StoredEvent
 from ned_engine.metrics import Metrics
 from ned_engine.sandbox import PathPolicy
 from ned_engine.security import CurveServer, write_token
@@ -482,6 +483,9 @@ class Engine:
         key = body.get("idempotency_key")
         existing = self.journal.find_key(peer.principal, key) if key is not None else None
         if existing is not None:
+            if not _same_spec(existing.spec, spec):  # a reused key must not silently stand for the old job
+                raise InvalidOptionError(f"idempotency key {key!r} belongs to job {existing.id}, submitted with "
+                                         f"another spec; use a new key for a new job", field="idempotency_key")
             self._reply(peer, message, "accepted", job=existing.id, state=existing.state, duplicate=True)
             self._subscribe(peer, existing.id, message["id"], inline=bool(existing.spec["output"].get("inline")),
                             credits=body["credits"], after_seq=0)
@@ -585,14 +589,18 @@ class Engine:
 
     def _on_status(self, peer: Peer, message: dict[str, Any], payloads: list[bytes]) -> None:
         record = self._job(message)
-        self._reply(peer, message, "job_status", job=record.id, info=_info(record))
+        assert self.journal is not None
+        written = self.journal.frames_written([record.id])
+        self._reply(peer, message, "job_status", job=record.id, info=_info(record, written[record.id]))
 
     def _on_list(self, peer: Peer, message: dict[str, Any], payloads: list[bytes]) -> None:
         assert self.journal is not None
         body = with_defaults(message)
         limit = int(body["limit"])
         records = self.journal.jobs(tuple(body["states"]) if body.get("states") else None, limit + 1)
-        self._reply(peer, message, "jobs", jobs=[_info(r) for r in records[:limit]], more=len(records) > limit)
+        shown = records[:limit]
+        written = self.journal.frames_written([r.id for r in shown])
+        self._reply(peer, message, "jobs", jobs=[_info(r, written[r.id]) for r in shown], more=len(records) > limit)
 
     def _on_watch(self, peer: Peer, message: dict[str, Any], payloads: list[bytes]) -> None:
         record = self._job(message)
@@ -692,15 +700,20 @@ class Engine:
         }
 
 
-def _info(record: JobRecord) -> dict[str, Any]:
-    """A job's ``JobInfo`` (optional fields left out when unknown)."""
+def _info(record: JobRecord, written: int = 0) -> dict[str, Any]:
+    """A job's ``JobInfo`` (optional fields left out when unknown).
+
+    An ended job's ``done`` is the frames it wrote (``written``), not how far its last stage got: a job
+    cancelled during the analysis wrote nothing, whatever its analysis progress was.
+    """
     spec = record.spec
     info: dict[str, Any] = {"job": record.id, "state": record.state, "last_seq": record.last_seq,
                             "priority": record.priority, "submitted": record.submitted}
     if spec.get("label"):
         info["label"] = spec["label"]
     if record.stage is not None:
-        info.update(stage=record.stage, done=int(record.done or 0), total=int(record.total or 0))
+        done = written if record.state in TERMINAL_STATES else int(record.done or 0)
+        info.update(stage=record.stage, done=done, total=int(record.total or 0))
     if record.state == "failed" and record.error:
         info["code"] = record.error.get("code", "internal")
     if "plate" in spec:
@@ -712,6 +725,11 @@ def _info(record: JobRecord) -> dict[str, Any]:
 
 def pattern_or_inline(spec: dict[str, Any]) -> str:
     return spec["output"].get("pattern") or "inline"
+
+
+def _same_spec(stored: dict[str, Any], submitted: dict[str, Any]) -> bool:
+    """True when a submitted spec is the one the journal keeps (compared as the journal stores it, JSON)."""
+    return json.dumps(stored, sort_keys=True) == json.dumps(submitted, sort_keys=True, default=str)
 
 
 def _read(path: str | None) -> bytes | None:

@@ -160,6 +160,50 @@ class WorkerContext:
     stage_factory: StageFactory | None = None
     hang_timeout: float = 300.0
     stopping: threading.Event = field(default_factory=threading.Event)
+    render_ratio: float = 1.0
+    """Render seconds per frame ÷ analysis seconds per frame, learned from finished jobs: lets a job
+    still in analysis estimate its render time (1.0 until a job has done both)."""
+
+
+@dataclass
+class Eta:
+    """Seconds to the end of one pipeline run, from the rates of the frames done so far.
+
+    The analysis clock starts when the run starts (``start``); the render clock starts when the
+    analysis ends (or with the run, when the analysis came from the cache), so the first rendered frame
+    counts the fit and edit it waited for. While analysing, the render still to come is estimated as
+    ``render_frames`` × the analysis rate × ``render_ratio``.
+    """
+
+    start: float
+    render_frames: int
+    render_ratio: float = 1.0
+    analysis_end: float | None = None
+    analysis_rate: float | None = None
+    render_rate: float | None = None
+
+    def analyzed(self, done: int, total: int, now: float) -> float | None:
+        """The ETA after ``done`` of ``total`` analysed frames (None before the first)."""
+        if done <= 0:
+            return None
+        rate = max(now - self.start, 0.0) / done
+        if done >= total:
+            self.analysis_end, self.analysis_rate = now, rate
+        return rate * (total - done) + rate * self.render_ratio * self.render_frames
+
+    def rendered(self, done: int, total: int, now: float) -> float | None:
+        """The ETA after ``done`` of ``total`` rendered frames (None before the first)."""
+        if done <= 0:
+            return None
+        since = self.analysis_end if self.analysis_end is not None else self.start
+        self.render_rate = max(now - since, 0.0) / done
+        return self.render_rate * (total - done)
+
+    def learned_ratio(self) -> float | None:
+        """Render ÷ analysis seconds per frame of this run, when it measured both."""
+        if self.analysis_rate and self.render_rate:
+            return self.render_rate / self.analysis_rate
+        return None
 
 
 class Worker(threading.Thread):
@@ -262,7 +306,7 @@ class _JobRun:
         self.job_id = record.id
         self.stage: str | None = None
         self.stage_since = time.monotonic()
-        self.render_since: float | None = None
+        self.eta: Eta | None = None
         self.already = 0
         self.total = 0
         self.plan: jobs.JobPlan | None = None
@@ -290,10 +334,14 @@ class _JobRun:
         self.already, self.total = len(frames) - len(todo), len(frames)
         self.token.check()
         if todo:
+            self.eta = Eta(time.monotonic(), len(todo), ctx.render_ratio)
             result = pipeline.run(plan.shot, plan.curve, plan.output, frames=todo,
                                   mouth_preservation=plan.mouth_preservation, progress=self.on_progress,
                                   cancel=self.token, on_frame=self.on_frame)
             cached = result.analysis_cached
+            learned = self.eta.learned_ratio()
+            if learned is not None:  # a running mean, so one odd shot does not swing the next estimate
+                ctx.render_ratio = 0.5 * ctx.render_ratio + 0.5 * learned
             lost = result.lost_frames
             if self.already:  # frames finished before a restart: their lost state is in the analysis
                 lost = self._lost_frames(pipeline, plan)
@@ -358,14 +406,13 @@ class _JobRun:
 
     # -- callbacks from the pipeline ---------------------------------------------------------------------
     def on_progress(self, report: Progress) -> None:
+        now, estimate = time.monotonic(), self.eta
         if report.stage == "render":
-            if self.render_since is None:
-                self.render_since = time.monotonic()
             done, total = self.already + report.done, self.total
-            elapsed = time.monotonic() - self.render_since
-            eta = elapsed / report.done * (report.total - report.done) if report.done else None
+            eta = None if estimate is None else estimate.rendered(report.done, report.total, now)
         else:
-            done, total, eta = report.done, report.total, None
+            done, total = report.done, report.total
+            eta = None if estimate is None else estimate.analyzed(report.done, report.total, now)
         self.progress(report.stage, done, total, report.frame, eta)
 
     def progress(self, stage: str, done: int, total: int, frame: int | None, eta: float | None = None) -> None:
@@ -398,4 +445,4 @@ class _JobRun:
             self.ctx.metrics.inc("frames_written_total")
 
 
-__all__ = ["Limits", "Scheduler", "StageFactory", "Worker", "WorkerContext"]
+__all__ = ["Eta", "Limits", "Scheduler", "StageFactory", "Worker", "WorkerContext"]

@@ -440,15 +440,19 @@ class Client:
         if self._curve is not None:
             server, public, secret = self._curve
             sock.curve_serverkey, sock.curve_publickey, sock.curve_secretkey = server, public, secret
+        # the monitor tells a dropped TCP connection at once; silence alone would take 3 heartbeats,
+        # and an engine restarted within them would otherwise never hear our hello and resumes. It is
+        # attached before connecting: libzmq does not retry a refused key, so a missed event is lost
+        monitor = sock.get_monitor_socket(_MONITOR_EVENTS)
         try:
             sock.connect(self.address)
         except zmq.ZMQError as error:
+            sock.disable_monitor()
+            monitor.close(0)
             sock.close(0)
             raise InvalidOptionError(f"cannot connect to {self.address!r}: {error}",
                                      field="address") from None
-        # the monitor tells a dropped TCP connection at once; silence alone would take 3 heartbeats,
-        # and an engine restarted within them would otherwise never hear our hello and resumes
-        self._monitor = sock.get_monitor_socket(_MONITOR_EVENTS)
+        self._monitor = monitor
         return sock
 
     def _queue_hello(self) -> None:
@@ -560,7 +564,8 @@ class Client:
             elif kind in (zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL, zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL):
                 self._handshake_failures += 1
                 if self._handshake_failures >= _HANDSHAKE_RETRIES:
-                    hint = ": is curve_server_key the engine's public key?" if self._curve else ""
+                    hint = (": is curve_server_key the engine's public key?" if self._curve else
+                            ": does the engine require CurveZMQ (curve_server_key)?")
                     why = (f"{self._handshake_failures} handshakes with the engine at {self.address} failed "
                            f"in a row{hint}")
             if why is not None and self._fatal is None:

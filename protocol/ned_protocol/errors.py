@@ -154,7 +154,8 @@ class LimitExceededError(ProtocolError):
 
 
 class UnauthorizedError(ProtocolError):
-    """The client may not do this (e.g. ``shutdown`` from a client that is not an administrator)."""
+    """The client may not do this (``shutdown`` from a non-administrator) or may not connect at all (its
+    CurveZMQ key was refused)."""
 
     code = "unauthorized"
 

@@ -195,7 +195,7 @@ JOB_INFO = Struct("JobInfo", "A job as `status` and `list` report it.", {
     "priority": Field(Int(-100, 100), "the spec's priority"),
     "submitted": Field(EPOCH, "submission time, seconds since the Unix epoch"),
     "stage": Field(Str(16, choices=PROGRESS_STAGES), "the latest progress stage"),
-    "done": Field(COUNT, "frames done in that stage"),
+    "done": Field(COUNT, "frames done in that stage; of an ended job, the frames it wrote"),
     "total": Field(COUNT, "frames in that stage"),
     "code": Field(Str(32, choices=CODES), "the error code of a failed job"),
     "plate": Field(PATH, "the spec's plate (absent for an inline plate)"),
@@ -283,7 +283,8 @@ _MESSAGES: tuple[MessageType, ...] = (
     _message("submit", "request", "Queues a job and subscribes this connection to its events. The same "
              "`idempotency_key` again (e.g. a resend after a reconnect) returns the same job with "
              "`duplicate: true` and subscribes from the job's first kept event, as `resume` with "
-             "`after_seq` 0 would.", {
+             "`after_seq` 0 would; the same key with a different `spec` is refused (`invalid_option`, "
+             "field `idempotency_key`).", {
                  "spec": Field(JOB_SPEC, "the job", required=True),
                  "idempotency_key": Field(Str(128, min_len=1, pattern=r"[\x21-\x7e]+"),
                                           "client-chosen key, unique per intended job"),
@@ -300,7 +301,9 @@ _MESSAGES: tuple[MessageType, ...] = (
         "frame": Field(FRAME, "the frame just finished", nullable=True),
         "done": Field(COUNT, "frames done in this stage", required=True),
         "total": Field(COUNT, "frames in this stage", required=True),
-        "eta": Field(SECONDS, "estimated seconds to the end of the job", nullable=True),
+        "eta": Field(SECONDS, "estimated seconds to the end of the job, from the rates of the frames done so "
+                     "far; while analysing it includes a guessed render time (nil: no estimate yet)",
+                     nullable=True),
         "message": Field(Str(1024), "a line for a person"),
     }, job="required"),
     _message("frame_ready", "event", "One output frame is written (and, inline, its EXR bytes follow).", {

@@ -1,10 +1,11 @@
 """Fast stand-in analysis stages for engine tests, loaded by ``ned-engine serve --stages standin:stages``.
 
 A fixed 7x7 grid of "landmarks" stands in for a face (found on every frame, or lost on the frames
-given by the job's ``track`` option ``lost``), a trivial rig lifts the grid's centre by the happy weight,
-and the real mesh-warp renderer and matte compositor do the pixels. The job's ``render`` option
-``delay`` (seconds, default ``NED_TEST_FRAME_DELAY``) slows each rendered frame down so a test can
-cancel or kill a job half way. Deterministic, so outputs can be compared bit for bit.
+given by the job's ``track`` option ``lost``; its ``delay`` slows each analysed frame down), a trivial
+rig lifts the grid's centre by the happy weight, and the real mesh-warp renderer and matte compositor
+do the pixels. The job's ``render`` option ``delay`` (seconds, default ``NED_TEST_FRAME_DELAY``) slows
+each rendered frame down so a test can cancel or kill a job half way. Deterministic, so outputs can be
+compared bit for bit.
 """
 
 from __future__ import annotations
@@ -31,13 +32,14 @@ def _grid() -> np.ndarray:
 class GridTracker:
     topology = "grid49"
 
-    def __init__(self, lost: list[int] = ()) -> None:
+    def __init__(self, lost: list[int] = (), delay: float = 0.0) -> None:
         self.lost = set(lost)
+        self.delay = delay
 
     def track(self, frames, images, hint=None, progress=None) -> FaceTrack:
         lost = self.lost
         for _ in images:  # consume, so the pipeline reports analysis progress per frame
-            pass
+            time.sleep(self.delay)
         found = np.array([f not in lost for f in frames])
         landmarks = np.repeat(_grid()[None], len(frames), axis=0).astype(np.float32)
         landmarks[~found] = np.nan

@@ -38,6 +38,9 @@ def test_events_are_numbered_and_progress_keeps_only_the_newest(tmp_path):
     job = journal.job("j-1")
     assert job.state == "failed" and job.error["code"] == "no_face" and job.last_seq == 5
     assert journal.last_event("j-1").type == "failed" and [e.seq for e in journal.events("j-1", 4)] == [5]
+    journal.add_job("j-2", SPEC)
+    assert journal.frames_written(["j-1", "j-2"]) == {"j-1": 1, "j-2": 0}  # the duplicate counted once
+    assert journal.frames_written([]) == {}
 
 
 def test_restart_requeues_and_continues_numbering(tmp_path):

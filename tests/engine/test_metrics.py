@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from ned_engine.metrics import Metrics, from_json, render_prometheus, to_json
+from ned_engine.metrics import UNLABELLED, Metrics, from_json, render_prometheus, to_json
 
 
 def test_prometheus_text():
@@ -20,3 +20,10 @@ def test_prometheus_text():
     assert render_prometheus(from_json(to_json(metrics.snapshot()))) == text
     with pytest.raises(KeyError):
         metrics.inc("made_up_total")
+
+
+def test_unlabelled_counters_are_reported_at_zero_before_anything_happens():
+    text = Metrics().prometheus()
+    for name in UNLABELLED:
+        assert f"# TYPE ned_engine_{name} counter\nned_engine_{name} 0\n" in text
+    assert "ned_engine_errors_total" not in text  # labelled series appear with their first value

@@ -173,6 +173,36 @@ def test_same_idempotency_key_returns_the_same_job(engine, plate, out):
     assert _frames(replay) == FRAMES and replay[-1].type == "done"
 
 
+def test_an_idempotency_key_reused_for_another_spec_is_refused(engine, plate, out):
+    spec = spec_for(plate, str(out / "k.####.exr"))
+    with engine.client() as client:
+        job = client.submit(spec, idempotency_key="sh020-v1")
+        other = dict(spec, keys=[{"frame": 1001, "weights": {"sad": 1.0}}])
+        with pytest.raises(InvalidOptionError, match=f"belongs to job {job}") as caught:
+            client.submit(other, idempotency_key="sh020-v1")
+        assert caught.value.field == "idempotency_key"
+        assert client.submit(spec, idempotency_key="sh020-v1") == job  # the same spec is still the same job
+        assert collect(client, job)[-1].type == "done"
+
+
+def test_a_job_cancelled_during_analysis_reports_no_frames_written(engine, plate, out):
+    spec = spec_for(plate, str(out / "a.####.exr"), backends={"options": {"track": {"delay": 0.2}}})
+    with engine.client() as client:
+        job = client.submit(spec)
+        for event in client.events(job, timeout=30):
+            if event.type == "progress" and event.body["stage"] == "analyze" and event.body["done"] >= 2:
+                client.cancel(job)
+            if event.terminal:
+                break
+        assert event.type == "cancelled" and event.body["frames_written"] == 0
+        info = client.status(job)
+        listed = [i for i in client.list_jobs() if i["job"] == job]
+    assert info["state"] == "cancelled" and info["stage"] == "analyze"
+    assert info["done"] == 0 and info["total"] == 8  # frames written, not frames analysed
+    assert listed == [info]
+    assert not list(out.glob("a.*.exr"))
+
+
 def test_client_that_disconnects_mid_job_can_resume_it(engine, plate, out):
     spec = spec_for(plate, str(out / "d.####.exr"), backends={"options": {"render": {"delay": 0.1}}})
     client = engine.client()

@@ -23,7 +23,7 @@ from ned_core.pipeline import PRESETS, STAGES, Backends, OutputSpec, Pipeline, S
 from ned_core.track.base import FaceHint
 from ned_engine import __version__ as engine_version
 from ned_engine import models_cli, train_cli
-from ned_engine.progress import ProgressBar, format_ranges
+from ned_engine.progress import ProgressBar, print_summary
 
 
 def _floats(text: str, count: int, option: str) -> tuple[float, ...]:
@@ -175,12 +175,7 @@ def run_edit(args: argparse.Namespace) -> int:
                         use_cache=not args.no_cache)
     result = pipeline.run(shot, curve, output, mouth_preservation=args.mouth_preservation,
                           progress=None if args.quiet else ProgressBar(), preview=args.preview)
-    frames = sorted(result.written)
-    print(f"wrote {len(frames)} frames {frames[0]}-{frames[-1]} to {args.output}"
-          + (" (analysis from cache)" if result.analysis_cached else ""))
-    if result.lost_frames:
-        print(f"no face on {len(result.lost_frames)} frames (passed through untouched): "
-              f"{format_ranges(result.lost_frames)}")
+    print_summary(sorted(result.written), args.output, result.lost_frames, result.analysis_cached)
     if args.preview:
         print(f"preview: {args.preview}")
     return 0

@@ -231,17 +231,12 @@ def run_analyze(args: argparse.Namespace) -> int:
 
 def run_render(args: argparse.Namespace) -> int:
     from ned_engine import farm
-    from ned_engine.progress import ProgressBar, format_ranges
+    from ned_engine.progress import ProgressBar, print_summary
 
     spec = farm.load_job(args.job)
     chunk = parse_frame_range(args.frames) if args.frames else None
     result = farm.render(spec, chunk, args.cache_dir, progress=None if args.quiet else ProgressBar())
-    frames = sorted(result.written)
-    print(f"wrote {len(frames)} frames {frames[0]}-{frames[-1]} to {spec['output']['pattern']}"
-          + (" (analysis from cache)" if result.analysis_cached else ""))
-    if result.lost_frames:
-        print(f"no face on {len(result.lost_frames)} frames (passed through untouched): "
-              f"{format_ranges(result.lost_frames)}")
+    print_summary(sorted(result.written), spec["output"]["pattern"], result.lost_frames, result.analysis_cached)
     return 0
 
 

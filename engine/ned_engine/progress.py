@@ -48,6 +48,18 @@ class ProgressBar:
         self.stream.flush()
 
 
+def print_summary(frames: list[int], target: str, lost: list[int], cached: bool,
+                  out: TextIO | None = None) -> None:
+    """The closing lines of a run: frames written where, from a cached analysis or not, frames with no face."""
+    out = out or sys.stdout
+    if frames:
+        out.write(f"wrote {len(frames)} frames {frames[0]}-{frames[-1]} to {target}"
+                  + (" (analysis from cache)" if cached else "") + "\n")
+    if lost:
+        out.write(f"no face on {len(lost)} frames (passed through untouched): {format_ranges(lost)}\n")
+    out.flush()
+
+
 def format_ranges(frames: list[int]) -> str:
     """``[1, 2, 3, 7]`` → ``"1-3, 7"``."""
     parts: list[str] = []

@@ -26,7 +26,7 @@ from ned_core.io import Plate, frame_path, is_sequence_pattern
 from ned_core.io.atomic import commit, discard, make_parent, temp_path
 from ned_core.pipeline import Progress, ProgressFn
 from ned_engine import __version__, jobs
-from ned_engine.progress import format_ranges
+from ned_engine.progress import print_summary
 
 _CORE_CLASSES = {cls.code: cls for cls in core_errors.ALL_ERRORS}
 
@@ -165,7 +165,8 @@ def _run(spec: dict[str, Any], payloads: list[bytes], address: str, progress: Pr
                     if local is not None and event.payload is not None:
                         _write(frame_path(local, body["frame"]), event.payload)
                 elif event.type == "done":
-                    _summary(out, sorted(written), shown, body)
+                    print_summary(sorted(written), shown, body.get("lost_frames") or [],
+                                  bool(body.get("analysis_cached")), out)
                     return 0
                 elif event.type == "failed":
                     error = event.error()
@@ -194,16 +195,6 @@ def _write(path: str, data: bytes) -> None:
         raise core_errors.OutputError(f"cannot write {path}: {error.strerror or error}", path=path) from error
     finally:
         discard(temp)
-
-
-def _summary(out: TextIO, frames: list[int], shown: str, body: dict[str, Any]) -> None:
-    if frames:
-        out.write(f"wrote {len(frames)} frames {frames[0]}-{frames[-1]} to {shown}"
-                  + (" (analysis from cache)" if body.get("analysis_cached") else "") + "\n")
-    lost = body.get("lost_frames") or []
-    if lost:
-        out.write(f"no face on {len(lost)} frames (passed through untouched): {format_ranges(lost)}\n")
-    out.flush()
 
 
 __all__ = ["core_error", "inline_plate", "run_remote"]

@@ -127,11 +127,12 @@ def mouth_texture(pairs: dict[str, tuple[np.ndarray, np.ndarray]], photos: dict[
     with np.errstate(all="ignore"):
         median = np.nanmedian(stack, axis=0)
     known = count >= max(2, len(samples) // 4)
-    # Beyond what the smiles show (deeper than their openings) the mouth is its dark interior: the
-    # darkest known row of each column, darkened further with depth.
+    # Beyond what the smiles show (deeper than their openings) the mouth is its dark interior: half the
+    # darkest tenth of what they show, one colour across (no streaks of single columns).
     out = np.array(median, dtype=np.float32)
-    dark = np.nanpercentile(np.where(known[..., None], median, np.nan), 10, axis=0)
-    dark = np.nan_to_num(dark, nan=0.05) * 0.5
+    shown = median[known]
+    darkest = shown[luminance(shown) <= np.percentile(luminance(shown), 10)]
+    dark = np.broadcast_to(0.5 * np.median(darkest, axis=0), (out.shape[1], 3))
     for col in range(out.shape[1]):
         rows = np.flatnonzero(known[:, col])
         first = rows.min() if len(rows) else out.shape[0]

@@ -129,8 +129,10 @@ class ExpressionAppearance:
         # Pixels the warp fetched from outside the plate's own opening are lip pulled over nothing: they
         # must be painted. Inside the plate's opening the real mouth shows, unless the edit bares teeth.
         fresh = np.ones(shape, np.float32)
-        if rendered.stmap is not None:
-            own = _polygon_alpha(texture.MouthFrame(source, unit).polygon(), rendered.pixels.shape[:2])
+        src_frame = texture.MouthFrame(source, unit)
+        # A plate mouth open by under two pixels shows nothing real inside: all of the new opening is new.
+        if rendered.stmap is not None and src_frame.opening(np.linspace(0.2, 0.8, 7)).max() * unit >= 2.0:
+            own = _polygon_alpha(src_frame.polygon(), rendered.pixels.shape[:2])
             where = rendered.stmap[int(origin[1]):int(origin[1]) + shape[0],
                                    int(origin[0]):int(origin[0]) + shape[1]]
             fresh = 1.0 - cv2.remap(own, where[..., 0], where[..., 1], cv2.INTER_LINEAR,
@@ -140,7 +142,6 @@ class ExpressionAppearance:
         along, depth = coords[..., 0], coords[..., 1] - frame.contour(frame.upper, coords[..., 0])
         # Only where the edit opened the lips wider than the plate's (mouth preservation below 1) is
         # there new mouth to paint; a kept opening only changes shape at its rim.
-        src_frame = texture.MouthFrame(source, unit)
         wider = np.clip((frame.opening(along) - src_frame.opening(along)) * unit / 2.0, 0.0, 1.0)
         alpha = inside * np.maximum(fresh * wider, bare)
         tx, ty = texture.mouth_texel(along, depth)

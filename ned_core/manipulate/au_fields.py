@@ -318,12 +318,16 @@ def facs_fields(template: np.ndarray) -> dict[str, np.ndarray]:
     fields["AU25"] = _field(
         dy=np.where(upper_lip, -0.03 * np.exp(-(np.maximum(-f.mouth_dy, 0.0) / 0.13) ** 2),
                     0.045 * np.exp(-(np.maximum(f.mouth_dy, 0.0) / 0.18) ** 2)) * along, n=n)
-    # AU26 jaw drop: everything below the mouth line goes down with the jaw (a surprised mouth opens
-    # ~2.5 cm, 0.27 eye-corner distances), the chin a little back; the corners follow half way and
-    # draw in, which rounds the opening.
-    jaw = ~upper_lip * _smoothstep(f.mouth_dy / 0.02) * np.exp(-(f.ax / 0.6) ** 2)
+    # AU26 jaw drop: everything below the mouth line goes down with the jaw, the chin a little back; the
+    # corners follow half way and draw in, which rounds the opening. A warp keeps the face's outline
+    # (the chin's edge) where it is, so the drop is what the skin between lip and chin can take: the
+    # lips part ~0.14 eye-corner distances (~1.3 cm), a clear but not a gaping surprise.
+    # Between the corners the lower lip goes down whole (its inner edge sits on the mouth line); beyond
+    # them the cheek skin takes the drop up gradually, so nothing tears at the corners.
+    between = _smoothstep((f.mouth_half - f.ax) / (0.3 * f.mouth_half))
+    jaw = ~upper_lip * (between + (1.0 - between) * _smoothstep(f.mouth_dy / 0.1)) * np.exp(-(f.ax / 0.6) ** 2)
     corners = f.bump(f.mouth_half, f.mouth_y, 0.06, 0.05)
-    fields["AU26"] = _field(dx=-0.02 * f.side * corners, dy=0.27 * jaw + 0.1 * corners, dz=-0.06 * jaw, n=n)
+    fields["AU26"] = _field(dx=-0.015 * f.side * corners, dy=0.13 * jaw + 0.05 * corners, dz=-0.03 * jaw, n=n)
     return fields
 
 

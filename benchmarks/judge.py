@@ -161,9 +161,13 @@ class IdentityJudge:
         self.encoder = dlib.face_recognition_model_v1(str(models / "dlib_face_recognition_resnet_model_v1.dat"))
 
     def embedding(self, image_rgb8: np.ndarray) -> np.ndarray | None:
-        """The face descriptor of the largest face, or None when HOG finds no face (upsampled once)."""
+        """The face descriptor of the largest face, or None when HOG finds no face.
+
+        Small frames (under 500 px a side, e.g. GRID's 360x288) are upsampled once for the detector, as
+        dlib's examples do; large photos are not (their faces are far above HOG's 80 px minimum).
+        """
         image = np.ascontiguousarray(_rgb8(image_rgb8))
-        faces = self.detector(image, 1)
+        faces = self.detector(image, 1 if min(image.shape[:2]) < 500 else 0)
         if len(faces) == 0:
             return None
         face = max(faces, key=lambda r: r.width() * r.height())

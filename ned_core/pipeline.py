@@ -29,7 +29,7 @@ from ned_core.errors import (
     UnknownBackendError,
 )
 from ned_core.io import Plate, PlateImage, frame_path, write_exr
-from ned_core.io.colour import to_display_rgb8
+from ned_core.io.colour import check_colorspace, output_colorspace, output_needs_float, to_display_rgb8
 from ned_core.io.exr import COMPRESSIONS
 from ned_core.keyframes import EmotionCurve
 from ned_core.render.base import FrameFace
@@ -90,17 +90,29 @@ class Backends:
 
 @dataclass
 class OutputSpec:
-    """Where and how frames are written: an EXR pattern, compression and RGBA bit depth."""
+    """Where and how frames are written: an EXR pattern, compression, RGBA bit depth and colourspace.
+
+    ``half`` None (the default) picks per plate: half unless the plate's values, or their conversion to
+    the output colourspace, need float to come back exactly (``colour.output_needs_float``).
+    ``colorspace`` None: the plate's own when scene-linear, else the config's ``scene_linear`` role
+    (``colour.output_colorspace``).
+    """
 
     pattern: str
     compression: str = "zip"
-    half: bool = True
+    half: bool | None = None
+    colorspace: str | None = None
 
     def __post_init__(self) -> None:
         if self.compression not in COMPRESSIONS:
             raise InvalidOptionError(
                 f"unknown EXR compression {self.compression!r} (use {', '.join(COMPRESSIONS)})",
                 field="compression")
+        if self.colorspace is not None:
+            try:
+                check_colorspace(self.colorspace)
+            except InvalidOptionError as error:
+                raise InvalidOptionError(str(error), field="output_colorspace") from None
 
 
 @dataclass(frozen=True)
@@ -288,6 +300,7 @@ class Pipeline:
             weights = curve.weights(analysis.frames)
             edited = self.stage("manipulate").edit(analysis.fit, weights, mouth_preservation=mouth_preservation)
             index_of = {f: i for i, f in enumerate(analysis.frames)}
+            out_space = output_colorspace(plate.colorspace, output.colorspace)
             written: dict[int, str] = {}
             previews: list[tuple[np.ndarray, np.ndarray]] = []
 
@@ -309,8 +322,9 @@ class Pipeline:
                     layers = {MATTE_LAYER: result.matte, STMAP_LAYERS[0]: result.stmap_uv[..., 0],
                               STMAP_LAYERS[1]: result.stmap_uv[..., 1]}
                     writer.write(frame, frame_path(output.pattern, frame), result.rgba, like=image.info,
-                                 layers=layers, compression=output.compression, half=output.half,
-                                 colorspace=image.colorspace)
+                                 layers=layers, compression=output.compression,
+                                 half=_output_half(output, image, out_space), colorspace=out_space,
+                                 convert_from=image.colorspace)
                     if preview is not None:
                         previews.append(_preview_pair(image, result))
             if preview is not None:
@@ -416,6 +430,13 @@ def _rgba(image: PlateImage) -> np.ndarray:
     rgb = image.pixels[..., :3]
     alpha = image.alpha if image.alpha is not None else np.ones(rgb.shape[:2], np.float32)
     return np.ascontiguousarray(np.concatenate([rgb, alpha[..., None]], axis=-1), dtype=np.float32)
+
+
+def _output_half(output: OutputSpec, image: PlateImage, colorspace: str) -> bool:
+    """The RGBA depth of ``image``'s output frame: the spec's, else what keeps its values exact."""
+    if output.half is not None:
+        return output.half
+    return not output_needs_float(image.info.source_format, image.info.source_bits, image.colorspace, colorspace)
 
 
 def _stmap_uv(stmap: np.ndarray, image: PlateImage) -> np.ndarray:

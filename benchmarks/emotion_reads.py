@@ -178,8 +178,20 @@ def rebuild_calibration(exclude: set[str], out: Path) -> Path:
     return out
 
 
+def rebuild_appearance(exclude: set[str], out: Path) -> Path:
+    """``python -m ned_core.appearance.build`` on the London pairs minus ``exclude``, written to ``out``."""
+    from ned_core.appearance import build as appearance_build
+
+    keep = [p for p in calibrate.person_ids(LONDON) if p not in exclude]
+    arrays = appearance_build.build(LONDON, keep)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out, **arrays)
+    return out
+
+
 # Learned files the benchmark can rebuild without given persons: file -> (stage, option, builder).
-REBUILDS = {"facs_smile.npz": ("manipulate", "calibration", rebuild_calibration)}
+REBUILDS = {"facs_smile.npz": ("manipulate", "calibration", rebuild_calibration),
+            "appearance.npz": ("appearance", "model", rebuild_appearance)}
 
 
 def held_out_setup(persons: list[str], mode: str) -> tuple[dict[str, dict[str, Any]], list[str]]:

@@ -143,11 +143,16 @@ def mouth_texture(pairs: dict[str, tuple[np.ndarray, np.ndarray]], photos: dict[
     return cv2.GaussianBlur(out, (3, 3), 0.6).astype(np.float32), slope, used
 
 
-def build(data: Path, persons: str = "all") -> dict[str, Any]:
-    """The appearance arrays (what ``appearance.npz`` holds) from the London Set at ``data``."""
+def build(data: Path, persons: str | list[str] = "all") -> dict[str, Any]:
+    """The appearance arrays (what ``appearance.npz`` holds) from the London Set at ``data``.
+
+    ``persons`` is "all", "odd" (the calibration split) or a list of person ids.
+    """
     ids = calibrate.person_ids(data)
     if persons == "odd":
         ids = calibrate.split_persons(ids)[0]
+    elif not isinstance(persons, str):
+        ids = [pid for pid in ids if pid in set(persons)]
     print(f"reading {len(ids)} neutral/smiling pairs from {data}", file=sys.stderr)
     pairs = calibrate.load_pairs(data, ids)
     photos = {pid: (read_linear(data / calibrate.NEUTRAL.format(pid=pid)),

@@ -21,8 +21,8 @@ from xml.etree import ElementTree as Et
 
 from ned_engine.farm_targets.chunks import FarmJob, safe_name, write_text
 
-SPEC_VERSION = "1.13"
-"""The Cue job spec DTD version written (``cjsl-1.13.dtd``), supported by OpenCue 1.x Cuebots."""
+SPEC_VERSION = "1.15"
+"""The Cue job spec DTD version written (``cjsl-1.15.dtd``), as PyOutline 1.37 writes it."""
 FRAME_TOKEN = "#FRAME_START#-#FRAME_END#"
 """What Cuebot replaces by a render task's first and last frame."""
 SERVICE = "shell"
@@ -43,6 +43,7 @@ def _layer(layers: Et.Element, job: FarmJob, name: str, args: list[str], frames:
     for key, value in sorted(job.environment.items()):
         _sub(env, "key", value).set("name", key)
     _sub(Et.SubElement(layer, "services"), "service", SERVICE)
+    Et.SubElement(layer, "outputs")
 
 
 def spec(job: FarmJob, *, show: str | None = None, shot: str | None = None, user: str | None = None,

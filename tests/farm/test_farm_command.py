@@ -67,3 +67,20 @@ def test_unknown_target_from_python(tmp_path):
     job = farm_targets.farm_job(str(write_job(tmp_path)), environ={})
     with pytest.raises(InvalidOptionError, match="unknown farm target 'tractor'"):
         farm_targets.write(job, "tractor", tmp_path / "x")
+
+
+def test_paths_with_spaces_stay_one_argument(tmp_path):
+    from ned_engine.farm_targets import deadline, opencue
+
+    job = farm_targets.farm_job(str(write_job(tmp_path / "my shots")), chunk=3, environ={})
+    arguments = deadline.plugin_info(job, "render").splitlines()[1]
+    assert f'render "{job.job_file}" --frames <STARTFRAME>-<ENDFRAME> --cache-dir "{job.cache_dir}"' in arguments
+    assert f"render '{job.job_file}' --frames '#FRAME_START#-#FRAME_END#'" in opencue.spec(job)
+
+
+def test_the_command_line_offers_every_target():
+    from ned_engine.main import build_parser
+
+    farm = build_parser()._subparsers._group_actions[0].choices["farm"]
+    target = next(action for action in farm._actions if action.dest == "target")
+    assert sorted(target.choices) == sorted(farm_targets.TARGETS)

@@ -18,6 +18,7 @@ import re
 import shlex
 from pathlib import Path
 
+from ned_core.errors import InvalidOptionError
 from ned_engine.farm_targets.chunks import FarmJob, write_text
 
 FILES = ("analyze.job_info.txt", "analyze.plugin_info.txt", "render.job_info.txt", "render.plugin_info.txt",
@@ -35,8 +36,8 @@ def _arguments(args: list[str]) -> str:
 
 def _info(lines: dict[str, str | int]) -> str:
     for key, value in lines.items():
-        if "\n" in str(value) or "\r" in str(value):
-            raise ValueError(f"{key} holds a line break")  # one key per line: the format has no escapes
+        if "\n" in str(value) or "\r" in str(value):  # one key per line: the format has no escapes
+            raise InvalidOptionError(f"Deadline's {key} cannot hold a line break: {value!r}", field=key)
     return "".join(f"{key}={value}\n" for key, value in lines.items())
 
 

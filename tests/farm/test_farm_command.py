@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from ned_engine import farm_targets
@@ -84,3 +85,10 @@ def test_the_command_line_offers_every_target():
     farm = build_parser()._subparsers._group_actions[0].choices["farm"]
     target = next(action for action in farm._actions if action.dest == "target")
     assert sorted(target.choices) == sorted(farm_targets.TARGETS)
+
+
+def test_relative_paths_are_refused(tmp_path):
+    job_path = write_job(tmp_path, output=Path("renders/sh010_ned.####.exr"))
+    result = ned_engine("farm", str(job_path), "--target", "opencue")
+    assert result.returncode == 1 and "invalid_option" in result.stderr
+    assert "absolute paths" in result.stderr and "spec.output.pattern" in result.stderr

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,7 +38,7 @@ class FarmJob:
     job_file: str
     """The JobSpec file's absolute path; every node reads it."""
     output: str
-    """The spec's output pattern, absolute (for the farm's own view of the frames)."""
+    """The spec's output pattern (absolute), for the farm's own view of the frames."""
     cache_dir: str
     """The shared analysis cache every node reads (analysis writes it)."""
     engine: str
@@ -69,7 +70,7 @@ class FarmJob:
 
 def farm_job(job_path: str, *, chunk: int = DEFAULT_CHUNK, cache_dir: str | None = None,
              engine: str = "ned-engine", name: str | None = None,
-             environ: dict[str, str] | None = None) -> FarmJob:
+             environ: Mapping[str, str] | None = None) -> FarmJob:
     """Read and check a farm JobSpec file and plan its farm job.
 
     Parameters
@@ -91,11 +92,18 @@ def farm_job(job_path: str, *, chunk: int = DEFAULT_CHUNK, cache_dir: str | None
     Raises
     ------
     InputNotFoundError, InvalidOptionError, FrameRangeError
-        A bad job file, a bad chunk size, or (for a spec without ``frame_range``) an unreadable plate.
+        A bad job file, a relative path in it, a bad chunk size, or (for a spec without
+        ``frame_range``) an unreadable plate.
     """
     if chunk < 1:
         raise InvalidOptionError(f"--chunk must be at least 1 (got {chunk})", field="chunk")
     spec = farm.load_job(job_path)
+    for where, path in (("spec.plate", spec["plate"]), ("spec.mask", spec.get("mask")),
+                        ("spec.output.pattern", spec["output"]["pattern"])):
+        if path is not None and not os.path.isabs(path):
+            # a node runs in the farm's own working folder: a relative path would point elsewhere there
+            raise InvalidOptionError(f"{job_path}: a farm job needs absolute paths; {where} is {path!r}",
+                                     path=job_path, field=where)
     if "frame_range" in spec:
         first, last = spec["frame_range"]
     else:
@@ -105,7 +113,7 @@ def farm_job(job_path: str, *, chunk: int = DEFAULT_CHUNK, cache_dir: str | None
 
         with open_plate(jobs.plan(spec).shot) as plate:
             first, last = plate.first, plate.last
-    output = os.path.abspath(spec["output"]["pattern"])
+    output = spec["output"]["pattern"]
     environ = os.environ if environ is None else environ
     return FarmJob(name=safe_name(name or spec.get("label") or Path(job_path).stem),
                    job_file=os.path.abspath(job_path), output=output,

@@ -108,10 +108,10 @@ def parse_platforms(text: str | None) -> list[str]:
 
 
 def parse_versions(text: str, option: str) -> list[str]:
-    versions = sorted({v.strip() for v in text.split(",") if v.strip()}, key=lambda v: tuple(map(int, v.split("."))))
+    versions = {v.strip() for v in text.split(",") if v.strip()}
     if not versions or any(not re.fullmatch(r"3\.\d+", v) for v in versions):
         raise InstallError("invalid_option", f"{option} {text}: give Python versions such as 3.10,3.11")
-    return versions
+    return sorted(versions, key=lambda v: int(v.split(".")[1]))
 
 
 def show(path: Path) -> str:
@@ -482,8 +482,9 @@ def install_nuke(args: argparse.Namespace, manifest: Manifest, log: Log) -> None
         raise InstallError("input_not_found", f"{source}: no Nuke plugin folder there")
     entry = manifest.get(key)
     if entry is None and target.exists() and any(target.iterdir()):
-        raise InstallError("invalid_option", f"{target} holds files NED did not install: choose an empty or "
-                           "new folder (the whole folder goes on NUKE_PATH)")
+        raise InstallError("invalid_option", f"{target} holds files NED did not install (no record of it in "
+                           f"{manifest.path}): " + ("choose an empty or new folder for --prefix, the folder that "
+                           "goes on NUKE_PATH" if not user else "move it away and run again"))
     entry = entry or {"component": "nuke", "target": str(target)}
     versions = parse_versions(args.nuke_python, "--nuke-python")
     platforms = parse_platforms(args.platform)

@@ -558,16 +558,17 @@ def set_toml_array(text: str, key: str, values: list[str]) -> str:
 
 
 def blender_requirements(source: Path) -> list[str]:
-    """The requirement lines of ``plugins/blender/wheels.txt`` (else ned_protocol's own dependencies).
+    """ned_protocol's own dependencies plus the requirement lines of ``plugins/blender/wheels.txt``.
 
-    ``ned_protocol`` itself is built from protocol/, so a line naming it is left out.
+    ``ned_protocol`` itself is packed from protocol/, and wheel paths are not requirements, so lines
+    naming either are left out; pip resolves the rest together (``msgpack>=1.0`` with a pin is fine).
     """
+    lines = read_pyproject(ROOT / "protocol" / "pyproject.toml")["dependencies"]
     listing = source.parent / "wheels.txt"
     if listing.is_file():
-        lines = [ln.split("#", 1)[0].strip() for ln in listing.read_text(encoding="utf-8").splitlines()]
-    else:
-        lines = read_pyproject(ROOT / "protocol" / "pyproject.toml")["dependencies"]
-    return [ln for ln in lines if ln and not re.match(r"(ned[-_.]protocol\b|\.|/)", ln, re.I)]
+        lines += [ln.split("#", 1)[0].strip() for ln in listing.read_text(encoding="utf-8").splitlines()]
+    wanted = [ln for ln in lines if ln and not re.match(r"(ned[-_.]protocol\b|\.|/)", ln, re.I)]
+    return sorted(set(wanted), key=wanted.index)
 
 
 def build_blender_zip(source: Path, platforms: list[str], python: str, wheels: Path | None) -> tuple[str, bytes]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import ROOT, make_nuke_plugin, run_install, snapshot, without_times
+from .helpers import INSTALL, ROOT, install_env, make_nuke_plugin, run_install, snapshot, without_times
 
 MARK = "# added by NED installer"
 INIT_VARIANTS = {
@@ -167,3 +167,22 @@ def test_the_repository_plugin_folder(home, wheels):
         assert (home / ".nuke" / "ned" / path.relative_to(source)).read_bytes() == path.read_bytes()
     run_install(home, "nuke", "--uninstall")
     assert snapshot(home) == {}
+
+
+def test_a_windows_folder_prepared_on_linux(home, tmp_path, wheels):
+    """--platform picks the wheels for the machine Nuke runs on, not the one running the installer."""
+    prefix = tmp_path / "win"
+    run_install(home, *nuke_args(make_nuke_plugin(tmp_path / "plugin"), wheels, "--prefix", str(prefix),
+                                 "--nuke-python", "3.11"), "--platform", "windows-x64")
+    assert list((prefix / "site-packages").glob("zmq/backend/cython/_zmq.cp311-win_amd64.pyd"))
+    assert not list((prefix / "site-packages").glob("**/*.so"))
+
+
+def test_runs_on_the_standard_library_alone(home, tmp_path, wheels):
+    """-I -S: no site-packages at all (pip then comes from the checkout's .venv), as before any venv."""
+    plugin = make_nuke_plugin(tmp_path / "plugin")
+    args = nuke_args(plugin, wheels, "--nuke-python", "3.11")
+    result = subprocess.run([sys.executable, "-I", "-S", str(INSTALL), *args], capture_output=True, text=True,
+                            env=install_env(home))
+    assert result.returncode == 0, result.stderr
+    assert (home / ".nuke" / "ned" / "site-packages" / "zmq").is_dir()

@@ -295,8 +295,9 @@ def protocol_wheel(protocol: Path) -> tuple[str, bytes]:
     info = f"{dist}-{meta['version']}.dist-info"
     files: list[tuple[str, bytes]] = []
     for path in sorted((protocol / "ned_protocol").rglob("*")):
-        if path.is_file() and not SKIP_NAMES & set(path.parts) and path.suffix != ".pyc":
-            files.append((path.relative_to(protocol).as_posix(), path.read_bytes()))
+        rel = path.relative_to(protocol)
+        if path.is_file() and not SKIP_NAMES & set(rel.parts) and path.suffix != ".pyc":
+            files.append((rel.as_posix(), path.read_bytes()))
     metadata = ["Metadata-Version: 2.1", f"Name: {meta['name']}", f"Version: {meta['version']}"]
     if meta.get("requires-python"):
         metadata.append(f"Requires-Python: {meta['requires-python']}")
@@ -315,13 +316,14 @@ def protocol_wheel(protocol: Path) -> tuple[str, bytes]:
     return f"{dist}-{meta['version']}-py3-none-any.whl", zip_bytes(files)
 
 
-def zip_bytes(files: list[tuple[str, bytes]], modes: dict[str, int] | None = None) -> bytes:
+def zip_bytes(files: list[tuple[str, bytes]]) -> bytes:
+    """A zip of ``files`` in the given order, with fixed times and modes: equal inputs, equal bytes."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, data in files:
             info = zipfile.ZipInfo(name, ZIP_TIME)
             info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = (0o100000 | (modes or {}).get(name, 0o644)) << 16
+            info.external_attr = 0o100644 << 16
             archive.writestr(info, data)
     return buffer.getvalue()
 

@@ -425,8 +425,10 @@ def add_init_line(init: Path, line: str, entry: dict[str, Any], log: Log) -> Non
     """Put ``line`` into ``init`` once, leaving every other line (and byte) of the user's file as it was.
 
     ``entry["init"]`` remembers how the file was before the first install (absent, or without a final
-    newline), so that uninstalling gives it back byte for byte.
+    newline), so that uninstalling gives it back byte for byte. A symlinked init.py (dotfiles kept
+    elsewhere) is edited where it points, so the link stays a link.
     """
+    init = init.resolve() if init.is_symlink() else init
     original = init.read_bytes() if init.exists() else None
     edit = entry.setdefault("init", {"path": str(init)})
     if "created" not in edit:

@@ -186,3 +186,17 @@ def test_runs_on_the_standard_library_alone(home, tmp_path, wheels):
                             env=install_env(home))
     assert result.returncode == 0, result.stderr
     assert (home / ".nuke" / "ned" / "site-packages" / "zmq").is_dir()
+
+
+def test_a_symlinked_init_py_stays_a_link(home, tmp_path, wheels):
+    dotfiles = tmp_path / "dotfiles"
+    dotfiles.mkdir()
+    (dotfiles / "nuke_init.py").write_bytes(b"import nuke\n")
+    (home / ".nuke").mkdir()
+    (home / ".nuke" / "init.py").symlink_to(dotfiles / "nuke_init.py")
+    run_install(home, *nuke_args(make_nuke_plugin(tmp_path / "plugin"), wheels, "--nuke-python", "3.11"))
+    assert (home / ".nuke" / "init.py").is_symlink()
+    assert MARK in (dotfiles / "nuke_init.py").read_text()
+    run_install(home, "nuke", "--uninstall")
+    assert (home / ".nuke" / "init.py").is_symlink()
+    assert (dotfiles / "nuke_init.py").read_bytes() == b"import nuke\n"

@@ -177,3 +177,21 @@ def test_usage_errors(home, tmp_path):
     assert result.returncode == 1 and "error: input_not_found:" in result.stderr
     result = run_install(home, "blender", "--zip", str(tmp_path / "x.zip"), "--platform", "amiga", check=False)
     assert result.returncode == 1 and "--platform amiga" in result.stderr
+
+
+REPO_EXTENSION = ROOT / "plugins" / "blender" / "ned_blender"
+
+
+@pytest.mark.skipif(not (REPO_EXTENSION / "blender_manifest.toml").exists(), reason="plugins/blender not written yet")
+def test_the_repository_extension(home, tmp_path, wheels):
+    """plugins/blender/ned_blender (without --source) builds into a zip whose manifest lists its wheels."""
+    out = tmp_path / "ned_blender.zip"
+    run_install(home, "blender", "--wheels", str(wheels), "--platform", "linux-x64", "--zip", str(out))
+    with zipfile.ZipFile(out) as archive:
+        names = archive.namelist()
+        manifest = tomllib.loads(archive.read("blender_manifest.toml").decode())
+    assert manifest["id"] == "ned_blender"
+    assert manifest["wheels"] == [f"./{n}" for n in sorted(n for n in names if n.startswith("wheels/"))]
+    assert {n.split("/")[1].split("-")[0] for n in names if n.startswith("wheels/")} >= {
+        "msgpack", "pyzmq", "ned_protocol"}
+    assert "__init__.py" in names

@@ -80,10 +80,10 @@ def _value(type_name: str, data: bytes) -> Any:
     if type_name == "chlist":
         return _channels(data)
     fmt = simple.get(type_name)
-    if fmt is not None and struct.calcsize(fmt) == len(data):
-        values = struct.unpack(fmt, data)
-        return values[0] if len(values) == 1 else tuple(values)
-    return data
+    if fmt is None:
+        return data
+    values = struct.unpack(fmt, data)  # a size that does not fit the type raises struct.error
+    return values[0] if len(values) == 1 else tuple(values)
 
 
 def read_header(path: str) -> dict[str, Any]:

@@ -57,11 +57,12 @@ def find_engine() -> str:
 
 
 def roots(folders: Iterable[str | None] = ()) -> list[str]:
-    """The engine's allowed roots: home, the temporary folder, ``folders`` and ``$NED_NUKE_ALLOW_ROOTS``."""
+    """The engine's allowed roots: home, the temporary folder, ``folders`` and ``$NED_NUKE_ALLOW_ROOTS``
+    (those that exist: the engine refuses a root that is not a folder), none inside another."""
     out: list[str] = []
     extra = [r for r in os.environ.get("NED_NUKE_ALLOW_ROOTS", "").split(os.pathsep) if r]
     for folder in (os.path.expanduser("~"), tempfile.gettempdir(), *folders, *extra):
-        if folder:
+        if folder and os.path.isdir(os.path.expanduser(folder)):
             path = os.path.realpath(os.path.expanduser(folder))
             if path not in out and not any(path.startswith(r.rstrip(os.sep) + os.sep) for r in out):
                 out.append(path)

@@ -234,7 +234,7 @@ def test_an_engine_that_does_not_answer_times_out(plate, shot) -> None:
     assert node["status"].value().startswith("Failed: timeout: "), node["status"].value()
 
 
-@pytest.mark.parametrize("how", ["button", "progress"])
+@pytest.mark.parametrize("how", ["button", "progress", "reopened"])
 def test_cancel_stops_the_job_and_keeps_the_frames_written(plate, shot, slow_engine, how) -> None:
     save_script(shot)
     node, _ = make_node(plate, slow_engine.address)
@@ -248,8 +248,15 @@ def test_cancel_stops_the_job_and_keeps_the_frames_written(plate, shot, slow_eng
     if how == "button":
         node["cancel"].execute()
         assert node["status"].value() == "Cancelling..."
-    else:
+    elif how == "progress":
         nuke.stub_progress[-1].stub_cancel()
+    else:  # a session that did not start the job (the script was reopened): cancelled by the job's id
+        runner = host._RUNNERS.pop(node.fullName())
+        thread = host.cancel(node)
+        assert node["status"].value() == f"Cancelling job {runner.status.job}..."
+        thread.join(30)
+        nuke.stub_process_events(0.5)
+        host._RUNNERS[node.fullName()] = runner  # let pump() wait for the old session's runner to end
     pump(node)
     status = node["status"].value()
     kept = read.stub_frames_on_disk()
@@ -259,3 +266,15 @@ def test_cancel_stops_the_job_and_keeps_the_frames_written(plate, shot, slow_eng
     assert read.stub_frames_on_disk() == kept  # nothing more is written after the cancel
     host.cancel(node)
     assert node["status"].value() == "Nothing to cancel"
+
+
+@pytest.mark.skipif(not os.environ.get("NED_NUKE_PYTHON"), reason="set NED_NUKE_PYTHON to a Python (e.g. 3.9, as "
+                    "in Nuke 14) that has only msgpack and pyzmq installed")
+def test_the_plugin_runs_in_nukes_python(plate, shot, engine) -> None:
+    import subprocess
+
+    result = subprocess.run([os.environ["NED_NUKE_PYTHON"], str(Path(__file__).parent / "host_smoke.py"), plate,
+                             "1001", "1008", engine.address, str(shot)], capture_output=True, text=True, timeout=180,
+                            env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Done: 8 frames written" in result.stdout

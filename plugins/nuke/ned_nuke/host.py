@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from typing import Any
 
 import nuke
@@ -172,7 +173,10 @@ def _render(node: Any, index: int, pattern: str, span: tuple[int, int], channel:
         write["channels"].setValue("rgba")
         working = nuke.root()["workingSpaceLUT"].value() if nuke.root().knob("workingSpaceLUT") else None
         if working:
-            write["colorspace"].setValue(working)  # write the working space as it is: no conversion
+            try:
+                write["colorspace"].setValue(working)  # write the working space as it is: no conversion
+            except ValueError:  # a config whose Write menu names it differently: EXR's default is linear too
+                logger.info("the Write's colourspace menu has no %r; keeping its default", working)
         nuke.execute(write, span[0], span[1])
     finally:
         for temporary in reversed(made):
@@ -340,14 +344,45 @@ def process(node: Any, *, timeout: float = 10.0) -> JobRunner | None:
     return runner.start()
 
 
-def cancel(node: Any) -> None:
-    """The Cancel button: stop the node's job; frames already written stay."""
+def cancel(node: Any) -> threading.Thread | None:
+    """The Cancel button: stop the node's job; frames already written stay.
+
+    A job this Nuke session did not start (the script was reopened while it ran) is cancelled by its id
+    (the hidden ``ned_job`` knob) from a short-lived client on a worker thread, which is returned.
+    """
     runner = _RUNNERS.get(node.fullName())
-    if runner is None or not runner.running:
+    if runner is not None and runner.running:
+        runner.cancel()
+        node["status"].setValue("Cancelling...")
+        return None
+    job = node["ned_job"].value().strip()
+    if not job or node["status"].value().split(":")[0] in ("Done", "Failed", "Cancelled", "idle"):
         node["status"].setValue("Nothing to cancel")
-        return
-    runner.cancel()
-    node["status"].setValue("Cancelling...")
+        return None
+    name, address = node.fullName(), node["address"].value().strip()
+
+    def run() -> None:
+        from ned_protocol.client import Client
+
+        try:
+            with Client(address, timeout=10.0, client_name="ned-nuke") as client:
+                state = client.cancel(job)
+            text = f"Job {job} had already ended ({state})" if state in ("done", "failed") else \
+                f"Cancelled job {job} (frames already written stay)"
+        except NedError as error:
+            text = f"Failed: {error.code}: {error.message}"
+        _post(lambda: _set_status(name, text))
+
+    node["status"].setValue(f"Cancelling job {job}...")
+    thread = threading.Thread(target=run, name=f"ned-nuke cancel {job}", daemon=True)
+    thread.start()
+    return thread
+
+
+def _set_status(name: str, text: str) -> None:
+    node = nuke.toNode(name)
+    if node is not None:
+        node["status"].setValue(text)
 
 
 def runner(node: Any) -> JobRunner | None:

@@ -95,6 +95,8 @@ def build(group: Any) -> Any:
     _declare_layers()
     group.begin()
     try:
+        for leftover in group.nodes():  # whatever a new Group came with (Nuke may add Input1/Output1)
+            nuke.delete(leftover)
         source = nuke.nodes.Input(name=knobs.INPUTS[0])
         nuke.nodes.Input(name=knobs.INPUTS[1])
         read = nuke.nodes.Read(name=knobs.RESULT_READ)
@@ -335,6 +337,7 @@ def process(node: Any, *, timeout: float = 10.0) -> JobRunner | None:
         _show_error(node, "output_error", f"cannot make the output folder: {error}")
         return None
     _point_read(node, values.output, values.frame_range)
+    _inner(node, "NEDSwitch")["which"].setValue(0)  # the Source until this job's first frame is written
     _SHOWN[name] = (0, None)
     runner = JobRunner(node["address"].value().strip(), spec, on_status=lambda s: _on_status(name, s),
                        post=_post, progress=lambda: _Progress(f"NED {node.name()}"), timeout=timeout,

@@ -25,7 +25,7 @@ import nuke  # noqa: E402  - the stub
 
 assert hasattr(nuke, "stub_reset"), f"the nuke stub must shadow any other nuke module (got {nuke.__file__})"
 
-from engine.helpers import EngineProcess, make_plate  # noqa: E402
+from engine.helpers import GRID, EngineProcess, make_plate  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -65,6 +65,15 @@ def slow_engine(engine_root, tmp_path_factory) -> Iterator[EngineProcess]:
     """The same engine, rendering each frame 0.4 s slower (so a test can cancel half way)."""
     process = EngineProcess(tmp_path_factory.mktemp("nuke-slow-engine-state"), delay=0.4,
                             roots=(str(engine_root),))
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def real_engine(engine_root, tmp_path_factory) -> Iterator[EngineProcess]:
+    """An engine with NED's real default pipeline (MediaPipe face mesh ...), allowed to read the demo clip."""
+    process = EngineProcess(tmp_path_factory.mktemp("nuke-real-engine-state"), standin=False,
+                            roots=(str(engine_root), str(GRID.parent)))
     yield process
     process.stop()
 

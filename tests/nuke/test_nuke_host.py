@@ -208,6 +208,28 @@ def test_process_end_to_end_against_a_real_engine(plate, shot, engine) -> None:
     assert read.stub_frames_on_disk() == FRAMES
 
 
+def test_the_real_pipeline_on_a_movie_read_of_the_demo_clip(shot, real_engine) -> None:
+    from engine.helpers import GRID
+
+    save_script(shot)
+    read = nuke.nodes.Read(file=str(GRID), first=1, last=5)  # Nuke numbers a movie's frames from 1
+    read.setSelected(True)
+    node = host.create_node()
+    node["address"].setValue(real_engine.address)
+    node["happy"].setValueAt(0.0, 1)
+    node["happy"].setValueAt(1.0, 5)
+    runner = host.process(node)
+    assert runner is not None and runner.spec["start"] == 1 and runner.spec["frame_range"] == [1, 5]
+    pump(node, timeout=300)
+    assert node["status"].value() == "Done: 5 frames written", node["status"].value()
+    result = inner(node, knobs.RESULT_READ)
+    assert (result.firstFrame(), result.lastFrame()) == (1, 5) and result.stub_frames_on_disk() == [1, 2, 3, 4, 5]
+    header = read_header(result.stub_frame_file(3))
+    assert {"ned.matte", "stmap.u", "stmap.v"} <= set(channel_names(header))
+    assert result["colorspace"].value() == colour.knob_value(header["ned:colorspace"], result["colorspace"].values())
+    assert result["colorspace"].value() is not None
+
+
 def test_a_source_that_is_not_a_read_is_rendered_with_a_write_first(plate, shot, engine) -> None:
     save_script(shot)
     node, _ = make_node(plate, engine.address, source_class="Grade")

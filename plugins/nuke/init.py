@@ -10,7 +10,10 @@ loads when the node is used. Imports neither torch, numpy, ned_core nor ned_engi
 import os
 import sys
 
-_here = os.path.dirname(os.path.abspath(__file__))
+try:
+    _here = os.path.dirname(os.path.abspath(__file__))
+except NameError:  # run without __file__: Nuke has put this folder on sys.path already
+    _here = ""
 for _folder in (_here, os.environ.get("NED_NUKE_SITE", "")):
     if _folder and os.path.isdir(_folder) and _folder not in sys.path:
         sys.path.append(_folder)

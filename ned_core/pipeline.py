@@ -19,7 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ned_core import composite, face3d, manipulate, render, track
+from ned_core import appearance, composite, face3d, manipulate, render, track
 from ned_core.cache import Analysis, AnalysisCache, analysis_key
 from ned_core.errors import (
     CancelledError,
@@ -35,16 +35,16 @@ from ned_core.keyframes import EmotionCurve
 from ned_core.render.base import FrameFace
 from ned_core.track.base import FaceHint
 
-STAGES = ("track", "face3d", "manipulate", "render", "composite")
+STAGES = ("track", "face3d", "manipulate", "render", "appearance", "composite")
 MATTE_LAYER = "ned.matte"
 STMAP_LAYERS = ("stmap.u", "stmap.v")
 PREVIEW_MAX_WIDTH = 960
 
 PRESETS: dict[str, dict[str, str]] = {
-    "default": {},  # the embedded backends: MediaPipe mesh, landmark fit, FACS rig, mesh warp, matte
+    "default": {},  # the embedded backends: MediaPipe mesh, landmark fit, FACS rig, mesh warp, ratio, matte
     # NED's stack on user-supplied model files (DECA/FLAME, manipulator, per-actor renderer): see
     # docs/using_ned_models.md. Tracking stays on the embedded face mesh.
-    "ned": {"face3d": "deca", "manipulate": "ned", "render": "ned", "composite": "pyramid"},
+    "ned": {"face3d": "deca", "manipulate": "ned", "render": "ned", "appearance": "none", "composite": "pyramid"},
 }
 """Named backend sets; a stage a preset does not name keeps its default backend."""
 
@@ -72,6 +72,7 @@ class Backends:
     face3d: str = face3d.DEFAULT
     manipulate: str = manipulate.DEFAULT
     render: str = render.DEFAULT
+    appearance: str = appearance.DEFAULT
     composite: str = composite.DEFAULT
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -179,7 +180,7 @@ class Pipeline:
         """The backend object running stage ``name`` (built once)."""
         if name not in self._stages:
             module = {"track": track, "face3d": face3d, "manipulate": manipulate, "render": render,
-                      "composite": composite}[name]
+                      "appearance": appearance, "composite": composite}[name]
             self._stages[name] = module.get(getattr(self.backends, name),
                                             **self.backends.options.get(name, {}))
         return self._stages[name]
@@ -245,8 +246,11 @@ class Pipeline:
         return self.stage("manipulate").edit(analysis.fit, weights, mouth_preservation=mouth_preservation)
 
     def render_frame(self, image: PlateImage, index: int, analysis: Analysis, edited: np.ndarray,
-                     mask: np.ndarray | None = None) -> FrameResult:
-        """Render and composite one frame; a frame where the face is lost passes through untouched."""
+                     mask: np.ndarray | None = None, weights: np.ndarray | None = None) -> FrameResult:
+        """Render and composite one frame; a frame where the face is lost passes through untouched.
+
+        ``weights`` (7,) are the frame's emotion weights, for the appearance stage.
+        """
         pixels = image.pixels
         height, width = pixels.shape[:2]
         rgba = _rgba(image)
@@ -258,21 +262,25 @@ class Pipeline:
         source = fit.to_image(index, fit.local_shape(index))
         target = fit.to_image(index, fit.local_shape(index, edited[index]))
         face = FrameFace(source=source, edited=target, triangles=fit.triangles, fit=fit, index=index,
-                         edited_expression=edited[index], edited_sequence=edited, colorspace=image.colorspace)
+                         edited_expression=edited[index], edited_sequence=edited, colorspace=image.colorspace,
+                         weights=None if weights is None else np.asarray(weights)[None])
         rendered = self.stage("render").render(rgba, face)
+        rendered = self.stage("appearance").apply(rgba, rendered, face)
         out, matte = self.stage("composite").composite(rgba, rendered, mask)
         stmap = rendered.stmap if rendered.stmap is not None else np.stack([xs, ys], -1)
         return FrameResult(image.frame, out, matte.astype(np.float32), _stmap_uv(stmap, image), True)
 
     # -- the whole job ----------------------------------------------------------------------------------
     def run(self, shot: Shot, curve: EmotionCurve, output: OutputSpec, *, frames: list[int] | None = None,
-            mouth_preservation: float = 1.0, progress: ProgressFn | None = None,
+            mouth_preservation: float | None = None, progress: ProgressFn | None = None,
             cancel: CancelToken | None = None, on_frame: Callable[[int, str], None] | None = None,
             preview: str | None = None) -> RunResult:
         """Edit ``shot`` and write every frame of ``frames`` (default: the whole range) to ``output``.
 
         The analysis and the edit always cover the whole shot, so any chunk of frames is bit-identical
         to the same frames of a single run. Frames are written one by one, each atomically.
+        ``mouth_preservation`` None keeps the speech of moving footage (1) and frees the mouth of a
+        still, which has no speech to keep (0).
         """
         self.load()
         with open_plate(shot) as plate, contextlib.ExitStack() as resources:
@@ -287,7 +295,10 @@ class Pipeline:
                 resources.enter_context(mask_plate)
             check_not_overwriting_inputs(shot, plate, mask_plate, output, todo, preview)
             analysis, cached = self.analyze(shot, plate, progress, cancel)
-            edited = self.edit(analysis, curve, mouth_preservation)
+            if mouth_preservation is None:
+                mouth_preservation = 0.0 if plate.kind == "still" and len(plate.frames) == 1 else 1.0
+            weights = curve.weights(analysis.frames)
+            edited = self.stage("manipulate").edit(analysis.fit, weights, mouth_preservation=mouth_preservation)
             index_of = {f: i for i, f in enumerate(analysis.frames)}
             out_space = output_colorspace(plate.colorspace, output.colorspace)
             written: dict[int, str] = {}
@@ -306,7 +317,8 @@ class Pipeline:
                         cancel.check()
                     image = plate.read(frame)
                     mask = read_mask(mask_plate, frame, image) if mask_plate is not None else None
-                    result = self.render_frame(image, index_of[frame], analysis, edited, mask)
+                    result = self.render_frame(image, index_of[frame], analysis, edited, mask,
+                                               weights[index_of[frame]])
                     layers = {MATTE_LAYER: result.matte, STMAP_LAYERS[0]: result.stmap_uv[..., 0],
                               STMAP_LAYERS[1]: result.stmap_uv[..., 1]}
                     writer.write(frame, frame_path(output.pattern, frame), result.rgba, like=image.info,

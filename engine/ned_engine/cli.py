@@ -53,8 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="an emotion keyframe (repeat for several)")
     edit.add_argument("--interpolation", choices=INTERPOLATIONS, default="smooth",
                       help="between keyframes (default smooth)")
-    edit.add_argument("--mouth-preservation", type=float, default=1.0,
-                      help="1 keeps the original mouth opening exactly (default), 0 lets the rig move it")
+    edit.add_argument("--mouth-preservation", type=float, default=None,
+                      help="1 keeps the original mouth opening exactly (default for footage), 0 lets the rig "
+                           "move it (default for a still, which has no speech to keep)")
     edit.add_argument("--mask", help="user matte sequence pattern (alpha, else first channel)")
     edit.add_argument("--face", help="follow the face nearest this point: X,Y in pixels")
     edit.add_argument("--face-box", help="follow the face in this box: X0,Y0,X1,Y1 in pixels")

@@ -190,7 +190,8 @@ def job_from_cli_args(args: argparse.Namespace) -> dict[str, Any]:
     else:
         raise InvalidOptionError("say what to do: --emotion NAME[:INTENSITY] or --key FRAME:EMOTION=W",
                                  field="emotion")
-    spec["mouth_preservation"] = float(getattr(args, "mouth_preservation", 1.0))
+    if getattr(args, "mouth_preservation", None) is not None:
+        spec["mouth_preservation"] = float(args.mouth_preservation)
     preset = getattr(args, "backend", None) or "default"
     spec["backends"] = {"preset": preset}
     if getattr(args, "option", None):

@@ -53,7 +53,7 @@ PROTOCOL_VERSION: Version = (1, 1)
 
 # -- vocabularies shared with the pipeline (checked against ned_core by tests/protocol) -----------------
 EMOTIONS: tuple[str, ...] = ("neutral", "angry", "disgusted", "fear", "happy", "sad", "surprised")
-STAGES: tuple[str, ...] = ("track", "face3d", "manipulate", "render", "composite")
+STAGES: tuple[str, ...] = ("track", "face3d", "manipulate", "render", "appearance", "composite")
 INTERPOLATIONS: tuple[str, ...] = ("step", "linear", "smooth")
 COMPRESSIONS: tuple[str, ...] = ("none", "rle", "zips", "zip", "piz", "pxr24", "b44", "b44a", "dwaa", "dwab")
 PLATE_FORMATS: tuple[str, ...] = ("exr", "dpx", "tif", "png", "jpg")

@@ -1,0 +1,114 @@
+"""The appearance stage: creases and a mouth layer on top of the warp, only inside the matte."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ned_core import EMOTIONS, appearance
+from ned_core.appearance.ratio import MODEL_FILE, ExpressionAppearance, load_model
+from ned_core.errors import InvalidOptionError, MissingModelError
+from ned_core.face3d import mesh
+from ned_core.face3d.base import FaceFit
+from ned_core.face3d.landmark_fit import triangulate
+from ned_core.manipulate.facs import FacsRig
+from ned_core.render.base import FrameFace
+from ned_core.render.warp import MeshWarpRenderer
+
+SIZE = 400
+
+
+@pytest.fixture(scope="module")
+def stage() -> ExpressionAppearance:
+    return ExpressionAppearance()
+
+
+@pytest.fixture(scope="module")
+def fit() -> FaceFit:
+    """The appearance template as a one-frame face, 150 px between the outer eye corners."""
+    template = load_model()["template"].astype(np.float64)
+    return FaceFit(frames=[1], identity=template, expression=np.zeros((1, mesh.N_VERTICES, 3)),
+                   rotation=np.eye(3)[None], scale=np.array([150.0]), translation=np.array([[200.0, 170.0, 0.0]]),
+                   found=np.array([True]), topology=mesh.TOPOLOGY, triangles=triangulate(template))
+
+
+def skin(seed: int = 3) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    rgb = 0.35 + 0.05 * rng.standard_normal((SIZE, SIZE, 3)).astype(np.float32)
+    return np.concatenate([rgb, np.ones((SIZE, SIZE, 1), np.float32)], axis=-1)
+
+
+def weights(emotion: str, intensity: float = 1.0) -> np.ndarray:
+    w = np.zeros(len(EMOTIONS))
+    w[EMOTIONS.index(emotion)] = intensity
+    return w
+
+
+def render(fit: FaceFit, emotion: str, intensity: float, mouth_preservation: float,
+           stage: ExpressionAppearance) -> tuple[np.ndarray, object, object]:
+    w = weights(emotion, intensity)
+    edited = FacsRig().edit(fit, w[None], mouth_preservation=mouth_preservation)
+    face = FrameFace(source=fit.to_image(0, fit.local_shape(0)), edited=fit.to_image(0, fit.local_shape(0, edited[0])),
+                     triangles=fit.triangles, fit=fit, index=0, colorspace=None, weights=w[None])
+    plate = skin()
+    warped = MeshWarpRenderer().render(plate, face)
+    return plate, warped, stage.apply(plate, warped, face)
+
+
+def mouth_box(fit: FaceFit) -> tuple[slice, slice]:
+    pts = fit.to_image(0, fit.local_shape(0))
+    x, y = pts[mesh.UPPER_LIP_INNER, :2].astype(int)
+    return slice(y - 15, y + 30), slice(x - 40, x + 40)
+
+
+def test_registered_as_default_and_none_passes_through(fit: FaceFit) -> None:
+    assert appearance.DEFAULT == "ratio"
+    _, warped, _ = render(fit, "happy", 1.0, 0.0, ExpressionAppearance())
+    assert appearance.get("none").apply(skin(), warped, None) is warped
+
+
+def test_changes_stay_inside_the_matte(fit: FaceFit, stage: ExpressionAppearance) -> None:
+    for emotion in ("happy", "surprised", "disgusted"):
+        _, warped, out = render(fit, emotion, 1.0, 0.0, stage)
+        changed = np.any(out.pixels != warped.pixels, axis=-1)
+        assert changed.any(), emotion
+        assert not np.any(changed & (warped.matte <= 0)), emotion
+        assert np.array_equal(out.pixels[..., 3], warped.pixels[..., 3])  # alpha untouched
+
+
+def test_zero_intensity_leaves_the_render_alone(fit: FaceFit, stage: ExpressionAppearance) -> None:
+    _, warped, out = render(fit, "happy", 0.0, 0.0, stage)
+    assert np.array_equal(out.pixels, warped.pixels)
+
+
+def test_a_free_mouth_gets_teeth_a_kept_closed_mouth_does_not(fit: FaceFit, stage: ExpressionAppearance) -> None:
+    box = mouth_box(fit)
+    _, _, free = render(fit, "happy", 1.0, 0.0, stage)
+    _, warped, kept = render(fit, "happy", 1.0, 1.0, stage)
+    # Teeth are brighter than the skin they replace.
+    assert free.pixels[box][..., :3].max() > warped.pixels[box][..., :3].max() + 0.1
+    # Under full mouth preservation a shut mouth stays shut: only creases (a gentle gain) change it.
+    ratio = kept.pixels[box][..., :3] / np.maximum(warped.pixels[box][..., :3], 1e-6)
+    assert ratio.max() < 1.6 and ratio.min() > 0.4
+
+
+def test_creases_fade_with_the_intensity(fit: FaceFit, stage: ExpressionAppearance) -> None:
+    def change(intensity: float) -> float:
+        _, warped, out = render(fit, "happy", intensity, 1.0, stage)
+        return float(np.abs(out.pixels - warped.pixels).sum())
+
+    assert 0.0 < change(0.3) < change(0.6) < change(1.0)
+
+
+def test_bad_options_and_a_missing_model(tmp_path) -> None:
+    with pytest.raises(InvalidOptionError):
+        ExpressionAppearance(creases=-1.0)
+    with pytest.raises(MissingModelError, match="appearance.build"):
+        ExpressionAppearance(model=str(tmp_path / "nope.npz"))
+
+
+def test_shipped_model_is_small_and_learned_from_every_london_pair() -> None:
+    assert MODEL_FILE.stat().st_size < 300_000
+    data = load_model()
+    assert len(data["person_ids"]) == 35
+    assert 0.0 <= float(data["mouth_skin_slope"]) <= 1.0

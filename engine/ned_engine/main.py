@@ -4,6 +4,7 @@
                      [--curve-secret FILE --curve-allow DIR|FILE ...] [--cache-dir DIR] [--monitor HOST:PORT]
     ned-engine analyze JOB.json [--cache-dir DIR]          analyse a shot once, into the shared cache
     ned-engine render JOB.json --frames 1001-1020          render one chunk (no server)
+    ned-engine farm JOB.json --target openjd|opencue|deadline [--chunk N] [--out DIR]   a native farm job
     ned-engine ping ADDR | status ADDR [--prometheus] | health ADDR [--ready]
     ned-engine shutdown ADDR [--drain] [--token-file FILE]
     ned-engine keygen DIR NAME                             a CurveZMQ keypair
@@ -88,6 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
         farm.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
         if name == "render":
             farm.add_argument("--frames", help="the chunk FIRST-LAST (default: the whole shot)")
+
+    farm_job = commands.add_parser("farm", help="write a native farm job (analysis, then render chunks)")
+    farm_job.add_argument("job", help="a JobSpec as JSON, at a path every farm node can read")
+    farm_job.add_argument("--target", required=True, choices=["openjd", "opencue", "deadline"])
+    farm_job.add_argument("--chunk", type=int, default=10, help="frames per render task (10)")
+    farm_job.add_argument("--out", help="folder for the job's files (default JOB.TARGET beside JOB.json)")
+    farm_job.add_argument("--cache-dir", help="the shared analysis cache (default .ned_cache beside the output)")
+    farm_job.add_argument("--engine-command", default="ned-engine", help="ned-engine as the nodes run it")
 
     for name, text in (("ping", "exit 0 when an engine answers at ADDR"),
                        ("status", "an engine's version, workers, jobs and counters"),
@@ -240,6 +249,16 @@ def run_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_farm(args: argparse.Namespace) -> int:
+    from ned_engine import farm_targets
+
+    job = farm_targets.farm_job(args.job, chunk=args.chunk, cache_dir=args.cache_dir, engine=args.engine_command)
+    out = args.out or os.path.splitext(os.path.abspath(args.job))[0] + "." + args.target
+    for path in farm_targets.write(job, args.target, out):
+        print(path)
+    return 0
+
+
 # -- checks on a running engine ---------------------------------------------------------------------------
 def _client(args: argparse.Namespace) -> Any:
     from ned_protocol import Client
@@ -334,7 +353,7 @@ def run_keygen(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"serve": run_serve, "analyze": run_analyze, "render": run_render, "ping": run_ping,
+COMMANDS = {"serve": run_serve, "analyze": run_analyze, "render": run_render, "farm": run_farm, "ping": run_ping,
             "status": run_status, "health": run_health, "shutdown": run_shutdown, "keygen": run_keygen}
 
 

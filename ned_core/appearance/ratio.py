@@ -5,7 +5,8 @@ Owns applying ``ned_core/data/appearance.npz`` (see ``build``) to one rendered f
 1. **Creases and bulges**: the smile's expression ratio image is mapped from face texture space onto the
    *edited* face mesh and multiplies the warped pixels in scene-linear light, raised to the frame's
    smile activation (AU6 + AU12): the target keeps its own skin and lighting, and gains the nasolabial
-   folds, the cheeks' bulge and the lower lids' creases a real smile makes. It follows the tracked mesh,
+   folds, the cheeks' bulge and the lower lids' creases a real smile makes. The other AUs add their
+   drawn creases (``creases.py``) the same way, each by its activation. It all follows the tracked mesh,
    so it does not flicker, and fades with a keyframed intensity.
 2. **The mouth**: where the edited lips are apart, the mouth's inside (upper teeth under the upper lip,
    the dark beyond) is drawn in mouth space, as bright as the frame's own skin beside the mouth says. Pixels
@@ -24,6 +25,7 @@ import cv2
 import numpy as np
 
 from ned_core.appearance import texture
+from ned_core.appearance.creases import crease_maps
 from ned_core.errors import InvalidOptionError, MissingModelError
 from ned_core.io.colour import convert, scene_linear
 from ned_core.manipulate.au_fields import ACTION_UNIT_ORDER
@@ -53,7 +55,7 @@ class ExpressionAppearance:
     model
         Path of the appearance data (``ned_core/data/appearance.npz`` by default).
     creases
-        Strength of the ratio images (0 turns them off, 1 is a real smile's).
+        Strength of the ratio image and the drawn creases (0 turns them off, 1 is a real smile's).
     mouth
         Strength of the mouth layer inside the plate's own mouth opening (pixels the edit opens always
         get it).
@@ -70,6 +72,10 @@ class ExpressionAppearance:
         self.log_ratio = np.ascontiguousarray(data["smile_log_ratio"], np.float32)
         self.mouth_texture = np.ascontiguousarray(data["mouth"], np.float32)
         self.mouth_skin_slope = float(data["mouth_skin_slope"])
+        # The drawn creases of the AUs the London pairs do not cover, one map per AU that has any.
+        maps = crease_maps(ACTION_UNIT_ORDER)
+        self._crease_units = [i for i in range(len(maps)) if maps[i].any()]
+        self._crease_maps = maps[self._crease_units]
         self.creases = float(creases)
         self.mouth = float(mouth)
         self._texels = texture.texels(self.template)
@@ -97,11 +103,14 @@ class ExpressionAppearance:
         space = face.colorspace or linear_space
         linear = rgb if space == linear_space else convert(rgb, space, linear_space)
         gain = np.ones(shape, np.float32)
-        if smile > 0.0:
+        drawn = act[self._crease_units] * self.creases
+        if smile > 0.0 or np.any(drawn > 0.0):
+            # The whole change in texture space first (one small image), then onto the face once.
+            log_ratio = smile * self.log_ratio + np.tensordot(drawn.astype(np.float32), self._crease_maps, 1)
             mapping, covered = mesh_map(edited, self._texels, self.triangles, shape)
-            log_ratio = cv2.remap(self.log_ratio, mapping[..., 0], mapping[..., 1], cv2.INTER_LINEAR,
+            log_ratio = cv2.remap(log_ratio.astype(np.float32), mapping[..., 0], mapping[..., 1], cv2.INTER_LINEAR,
                                   borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
-            gain = np.where(covered, np.exp(smile * log_ratio), 1.0).astype(np.float32)
+            gain = np.where(covered, np.exp(log_ratio), 1.0).astype(np.float32)
         alpha, colour = self._mouth(plate, rendered, face, edited, source, unit, origin, shape, bare)
         changed = (gain != 1.0) | (alpha > 0.0)
         if not changed.any():

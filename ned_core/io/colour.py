@@ -387,6 +387,9 @@ def _separable(processor: ocio.Processor) -> bool:
             matrix = np.asarray(transform.getMatrix(), np.float64).reshape(4, 4)[:3, :3]
             if np.any(matrix[~np.eye(3, dtype=bool)] != 0.0):
                 return False
+        elif isinstance(transform, ocio.Lut1DTransform):
+            if transform.getHueAdjust() != ocio.Lut1DHueAdjust.HUE_NONE:
+                return False  # hue-preserving 1D LUTs (DW3) mix the channels
         elif not isinstance(transform, _SEPARABLE):
             return False
     return True

@@ -161,6 +161,21 @@ def test_inline_plate_and_inline_delivery_match_the_path_job(engine, plate, out)
         assert data == (out / f"p.{frame}.exr").read_bytes()
 
 
+def test_a_job_writes_the_output_colorspace_it_names(engine, plate, out):
+    spec = spec_for(plate, str(out / "c.####.exr"))
+    spec["output"]["colorspace"] = "lin_rec709_scene"
+    with engine.client() as client:
+        events = collect(client, client.submit(spec))
+    assert events[-1].type == "done"
+    image = oiio.ImageInput.open(str(out / "c.1001.exr"))
+    header = image.spec()
+    image.close()
+    assert header.get_string_attribute("ned:colorspace") == "Linear Rec.709 (sRGB)"
+    assert header.get_string_attribute("ned:source_colorspace") == "ACEScg"  # the plate's, converted
+    assert {str(f) for f in header.channelformats} <= {"float"}  # converted half values need float
+    assert str(header.format) == "float"
+
+
 def test_same_idempotency_key_returns_the_same_job(engine, plate, out):
     spec = spec_for(plate, str(out / "k.####.exr"))
     with engine.client() as client:
@@ -261,6 +276,11 @@ def test_bad_jobs_are_refused_at_submit(engine, plate, out):
             client.submit(spec_for(plate, plate))  # would overwrite the plate
         with pytest.raises(InvalidOptionError):
             client.submit(spec_for(plate, str(out / "x.####.exr"), colorspace="no such space"))
+        bad_output = spec_for(plate, str(out / "x.####.exr"))
+        bad_output["output"]["colorspace"] = "no such space"
+        with pytest.raises(InvalidOptionError) as error:
+            client.submit(bad_output)
+        assert error.value.field == "spec.output.colorspace"
         with pytest.raises(UnknownJobError):
             client.status("j-000000000000")
         with pytest.raises(UnauthorizedError):

@@ -152,8 +152,9 @@ OUTPUT = Struct("Output", "Where the frames go: an EXR pattern on the engine's f
     "half": Field(Bool(), "half-float RGBA (false: 32-bit float); default: half unless the plate's values, "
                           "or their conversion to `colorspace`, need float to come back exactly"),
     "colorspace": Field(Str(256, min_len=1), "the OCIO colourspace the EXRs are written in (tagged in their "
-                                             "header); default: the plate's own when scene-linear, else the "
-                                             "config's `scene_linear` role", since=(1, 1)),
+                                             "header); default: the plate's own when scene-linear, else "
+                                             "linearised (built-in config: Linear Rec.709 (sRGB); a site "
+                                             "config: its `scene_linear` role)", since=(1, 1)),
 }, (at_least_one("pattern", "inline"),))
 
 JOB_SPEC = Struct("JobSpec", "One edit: the CLI's `ned edit` arguments as data.", {

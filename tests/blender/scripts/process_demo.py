@@ -1,0 +1,87 @@
+"""Run inside real Blender (the PyPI ``bpy`` module): register ned_blender, build a scene with a movie strip
+of the demo clip, keyframe two emotions, run ``ned.process`` against the engine at ``--address``, ``pump()``
+until done, and write what came back to ``--report`` (JSON) for the pytest side to check.
+
+    python process_demo.py --address tcp://127.0.0.1:PORT --output DIR --report OUT.json
+        [--first 1 --last 6] [--bad-backend]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import bpy
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.normpath(os.path.join(HERE, "..", "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "plugins", "blender"))
+
+import ned_blender  # noqa: E402
+from ned_blender import compat  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--address", required=True)
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--report", required=True)
+    parser.add_argument("--first", type=int, default=3)
+    parser.add_argument("--last", type=int, default=8)
+    parser.add_argument("--strip-start", type=int, default=1)
+    parser.add_argument("--backend", default="default")
+    parser.add_argument("--timeout", type=float, default=240.0)
+    args = parser.parse_args(sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else sys.argv[1:])
+
+    ned_blender.register()
+    report: dict = {"blender": bpy.app.version_string}
+    try:
+        scene = bpy.context.scene
+        scene.ned.address = args.address
+        scene.ned.output_folder = args.output
+        source = compat.strips(scene).new_movie("plate", os.path.join(ROOT, "demo", "grid_bbaf2n.mpg"),
+                                                channel=2, frame_start=args.strip_start)
+        scene.sequence_editor.active_strip = source
+        source.ned.backend = args.backend
+        source.ned.use_range = True
+        source.ned.frame_start, source.ned.frame_end = args.first, args.last
+        # two emotions keyframed with Blender's own keyframes: happy fades in, sad fades out
+        for frame, happy, sad in ((args.first, 0.0, 1.0), (args.last, 1.0, 0.0)):
+            source.ned_happy, source.ned_sad = happy, sad
+            source.keyframe_insert("ned_happy", frame=frame)
+            source.keyframe_insert("ned_sad", frame=frame)
+        report["keyed"] = [c.data_path for c in compat.fcurves_of(scene)]
+        report["process"] = sorted(bpy.ops.ned.process())
+        job = ned_blender.jobs.JOBS.get((scene.name, source.name))
+        report["submitted"] = job is not None
+        if job is not None:
+            deadline = time.monotonic() + args.timeout
+            while ned_blender.pump() and time.monotonic() < deadline:
+                time.sleep(0.05)
+        tracker = ned_blender.jobs.tracker_of(scene, source)
+        if tracker is not None:
+            report.update(outcome=tracker.outcome, code=tracker.code, message=tracker.message,
+                          frames={str(k): v for k, v in tracker.frames.items()})
+        result = compat.strips(scene, every=True).get(source.ned.result) if source.ned.result else None
+        if result is not None:
+            report["result"] = {
+                "name": result.name, "type": result.type, "channel": result.channel,
+                "source_channel": source.channel,
+                "frame_start": int(result.frame_start), "frame_final_start": int(result.frame_final_start),
+                "frame_final_end": int(result.frame_final_end), "directory": bpy.path.abspath(result.directory),
+                "files": [e.filename for e in result.elements], "colorspace": result.colorspace_settings.name,
+            }
+        report["outcome_report"] = None if job is None else getattr(job.context.get("outcome"), "message", None)
+    finally:
+        ned_blender.unregister()
+    report["unregistered"] = not hasattr(compat.strip_type(), "ned_happy")
+    with open(args.report, "w") as handle:
+        json.dump(report, handle, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""ned_blender in real Blender (the PyPI ``bpy`` module, 4.5 LTS and 5.0) against a real engine.
+
+Each run registers the add-on, puts a movie strip of the demo clip on the timeline, keyframes two
+emotions on the strip's ``ned_*`` properties, runs ``ned.process``, ``pump()``s until the job ends and
+reports the result strip; the checks here read the EXR frames it points at with OpenImageIO.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import OpenImageIO as oiio
+import pytest
+from ned_blender.logic import colour, exr_header
+
+from .conftest import VERSIONS, run_in_blender
+
+FIRST, LAST = 3, 8  # timeline frames; the movie strip starts at frame 1, so plate frames 1003-1008
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_process_demo_strip_against_a_real_engine(version, real_engine, blender_root: Path) -> None:
+    out, report_path = blender_root / f"out-{version}", blender_root / f"report-{version}.json"
+    run = run_in_blender(version, "process_demo.py", "--address", real_engine.address, "--output", str(out),
+                         "--report", str(report_path), "--first", str(FIRST), "--last", str(LAST))
+    assert run.returncode == 0, run.stdout + run.stderr
+    report = json.loads(report_path.read_text())
+    assert report["blender"].startswith(version)
+    assert report["keyed"] == [f'sequence_editor.strips_all["plate"].ned_{name}' for name in ("happy", "sad")]
+    assert report["process"] == ["FINISHED"] and report["submitted"]
+    assert report["outcome"] == "done", report
+    assert report["unregistered"]
+
+    result = report["result"]
+    assert result["type"] == "IMAGE" and result["channel"] == result["source_channel"] + 1
+    # aligned to the source: the strip covers exactly the processed timeline frames
+    assert (result["frame_final_start"], result["frame_final_end"] - 1) == (FIRST, LAST)
+    assert result["files"] == [f"plate_ned.{1000 + f}.exr" for f in range(FIRST, LAST + 1)]
+    folder = Path(result["directory"])
+    assert folder == out / "plate" / "v001"
+    for name in result["files"]:
+        image = oiio.ImageInput.open(str(folder / name))
+        assert image is not None, oiio.geterror()
+        spec = image.spec()
+        assert (spec.width, spec.height) == (360, 288)
+        assert spec.channelnames[:4] == ("R", "G", "B", "A") and "ned.matte" in spec.channelnames
+        image.close()
+    # the colourspace comes from the EXR header, mapped to Blender's name for it
+    named = exr_header.colorspace_of(str(folder / result["files"][0]))
+    assert named is not None
+    assert result["colorspace"] == colour.blender_colorspace(named)
+    assert result["colorspace"] in {"sRGB", "Linear Rec.709"}  # the demo clip: video, written as is or linear
+    assert "names no colourspace" not in report["outcome_report"]

@@ -84,7 +84,8 @@ def main() -> None:
                           for f in SHEET_FRAMES}
             for emotion in EMOTIONS:
                 pattern = str(Path(tmp) / f"{clip.stem}_{emotion}.####.exr")
-                pipeline.run(shot, EmotionCurve.parse_emotion(emotion), OutputSpec(pattern, half=False))
+                pipeline.run(shot, EmotionCurve.parse_emotion(emotion),
+                             OutputSpec(pattern, half=False, colorspace=colorspace))  # the plate's own: compared as is
                 after, mattes = edited_frames(pattern, frames, colorspace)
                 new_track = tracker.track(frames, after)
                 identical = np.mean([

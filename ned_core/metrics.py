@@ -169,6 +169,9 @@ def _au_table(shapes: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
+_MEASURED = frozenset(_au_table(np.zeros((1, mesh.N_VERTICES, 3))))
+
+
 def au_measures(local_shape: np.ndarray) -> dict[str, float]:
     """Geometric action-unit proxies of one face-local shape (N, 3): AU name -> value.
 
@@ -198,7 +201,8 @@ def au_change_toward(orig_local: np.ndarray, edited_local: np.ndarray, emotion: 
     if emotion not in EMOTION_AUS:
         raise InvalidOptionError(f"unknown emotion {emotion!r} (known: {', '.join(EMOTION_AUS)})",
                                  field="emotion")
-    weights = EMOTION_AUS[emotion]
+    # Only the AUs this table measures; the mouth-opening AUs are the speech's, not the emotion's, here.
+    weights = {au: w for au, w in EMOTION_AUS[emotion].items() if au in _MEASURED}
     if not weights:
         raise InvalidOptionError(f"{emotion!r} has no action units to measure a change toward",
                                  field="emotion")

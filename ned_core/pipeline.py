@@ -19,7 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ned_core import composite, face3d, manipulate, render, track
+from ned_core import appearance, composite, face3d, manipulate, render, track
 from ned_core.cache import Analysis, AnalysisCache, analysis_key
 from ned_core.errors import (
     CancelledError,
@@ -29,22 +29,22 @@ from ned_core.errors import (
     UnknownBackendError,
 )
 from ned_core.io import Plate, PlateImage, frame_path, write_exr
-from ned_core.io.colour import to_display_rgb8
+from ned_core.io.colour import check_colorspace, output_colorspace, output_needs_float, to_display_rgb8
 from ned_core.io.exr import COMPRESSIONS
 from ned_core.keyframes import EmotionCurve
 from ned_core.render.base import FrameFace
 from ned_core.track.base import FaceHint
 
-STAGES = ("track", "face3d", "manipulate", "render", "composite")
+STAGES = ("track", "face3d", "manipulate", "render", "appearance", "composite")
 MATTE_LAYER = "ned.matte"
 STMAP_LAYERS = ("stmap.u", "stmap.v")
 PREVIEW_MAX_WIDTH = 960
 
 PRESETS: dict[str, dict[str, str]] = {
-    "default": {},  # the embedded backends: MediaPipe mesh, landmark fit, FACS rig, mesh warp, matte
+    "default": {},  # the embedded backends: MediaPipe mesh, landmark fit, FACS rig, mesh warp, ratio, matte
     # NED's stack on user-supplied model files (DECA/FLAME, manipulator, per-actor renderer): see
     # docs/using_ned_models.md. Tracking stays on the embedded face mesh.
-    "ned": {"face3d": "deca", "manipulate": "ned", "render": "ned", "composite": "pyramid"},
+    "ned": {"face3d": "deca", "manipulate": "ned", "render": "ned", "appearance": "none", "composite": "pyramid"},
 }
 """Named backend sets; a stage a preset does not name keeps its default backend."""
 
@@ -72,6 +72,7 @@ class Backends:
     face3d: str = face3d.DEFAULT
     manipulate: str = manipulate.DEFAULT
     render: str = render.DEFAULT
+    appearance: str = appearance.DEFAULT
     composite: str = composite.DEFAULT
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -89,17 +90,29 @@ class Backends:
 
 @dataclass
 class OutputSpec:
-    """Where and how frames are written: an EXR pattern, compression and RGBA bit depth."""
+    """Where and how frames are written: an EXR pattern, compression, RGBA bit depth and colourspace.
+
+    ``half`` None (the default) picks per plate: half unless the plate's values, or their conversion to
+    the output colourspace, need float to come back exactly (``colour.output_needs_float``).
+    ``colorspace`` None: the plate's own when scene-linear, else the config's ``scene_linear`` role
+    (``colour.output_colorspace``).
+    """
 
     pattern: str
     compression: str = "zip"
-    half: bool = True
+    half: bool | None = None
+    colorspace: str | None = None
 
     def __post_init__(self) -> None:
         if self.compression not in COMPRESSIONS:
             raise InvalidOptionError(
                 f"unknown EXR compression {self.compression!r} (use {', '.join(COMPRESSIONS)})",
                 field="compression")
+        if self.colorspace is not None:
+            try:
+                check_colorspace(self.colorspace)
+            except InvalidOptionError as error:
+                raise InvalidOptionError(str(error), field="output_colorspace") from None
 
 
 @dataclass(frozen=True)
@@ -167,7 +180,7 @@ class Pipeline:
         """The backend object running stage ``name`` (built once)."""
         if name not in self._stages:
             module = {"track": track, "face3d": face3d, "manipulate": manipulate, "render": render,
-                      "composite": composite}[name]
+                      "appearance": appearance, "composite": composite}[name]
             self._stages[name] = module.get(getattr(self.backends, name),
                                             **self.backends.options.get(name, {}))
         return self._stages[name]
@@ -233,8 +246,11 @@ class Pipeline:
         return self.stage("manipulate").edit(analysis.fit, weights, mouth_preservation=mouth_preservation)
 
     def render_frame(self, image: PlateImage, index: int, analysis: Analysis, edited: np.ndarray,
-                     mask: np.ndarray | None = None) -> FrameResult:
-        """Render and composite one frame; a frame where the face is lost passes through untouched."""
+                     mask: np.ndarray | None = None, weights: np.ndarray | None = None) -> FrameResult:
+        """Render and composite one frame; a frame where the face is lost passes through untouched.
+
+        ``weights`` (7,) are the frame's emotion weights, for the appearance stage.
+        """
         pixels = image.pixels
         height, width = pixels.shape[:2]
         rgba = _rgba(image)
@@ -246,21 +262,25 @@ class Pipeline:
         source = fit.to_image(index, fit.local_shape(index))
         target = fit.to_image(index, fit.local_shape(index, edited[index]))
         face = FrameFace(source=source, edited=target, triangles=fit.triangles, fit=fit, index=index,
-                         edited_expression=edited[index], edited_sequence=edited, colorspace=image.colorspace)
+                         edited_expression=edited[index], edited_sequence=edited, colorspace=image.colorspace,
+                         weights=None if weights is None else np.asarray(weights)[None])
         rendered = self.stage("render").render(rgba, face)
+        rendered = self.stage("appearance").apply(rgba, rendered, face)
         out, matte = self.stage("composite").composite(rgba, rendered, mask)
         stmap = rendered.stmap if rendered.stmap is not None else np.stack([xs, ys], -1)
         return FrameResult(image.frame, out, matte.astype(np.float32), _stmap_uv(stmap, image), True)
 
     # -- the whole job ----------------------------------------------------------------------------------
     def run(self, shot: Shot, curve: EmotionCurve, output: OutputSpec, *, frames: list[int] | None = None,
-            mouth_preservation: float = 1.0, progress: ProgressFn | None = None,
+            mouth_preservation: float | None = None, progress: ProgressFn | None = None,
             cancel: CancelToken | None = None, on_frame: Callable[[int, str], None] | None = None,
             preview: str | None = None) -> RunResult:
         """Edit ``shot`` and write every frame of ``frames`` (default: the whole range) to ``output``.
 
         The analysis and the edit always cover the whole shot, so any chunk of frames is bit-identical
         to the same frames of a single run. Frames are written one by one, each atomically.
+        ``mouth_preservation`` None keeps the speech of moving footage (1) and frees the mouth of a
+        still, which has no speech to keep (0).
         """
         self.load()
         with open_plate(shot) as plate, contextlib.ExitStack() as resources:
@@ -275,8 +295,12 @@ class Pipeline:
                 resources.enter_context(mask_plate)
             check_not_overwriting_inputs(shot, plate, mask_plate, output, todo, preview)
             analysis, cached = self.analyze(shot, plate, progress, cancel)
-            edited = self.edit(analysis, curve, mouth_preservation)
+            if mouth_preservation is None:
+                mouth_preservation = 0.0 if plate.kind == "still" and len(plate.frames) == 1 else 1.0
+            weights = curve.weights(analysis.frames)
+            edited = self.stage("manipulate").edit(analysis.fit, weights, mouth_preservation=mouth_preservation)
             index_of = {f: i for i, f in enumerate(analysis.frames)}
+            out_space = output_colorspace(plate.colorspace, output.colorspace)
             written: dict[int, str] = {}
             previews: list[tuple[np.ndarray, np.ndarray]] = []
 
@@ -293,12 +317,14 @@ class Pipeline:
                         cancel.check()
                     image = plate.read(frame)
                     mask = read_mask(mask_plate, frame, image) if mask_plate is not None else None
-                    result = self.render_frame(image, index_of[frame], analysis, edited, mask)
+                    result = self.render_frame(image, index_of[frame], analysis, edited, mask,
+                                               weights[index_of[frame]])
                     layers = {MATTE_LAYER: result.matte, STMAP_LAYERS[0]: result.stmap_uv[..., 0],
                               STMAP_LAYERS[1]: result.stmap_uv[..., 1]}
                     writer.write(frame, frame_path(output.pattern, frame), result.rgba, like=image.info,
-                                 layers=layers, compression=output.compression, half=output.half,
-                                 colorspace=image.colorspace)
+                                 layers=layers, compression=output.compression,
+                                 half=_output_half(output, image, out_space), colorspace=out_space,
+                                 convert_from=image.colorspace)
                     if preview is not None:
                         previews.append(_preview_pair(image, result))
             if preview is not None:
@@ -404,6 +430,13 @@ def _rgba(image: PlateImage) -> np.ndarray:
     rgb = image.pixels[..., :3]
     alpha = image.alpha if image.alpha is not None else np.ones(rgb.shape[:2], np.float32)
     return np.ascontiguousarray(np.concatenate([rgb, alpha[..., None]], axis=-1), dtype=np.float32)
+
+
+def _output_half(output: OutputSpec, image: PlateImage, colorspace: str) -> bool:
+    """The RGBA depth of ``image``'s output frame: the spec's, else what keeps its values exact."""
+    if output.half is not None:
+        return output.half
+    return not output_needs_float(image.info.source_format, image.info.source_bits, image.colorspace, colorspace)
 
 
 def _stmap_uv(stmap: np.ndarray, image: PlateImage) -> np.ndarray:

@@ -53,8 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="an emotion keyframe (repeat for several)")
     edit.add_argument("--interpolation", choices=INTERPOLATIONS, default="smooth",
                       help="between keyframes (default smooth)")
-    edit.add_argument("--mouth-preservation", type=float, default=1.0,
-                      help="1 keeps the original mouth opening exactly (default), 0 lets the rig move it")
+    edit.add_argument("--mouth-preservation", type=float, default=None,
+                      help="1 keeps the original mouth opening exactly (default for footage), 0 lets the rig "
+                           "move it (default for a still, which has no speech to keep)")
     edit.add_argument("--mask", help="user matte sequence pattern (alpha, else first channel)")
     edit.add_argument("--face", help="follow the face nearest this point: X,Y in pixels")
     edit.add_argument("--face-box", help="follow the face in this box: X0,Y0,X1,Y1 in pixels")
@@ -62,10 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_argument("--option", action="append", default=[], metavar="STAGE.KEY=VALUE",
                       help="a backend option, e.g. render.actor=alice or track.smoothing=0.5 (repeatable)")
     edit.add_argument("--colorspace", help="the plate's colourspace (default: inferred from the file type)")
+    edit.add_argument("--output-colorspace", metavar="NAME",
+                      help="the EXRs' colourspace (default: the plate's own when scene-linear, else the OCIO "
+                           "config's scene_linear role; name the plate's colourspace to keep its encoding)")
     edit.add_argument("--compression", default="zip", help="EXR compression (default zip)")
     depth = edit.add_mutually_exclusive_group()
     depth.add_argument("--float", action="store_true",
-                       help="write RGBA as 32-bit float (default: half, or float for float / 16-bit plates)")
+                       help="write RGBA as 32-bit float (default: half, or float where half would not give "
+                            "the plate's values back: float / 16-bit plates, conversions that mix channels)")
     depth.add_argument("--half", action="store_true", help="write RGBA as half float whatever the plate")
     edit.add_argument("--preview", help="also write a before|after movie (with the source's audio)")
     edit.add_argument("--cache-dir", help="analysis cache directory (default $NED_CACHE_DIR or ~/.cache/ned)")
@@ -82,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--frames")
     info.add_argument("--start", type=int, default=1001)
     info.add_argument("--colorspace")
+    info.add_argument("--output-colorspace", metavar="NAME")
     models_cli.add_parser(commands)
     train_cli.add_parser(commands)
     return parser
@@ -135,14 +141,17 @@ PREVIEW_SUFFIXES = (".mp4", ".mov", ".m4v")
 
 
 def check_edit_args(args: argparse.Namespace) -> None:
-    """Check what ``ned edit`` will write before any work, and settle the RGBA depth.
+    """Check what ``ned edit`` will write before any work.
 
-    Without ``--float``/``--half`` the RGBA is half float unless the plate holds values half cannot keep
-    exactly (float or 16-bit plates), so that pixels outside the matte stay the plate's own. Sets
-    ``args.float`` to the choice, which the in-process and the ``--engine`` paths both read.
+    The RGBA depth is settled where the frames are written (``OutputSpec.half`` None without
+    ``--float``/``--half``): half unless the plate's values, or their conversion to the output
+    colourspace, need float to come back exactly.
     """
+    from ned_core.io.colour import output_colorspace
     from ned_core.pipeline import open_plate
 
+    if args.output_colorspace is not None:
+        output_colorspace("", args.output_colorspace)  # an unknown name fails before the plate is read
     if not args.output.lower().endswith(".exr"):
         raise InvalidOptionError(f"--output {args.output!r} must be an .exr pattern", field="output")
     if args.preview and not args.preview.lower().endswith(PREVIEW_SUFFIXES):
@@ -153,8 +162,6 @@ def check_edit_args(args: argparse.Namespace) -> None:
             raise InvalidOptionError(
                 f"--output {args.output!r} has no frame number token (####, %04d or @) for a "
                 f"{len(plate.frames)}-frame shot", field="output")
-        if not args.float and not args.half:
-            args.float = plate.read(plate.first).info.needs_float
 
 
 def run_edit(args: argparse.Namespace) -> int:
@@ -169,7 +176,9 @@ def run_edit(args: argparse.Namespace) -> int:
         return run_remote(args, args.engine, None if args.quiet else ProgressBar())
     shot = shot_from_args(args)
     curve = curve_from_args(args)
-    output = OutputSpec(args.output, compression=args.compression, half=not args.float)
+    output = OutputSpec(args.output, compression=args.compression,
+                        half=False if args.float else True if args.half else None,
+                        colorspace=args.output_colorspace)
     pipeline = Pipeline(backends_from_args(args),
                         cache=AnalysisCache(args.cache_dir) if args.cache_dir else None,
                         use_cache=not args.no_cache)
@@ -183,14 +192,21 @@ def run_edit(args: argparse.Namespace) -> int:
 
 def run_info(args: argparse.Namespace) -> int:
     from ned_core import track
+    from ned_core.io.colour import output_colorspace, output_needs_float
     from ned_core.pipeline import open_plate
 
     shot = shot_from_args(args)
     with open_plate(shot) as plate:
+        out_space = output_colorspace(plate.colorspace, args.output_colorspace)
+        first = plate.read(plate.first)
+        depth = "float" if output_needs_float(first.info.source_format, first.info.source_bits, plate.colorspace,
+                                              out_space) else "half"
+        how = "the plate's own" if out_space == plate.colorspace else f"converted from {plate.colorspace}"
         print(f"plate:      {plate.path} ({plate.kind})")
         print(f"frames:     {plate.first}-{plate.last} ({len(plate.frames)} frames)")
         print(f"size:       {plate.width}x{plate.height}")
         print(f"colorspace: {plate.colorspace}")
+        print(f"output:     {out_space} ({how}; RGBA {depth})")
         if plate.fps:
             print(f"fps:        {plate.fps:g}" + ("  (has audio)" if plate.has_audio else ""))
         tracker = track.get()

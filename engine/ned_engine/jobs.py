@@ -107,8 +107,14 @@ def plan(spec: dict[str, Any], *, plate: str | None = None, output: str | None =
     if target is None:
         raise InvalidOptionError("the job delivers inline only: give the pattern to write its frames to",
                                  field="spec.output.pattern")
-    return JobPlan(shot=shot, curve=curve,
-                   output=OutputSpec(target, compression=out["compression"], half=bool(out["half"])),
+    try:
+        output_spec = OutputSpec(target, compression=out["compression"],
+                                 half=bool(out["half"]) if "half" in out else None, colorspace=out.get("colorspace"))
+    except InvalidOptionError as error:
+        if error.field != "output_colorspace":
+            raise
+        raise InvalidOptionError(str(error), field="spec.output.colorspace") from None
+    return JobPlan(shot=shot, curve=curve, output=output_spec,
                    backends=backends_from_spec(s.get("backends", {})),
                    mouth_preservation=float(s["mouth_preservation"]), inline=bool(out["inline"]),
                    pattern=pattern)
@@ -146,7 +152,9 @@ def job_from_cli_args(args: argparse.Namespace) -> dict[str, Any]:
 
     Reads ``input``, ``output``, ``frames``, ``start``, ``emotion``, ``key``, ``interpolation``,
     ``mouth_preservation``, ``mask``, ``face``, ``face_box``, ``backend``, ``option``, ``colorspace``,
-    ``compression``, ``float`` and, when present, ``label`` and ``priority``.
+    ``compression``, ``float``, ``half``, ``output_colorspace`` and, when present, ``label`` and
+    ``priority``. Without ``--float``/``--half`` the spec leaves ``output.half`` out, so the engine
+    picks the depth where it converts the frames.
 
     Raises
     ------
@@ -182,7 +190,8 @@ def job_from_cli_args(args: argparse.Namespace) -> dict[str, Any]:
     else:
         raise InvalidOptionError("say what to do: --emotion NAME[:INTENSITY] or --key FRAME:EMOTION=W",
                                  field="emotion")
-    spec["mouth_preservation"] = float(getattr(args, "mouth_preservation", 1.0))
+    if getattr(args, "mouth_preservation", None) is not None:
+        spec["mouth_preservation"] = float(args.mouth_preservation)
     preset = getattr(args, "backend", None) or "default"
     spec["backends"] = {"preset": preset}
     if getattr(args, "option", None):
@@ -196,7 +205,11 @@ def job_from_cli_args(args: argparse.Namespace) -> dict[str, Any]:
         raise InvalidOptionError(f"unknown EXR compression {compression!r} for an engine job "
                                  f"(use {', '.join(COMPRESSIONS)})", field="compression")
     output = os.path.abspath(args.output)
-    spec["output"] = {"pattern": output, "compression": compression, "half": not getattr(args, "float", False)}
+    spec["output"] = {"pattern": output, "compression": compression}
+    if getattr(args, "float", False) or getattr(args, "half", False):
+        spec["output"]["half"] = not getattr(args, "float", False)
+    if getattr(args, "output_colorspace", None):
+        spec["output"]["colorspace"] = args.output_colorspace
     if getattr(args, "label", None):
         spec["label"] = args.label
     if getattr(args, "priority", None) is not None:

@@ -6,10 +6,16 @@ because plates come from cameras: it holds everything the CG config does (same n
 = ACEScg) plus the camera log encodings (ARRI LogC3/LogC4, S-Log3, V-Log, RED Log3G10, Canon Log...),
 ADX for film-scan DPX and ``Camera Rec.709``, so a compositor can declare any of those.
 
-Pixels are never moved out of the plate's own colourspace for editing or writing; only analysis sees a
-display-referred copy (``to_display_rgb8``): the config's ``sRGB - Display`` through its default view
-transform (un-tone-mapped in the built-in configs), so a video plate reaches the tracker with exactly
-the pixels it decoded to. No view transform is ever baked into written pixels.
+Editing works on the plate's own pixels; analysis sees a display-referred copy (``to_display_rgb8``):
+the config's ``sRGB - Display`` through its default view transform (un-tone-mapped in the built-in
+configs), so a video plate reaches the tracker with exactly the pixels it decoded to. Output frames are
+converted once, at write time, to the output colourspace (``output_colorspace``): a plate that is
+already scene-linear (or data) keeps its own; a display-referred or log plate (video, 8-bit PNG/JPEG/
+TIFF, DPX) goes to the config's ``scene_linear`` role, because hosts read EXR as scene-linear. The
+conversion (``to_output``) is exactly invertible to the plate's code values: converting an output frame
+back and quantising to the plate's bit depth gives the source's codes outside the matte, with RGBA
+written as half only where that is proven for the pair (``output_needs_float``). No view transform is
+ever baked into written pixels.
 
 Uses PyOpenColorIO (the same OCIO release as the one inside the OpenImageIO wheel) rather than
 ``ImageBufAlgo.colorconvert``, which rebuilds its config on every call given an explicit one (~90 ms):
@@ -279,3 +285,153 @@ def to_display_rgb8(pixels: np.ndarray, colorspace: str) -> np.ndarray:
                     ocio.PackedImageDesc(out, width, height, channels, ocio.BitDepth.BIT_DEPTH_UINT8,
                                          1, channels, channels * width))
     return out if channels == 3 else np.ascontiguousarray(out[..., :3])
+
+
+# -- output ------------------------------------------------------------------------------------------------
+
+_KEPT_ENCODINGS = ("scene-linear", "data")
+
+
+def is_scene_linear(name: str) -> bool:
+    """True when a colourspace is scene-linear or data, i.e. what an EXR should hold as it is.
+
+    Read from the colourspace's ``encoding`` where the config declares one (OCIO 2 configs do); in a
+    config without encodings: data colourspaces, the ``scene_linear`` role and linear Rec.709.
+    """
+    config = _config()
+    canonical = check_colorspace(name)
+    colour_space = config.getColorSpace(canonical)
+    encoding = colour_space.getEncoding() if colour_space is not None else ""
+    if encoding:
+        return encoding in _KEPT_ENCODINGS
+    if colour_space is not None and colour_space.isData():
+        return True
+    return canonical in (config.getCanonicalName("scene_linear"), _find(config, _LINEAR_REC709))
+
+
+def output_colorspace(plate_colorspace: str, requested: str | None = None) -> str:
+    """The colourspace a plate's output EXRs are written in (canonical name).
+
+    ``requested`` (the CLI's ``--output-colorspace``, a job's ``output.colorspace``) wins, the plate's
+    own included. Otherwise a scene-linear (or data) plate keeps its own colourspace and any other plate
+    (sRGB-encoded video and 8-bit images, log or video-encoded DPX) goes to the config's
+    ``scene_linear`` role (ACEScg in the built-in configs).
+
+    Raises
+    ------
+    InvalidOptionError
+        (field ``output_colorspace``) an unknown requested name.
+    """
+    if requested is not None:
+        try:
+            return check_colorspace(requested)
+        except InvalidOptionError as error:
+            raise InvalidOptionError(str(error), field="output_colorspace") from None
+    plate = check_colorspace(plate_colorspace)
+    return plate if is_scene_linear(plate) else scene_linear()
+
+
+@functools.lru_cache(maxsize=64)
+def _output_processor(uri: str, src: str, dst: str) -> ocio.CPUProcessor | None:
+    """The processor output frames go through, or None for a no-op.
+
+    OCIO's default optimisation (its SIMD pow/log, about 3e-4 relative off the formulas, four to five
+    times faster than the lossless path): the round trip to 8- and 10-bit codes stays exact with it
+    (checked per pair by ``output_needs_float`` and by the tests), and it runs on every frame.
+    """
+    config = _load_config(uri)
+    processor = config.getProcessor(src, dst)
+    if processor.isNoOp():
+        return None
+    return processor.getOptimizedCPUProcessor(ocio.OptimizationFlags.OPTIMIZATION_DEFAULT)
+
+
+def to_output(pixels: np.ndarray, src: str, dst: str) -> np.ndarray:
+    """The RGB of float32 (H, W, C) ``pixels`` converted from ``src`` to ``dst`` for writing.
+
+    Associated alpha (4 channels) is honoured: where alpha is neither 0 nor 1 the colour is divided by
+    it, converted and multiplied back (as a compositing package linearises a premultiplied image);
+    opaque pixels are converted directly. Alpha and further channels are untouched, and so is the
+    input; a no-op conversion returns the input itself.
+    """
+    if pixels.ndim != 3 or pixels.shape[2] < 3:
+        raise ValueError(f"to_output needs (H, W, C>=3) pixels, got shape {pixels.shape}")
+    processor = _output_processor(ocio_config(), check_colorspace(src), check_colorspace(dst))
+    if processor is None:
+        return pixels
+    if pixels.shape[2] != 4:
+        return _apply(processor, np.asarray(pixels, np.float32))
+    out = np.array(pixels, np.float32, order="C")  # a copy: the caller's frame may still be in use
+    alpha = out[..., 3]
+    if alpha.min() < 1.0 or alpha.max() > 1.0:
+        # Not opaque everywhere: convert the unassociated colour. x / 1 * 1 is exact, so opaque pixels
+        # come out as the direct conversion; alpha 0 is left as it is (nothing to divide by).
+        scale = np.where(alpha > 0.0, alpha, np.float32(1.0))[..., None]
+        out[..., :3] /= scale
+        processor.applyRGBA(out)
+        out[..., :3] *= scale
+    else:
+        processor.applyRGBA(out)
+    return out
+
+
+# OCIO transforms that act on each channel alone (a matrix only when diagonal): a conversion made of
+# these alone round-trips every colour if it round-trips every code of one channel.
+_SEPARABLE = (ocio.ExponentTransform, ocio.ExponentWithLinearTransform, ocio.LogTransform,
+              ocio.LogAffineTransform, ocio.LogCameraTransform, ocio.Lut1DTransform, ocio.RangeTransform)
+
+
+def _separable(processor: ocio.Processor) -> bool:
+    for transform in processor.createGroupTransform():
+        if isinstance(transform, ocio.MatrixTransform):
+            matrix = np.asarray(transform.getMatrix(), np.float64).reshape(4, 4)[:3, :3]
+            if np.any(matrix[~np.eye(3, dtype=bool)] != 0.0):
+                return False
+        elif not isinstance(transform, _SEPARABLE):
+            return False
+    return True
+
+
+@functools.lru_cache(maxsize=64)
+def _half_round_trips(uri: str, src: str, dst: str, bits: int) -> bool:
+    """True when every ``bits``-bit code of ``src``, converted to ``dst`` and stored as half, comes back.
+
+    Proven only for conversions that act per channel (``_separable``), by trying every code; a
+    conversion that mixes channels (a gamut matrix, e.g. sRGB → ACEScg) does not round-trip through
+    half for every colour (about 0.5% of 8-bit sRGB colours miss by one code), so it gets False.
+    """
+    config = _load_config(uri)
+    forward = _output_processor(uri, src, dst)
+    if forward is None:
+        return True
+    if not _separable(config.getProcessor(src, dst).getOptimizedProcessor(
+            ocio.OptimizationFlags.OPTIMIZATION_DEFAULT)):
+        return False
+    top = (1 << bits) - 1
+    codes = np.arange(top + 1, dtype=np.float64)
+    ramp = np.empty((1, top + 1, 4), np.float32)
+    ramp[..., :3] = (codes / top).astype(np.float32)[None, :, None]
+    ramp[..., 3] = 1.0
+    forward.applyRGBA(ramp)
+    stored = ramp.astype(np.float16).astype(np.float32)
+    inverse = _processor(uri, dst, src)
+    if inverse is not None:
+        inverse.applyRGBA(stored)
+    return bool(np.array_equal(np.rint(stored[0, :, :3].astype(np.float64) * top), codes[:, None].repeat(3, 1)))
+
+
+def output_needs_float(source_format: str, source_bits: int, src: str, dst: str) -> bool:
+    """True when output RGBA must be 32-bit float to keep the plate's values (else half is exact).
+
+    ``source_format``/``source_bits`` describe how the plate stores its pixels (``ImageInfo``). Without
+    a conversion: float plates and integers over 11 bits need float. With one: integer plates of up to
+    11 bits get half only when ``_half_round_trips`` proves every code comes back; anything else is
+    float (half values converted to another colourspace are not half values any more).
+    """
+    src, dst = check_colorspace(src), check_colorspace(dst)
+    integer = source_format not in ("half", "float", "double")
+    if src == dst or _output_processor(ocio_config(), src, dst) is None:
+        return source_format in ("float", "double") or (integer and source_bits > 11)
+    if not integer or source_bits > 11:
+        return True
+    return not _half_round_trips(ocio_config(), src, dst, source_bits)

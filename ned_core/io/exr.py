@@ -2,8 +2,10 @@
 
 An output frame keeps everything a compositor relies on from its source: data window, display window,
 pixel aspect and metadata (``like``), and it says its colourspace (``colorInteropID`` where the OCIO
-colourspace has one, and ``ned:colorspace`` always). RGBA is half float unless asked otherwise;
-AOV layers (mattes, STMaps) are always 32-bit float, as UV coordinates need the precision.
+colourspace has one, and ``ned:colorspace`` always). Pixels given in another colourspace
+(``convert_from``, the plate's) are converted at write time, RGB only, and the header also names the
+colourspace they came from (``ned:source_colorspace``). RGBA is half float unless asked otherwise;
+AOV layers (mattes, STMaps) are always 32-bit float and never converted, as they are data.
 
 Output bytes depend only on the inputs (no time stamp), so farm chunks equal a single run. Files are
 written atomically (``atomic.py``). Must not import PyAV, torch or zmq.
@@ -19,7 +21,7 @@ import OpenImageIO as oiio
 
 from ned_core.errors import CorruptImageError, InputNotFoundError, InvalidOptionError, OutputError
 from ned_core.io.atomic import commit, discard, make_parent, temp_path
-from ned_core.io.colour import check_colorspace, interop_id
+from ned_core.io.colour import check_colorspace, interop_id, to_output
 from ned_core.io.plate import ImageInfo, carried_attribute
 
 COMPRESSIONS = ("none", "rle", "zips", "zip", "piz", "pxr24", "b44", "b44a", "dwaa", "dwab")
@@ -55,7 +57,8 @@ def _set_attribute(spec: oiio.ImageSpec, name: str, value: object, type_name: st
 
 
 def _spec(width: int, height: int, names: list[str], half: bool, n_layers: int,
-          like: ImageInfo | None, compression: str, colorspace: str | None) -> oiio.ImageSpec:
+          like: ImageInfo | None, compression: str, colorspace: str | None,
+          source_colorspace: str | None = None) -> oiio.ImageSpec:
     rgba_type = oiio.TypeDesc("half" if half else "float")
     spec = oiio.ImageSpec(width, height, len(names), rgba_type)
     spec.channelnames = tuple(names)
@@ -83,12 +86,14 @@ def _spec(width: int, height: int, names: list[str], half: bool, n_layers: int,
         interop = interop_id(canonical)
         if interop:
             spec.attribute("colorInteropID", interop)
+        if source_colorspace is not None and source_colorspace != canonical:
+            spec.attribute("ned:source_colorspace", source_colorspace)
     return spec
 
 
 def write_exr(path: str, rgba: np.ndarray, like: ImageInfo | None = None,
               layers: Mapping[str, np.ndarray] | None = None, compression: str = "zip", half: bool = True,
-              colorspace: str | None = None) -> None:
+              colorspace: str | None = None, convert_from: str | None = None) -> None:
     """Write one EXR frame atomically.
 
     Parameters
@@ -107,7 +112,11 @@ def write_exr(path: str, rgba: np.ndarray, like: ImageInfo | None = None,
     half
         RGBA as half float (default) or 32-bit float.
     colorspace
-        The OCIO colourspace the pixels are in, written into the header so applications know.
+        The OCIO colourspace the file holds, written into the header so applications know.
+    convert_from
+        The colourspace ``rgba`` is in when it is not ``colorspace`` (the plate's): its RGB is converted
+        here (``colour.to_output``, associated alpha honoured), the caller's array left as it is.
+        Needs ``colorspace``.
 
     Raises
     ------
@@ -120,6 +129,13 @@ def write_exr(path: str, rgba: np.ndarray, like: ImageInfo | None = None,
     if rgba.ndim != 3 or rgba.shape[2] not in (3, 4):
         raise OutputError(f"cannot write {path}: RGBA must be (H, W, 4), got {rgba.shape}", path=path)
     height, width, channels = rgba.shape
+    source = None
+    if convert_from is not None:
+        if colorspace is None:
+            raise OutputError(f"cannot write {path}: convert_from needs the colourspace to write",
+                              path=path)
+        source, colorspace = check_colorspace(convert_from), check_colorspace(colorspace)
+        rgba = to_output(rgba, source, colorspace)
     if like is not None and (like.width, like.height) != (width, height):
         raise OutputError(f"cannot write {path}: the image is {width}x{height} but its source data window "
                           f"is {like.width}x{like.height}", path=path)
@@ -134,7 +150,7 @@ def write_exr(path: str, rgba: np.ndarray, like: ImageInfo | None = None,
         names.append(name)
         planes.append(np.asarray(values, np.float32)[..., None])
     n_layers = len(names) - channels
-    spec = _spec(width, height, names, half, n_layers, like, compression, colorspace)
+    spec = _spec(width, height, names, half, n_layers, like, compression, colorspace, source)
     pixels = np.ascontiguousarray(planes[0] if len(planes) == 1 else np.concatenate(planes, axis=-1))
 
     make_parent(path)

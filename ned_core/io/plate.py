@@ -27,8 +27,8 @@ from ned_core.io.sequence import frame_path, is_movie, is_sequence_pattern, scan
 # Attributes describing how the source file was stored, or that the writer sets itself: copying them
 # into an output would be wrong (compression, per-file layout) or stale (the colourspace, the date).
 _SKIP_ATTRIBUTES = frozenset((
-    "compression", "PixelAspectRatio", "DateTime", "colorInteropID", "ned:colorspace", "ICCProfile",
-    "planarconfig", "name", "view", "type", "tiles", "chunkCount", "version", "channels", "dataWindow",
+    "compression", "PixelAspectRatio", "DateTime", "colorInteropID", "ned:colorspace", "ned:source_colorspace",
+    "ICCProfile", "planarconfig", "name", "view", "type", "tiles", "chunkCount", "version", "channels", "dataWindow",
     "displayWindow", "lineOrder", "BitsPerSample", "SampleFormat", "Compression", "Predictor",
     "RowsPerStrip", "ImageWidth", "ImageLength", "dwaCompressionLevel", "zipCompressionLevel",
 ))

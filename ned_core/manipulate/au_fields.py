@@ -30,17 +30,21 @@ FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365
              148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
 IRISES = tuple(range(468, 478))
 
-ACTION_UNIT_ORDER = ("AU1", "AU2", "AU4", "AU5", "AU6", "AU7", "AU9", "AU12", "AU15", "AU16", "AU20", "AU23")
+ACTION_UNIT_ORDER = ("AU1", "AU2", "AU4", "AU5", "AU6", "AU7", "AU9", "AU10", "AU12", "AU15", "AU16", "AU17",
+                     "AU20", "AU23", "AU24", "AU25", "AU26")
+# The AUs that open the mouth: the speech owns the opening, so their speech-safe form is no motion at all.
+SPEECH_OWNED = frozenset({"AU25", "AU26"})
 
 # Which proportion of a face scales each AU (see ``proportions``).
 AU_PROPORTION = {"AU1": "brows", "AU2": "brows", "AU4": "brows", "AU5": "eyes", "AU6": "cheeks",
-                 "AU7": "eyes", "AU9": "nose", "AU12": "mouth", "AU15": "mouth", "AU16": "mouth",
-                 "AU20": "mouth", "AU23": "mouth"}
+                 "AU7": "eyes", "AU9": "nose", "AU10": "mouth", "AU12": "mouth", "AU15": "mouth",
+                 "AU16": "mouth", "AU17": "mouth", "AU20": "mouth", "AU23": "mouth", "AU24": "mouth",
+                 "AU25": "mouth", "AU26": "mouth"}
 
 # Under speech preservation, which lip leads an inner-lip pair: 1 = the upper lip's motion is kept and
 # the lower follows, 0 = the reverse, 0.5 = the mean. AU16 pulls the lower lip alone, so its pair motion
 # follows the (still) upper lip and the lower lip thickens instead of opening the mouth.
-LIP_LEAD = {"AU9": 0.7, "AU16": 1.0}
+LIP_LEAD = {"AU9": 0.7, "AU10": 1.0, "AU16": 1.0, "AU17": 0.0}
 
 OUTLINE_FALLOFF = 0.12  # distance (face-local units) over which a field fades to zero at the face outline
 LIP_SPREAD = 0.07  # vertical reach of the speech-safe correction from the mouth line into the lips
@@ -293,6 +297,37 @@ def facs_fields(template: np.ndarray) -> dict[str, np.ndarray]:
     span = _smoothstep((f.mouth_half + 0.06 - f.ax) / 0.12)
     lips = np.exp(-(f.mouth_dy / 0.14) ** 4) * span
     fields["AU23"] = _field(dx=-0.09 * f.x * lips, dy=-0.22 * f.mouth_dy * lips, dz=0.006 * lips, n=n)
+    # AU24 lip pressor: the lips pressed together, the red lips squeezed thin toward the mouth line.
+    fields["AU24"] = _field(dy=-0.2 * f.mouth_dy * lips, dz=-0.006 * lips, n=n)
+
+    upper_lip = f.mouth_dy < 0.0
+    # How far along the mouth a point lies: 1 across the middle, 0 at and beyond the corners.
+    along = _smoothstep((f.mouth_half - f.ax) / (0.7 * f.mouth_half))
+    # AU10 upper lip raiser: the upper lip drawn up, most beside the philtrum (the canines show); the
+    # skin above it bunches toward the nose wings and the nasolabial furrow deepens.
+    lateral = 0.6 + 0.4 * np.exp(-((f.ax - 0.13) / 0.12) ** 2)
+    lift = upper_lip * np.exp(-(np.maximum(-f.mouth_dy - 0.04, 0.0) / 0.12) ** 2) * lateral
+    lift = lift * _smoothstep((f.mouth_half + 0.05 - f.ax) / 0.15)
+    fields["AU10"] = _field(dy=-0.035 * lift - 0.008 * f.bump(0.2, 0.52, 0.08, 0.07), dz=0.006 * lift, n=n)
+    # AU17 chin raiser: the chin boss pushed up, pushing the lower lip up and out.
+    chin = ~upper_lip * np.exp(-((f.mouth_dy - 0.28) / 0.16) ** 2) * np.exp(-(f.ax / 0.28) ** 2)
+    lower_body = ~upper_lip * np.exp(-((f.mouth_dy - 0.06) / 0.07) ** 2) * along
+    fields["AU17"] = _field(dy=-0.035 * chin - 0.015 * lower_body, dz=0.015 * chin + 0.01 * lower_body, n=n)
+    # AU25 lips part: the upper lip rises off the teeth and the lower lip falls, most in the middle; the
+    # corners stay where they are. A smile with the mouth free (the London smiles) parts them ~0.07.
+    fields["AU25"] = _field(
+        dy=np.where(upper_lip, -0.03 * np.exp(-(np.maximum(-f.mouth_dy, 0.0) / 0.13) ** 2),
+                    0.045 * np.exp(-(np.maximum(f.mouth_dy, 0.0) / 0.18) ** 2)) * along, n=n)
+    # AU26 jaw drop: everything below the mouth line goes down with the jaw, the chin a little back; the
+    # corners follow half way and draw in, which rounds the opening. A warp keeps the face's outline
+    # (the chin's edge) where it is, so the drop is what the skin between lip and chin can take: the
+    # lips part ~0.14 eye-corner distances (~1.3 cm), a clear but not a gaping surprise.
+    # Between the corners the lower lip goes down whole (its inner edge sits on the mouth line); beyond
+    # them the cheek skin takes the drop up gradually, so nothing tears at the corners.
+    between = _smoothstep((f.mouth_half - f.ax) / (0.3 * f.mouth_half))
+    jaw = ~upper_lip * (between + (1.0 - between) * _smoothstep(f.mouth_dy / 0.1)) * np.exp(-(f.ax / 0.6) ** 2)
+    corners = f.bump(f.mouth_half, f.mouth_y, 0.06, 0.05)
+    fields["AU26"] = _field(dx=-0.015 * f.side * corners, dy=0.13 * jaw + 0.05 * corners, dz=-0.03 * jaw, n=n)
     return fields
 
 
@@ -330,6 +365,9 @@ def build_fields(template: np.ndarray, au6: np.ndarray, au12: np.ndarray) -> dic
     for name in ACTION_UNIT_ORDER:
         r = raw[name] * taper
         # Tapering again after the lip fix zeroes the outline exactly; the lips sit where taper == 1.
-        safe = speech_safe(r, template, LIP_LEAD.get(name, 0.5)) * taper
+        if name in SPEECH_OWNED:
+            safe = np.zeros_like(r)
+        else:
+            safe = speech_safe(r, template, LIP_LEAD.get(name, 0.5)) * taper
         out[name] = AuField(name, r, safe, AU_PROPORTION[name])
     return out

@@ -1,10 +1,14 @@
 """Emotions as mixes of FACS action units (the default rig's recipe; also what metrics measure).
 
 Weights are relative contributions of each AU at full intensity of the emotion. The mixes follow the
-prototypes of EMFACS (Friesen & Ekman) as DESIGN.md lists them.
+prototypes of EMFACS (Friesen & Ekman): happy 6+12+25, surprised 1+2+5+26, sad 1+4+15+17, angry
+4+5+7+23+24, fear 1+2+4+5+20+26, disgust 9+10+15+16. The AUs that open the mouth (25, 26) act only
+where the mouth is free: under mouth preservation 1 the speech owns the opening.
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from ned_core import EMOTIONS
 
@@ -16,21 +20,51 @@ ACTION_UNITS: dict[str, str] = {
     "AU6": "cheek raiser",
     "AU7": "lid tightener",
     "AU9": "nose wrinkler",
+    "AU10": "upper lip raiser",
     "AU12": "lip corner puller",
     "AU15": "lip corner depressor",
     "AU16": "lower lip depressor",
+    "AU17": "chin raiser",
     "AU20": "lip stretcher",
     "AU23": "lip tightener",
+    "AU24": "lip pressor",
+    "AU25": "lips part",
+    "AU26": "jaw drop",
 }
 
 EMOTION_AUS: dict[str, dict[str, float]] = {
     "neutral": {},
-    "angry": {"AU4": 1.0, "AU5": 0.6, "AU7": 0.8, "AU23": 0.8},
-    "disgusted": {"AU9": 1.0, "AU15": 0.7, "AU16": 0.5},
-    "fear": {"AU1": 0.8, "AU2": 0.6, "AU4": 0.5, "AU5": 1.0, "AU20": 0.8},
-    "happy": {"AU6": 1.0, "AU12": 1.0},
-    "sad": {"AU1": 1.0, "AU4": 0.6, "AU15": 1.0},
-    "surprised": {"AU1": 1.0, "AU2": 1.0, "AU5": 1.0},
+    "angry": {"AU4": 1.0, "AU5": 0.6, "AU7": 0.8, "AU23": 0.8, "AU24": 0.5},
+    "disgusted": {"AU9": 1.0, "AU10": 0.8, "AU15": 0.6, "AU16": 0.5, "AU25": 0.5},
+    "fear": {"AU1": 0.8, "AU2": 0.6, "AU4": 0.5, "AU5": 1.0, "AU20": 0.8, "AU25": 0.8, "AU26": 0.35},
+    "happy": {"AU6": 1.0, "AU12": 1.0, "AU25": 1.0},
+    "sad": {"AU1": 1.0, "AU4": 0.6, "AU15": 1.0, "AU17": 0.6},
+    "surprised": {"AU1": 1.0, "AU2": 1.0, "AU5": 1.0, "AU25": 0.5, "AU26": 1.0},
 }
 
 assert tuple(EMOTION_AUS) == EMOTIONS, "EMOTION_AUS must follow NED's label order"
+
+
+def soft_clamp(intensity: np.ndarray, ceiling: float) -> np.ndarray:
+    """Identity up to 1, then a smooth saturating curve that never exceeds ``ceiling``.
+
+    The curve's slope is continuous at 1, so an animated intensity crossing 1 does not kink.
+    """
+    s = np.asarray(intensity, dtype=np.float64)
+    room = ceiling - 1.0
+    if room <= 0.0:
+        return np.minimum(s, 1.0)
+    return np.where(s <= 1.0, s, 1.0 + room * np.tanh((s - 1.0) / room))
+
+
+def action_units(weights: np.ndarray, order: tuple[str, ...], ceiling: float) -> np.ndarray:
+    """(T, len(order)) AU activations of (T, 7) emotion weights.
+
+    A row's intensity is its non-neutral sum (``neutral=1`` is no edit); above 1 it is soft clamped to
+    ``ceiling`` while the mix of emotions is kept.
+    """
+    recipe = np.array([[EMOTION_AUS[e].get(au, 0.0) for au in order] for e in EMOTIONS[1:]])
+    w = np.atleast_2d(np.asarray(weights, dtype=np.float64))[:, 1:]
+    intensity = w.sum(axis=1)
+    mix = np.divide(w, intensity[:, None], out=np.zeros_like(w), where=intensity[:, None] > 0)
+    return soft_clamp(intensity, ceiling)[:, None] * (mix @ recipe)

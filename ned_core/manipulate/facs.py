@@ -19,24 +19,12 @@ from ned_core.errors import InvalidOptionError, MissingModelError
 from ned_core.face3d import mesh
 from ned_core.face3d.base import FaceFit
 from ned_core.manipulate import au_fields
-from ned_core.manipulate.emotions import EMOTION_AUS
+from ned_core.manipulate.emotions import action_units
 
 CALIBRATION_FILE = Path(__file__).resolve().parent.parent / "data" / "facs_smile.npz"
 PROPORTION_LIMITS = (0.7, 1.4)  # a face's proportions scale its fields at most this much
 LOCAL_PASSES = 4  # rounds of local fold relief before the per-frame guard
 FOLD_FALLOFF = 0.6  # share of a vertex's motion cut that its neighbours give up too (per ring)
-
-
-def soft_clamp(intensity: np.ndarray, ceiling: float) -> np.ndarray:
-    """Identity up to 1, then a smooth saturating curve that never exceeds ``ceiling``.
-
-    The curve's slope is continuous at 1, so an animated intensity crossing 1 does not kink.
-    """
-    s = np.asarray(intensity, dtype=np.float64)
-    room = ceiling - 1.0
-    if room <= 0.0:
-        return np.minimum(s, 1.0)
-    return np.where(s <= 1.0, s, 1.0 + room * np.tanh((s - 1.0) / room))
 
 
 def load_calibration(path: str | Path = CALIBRATION_FILE) -> dict[str, np.ndarray]:
@@ -83,22 +71,16 @@ class FacsRig:
         self.min_area_ratio = float(min_area_ratio)
         self.adapt_to_face = bool(adapt_to_face)
         self._template_proportions = au_fields.proportions(self.template)
-        # (emotions without neutral, AUs): the recipe as a matrix.
-        self._recipe = np.array([[EMOTION_AUS[e].get(au, 0.0) for au in au_fields.ACTION_UNIT_ORDER]
-                                 for e in EMOTIONS[1:]])
 
     # -- weights to activations ---------------------------------------------------------------------
 
     def activations(self, weights: np.ndarray) -> np.ndarray:
-        """(T, 12) AU activations (``au_fields.ACTION_UNIT_ORDER``) of (T, 7) emotion weights.
+        """(T, n) AU activations (``au_fields.ACTION_UNIT_ORDER``) of (T, 7) emotion weights.
 
         The intensity of a row is its non-neutral sum (``neutral=1`` is no edit); above 1 it is soft
         clamped to ``max_intensity`` while the mix of emotions is kept.
         """
-        w = np.asarray(weights, dtype=np.float64)[:, 1:]
-        intensity = w.sum(axis=1)
-        mix = np.divide(w, intensity[:, None], out=np.zeros_like(w), where=intensity[:, None] > 0)
-        return soft_clamp(intensity, self.max_intensity)[:, None] * (mix @ self._recipe)
+        return action_units(weights, au_fields.ACTION_UNIT_ORDER, self.max_intensity)
 
     # -- fields for one face --------------------------------------------------------------------------
 

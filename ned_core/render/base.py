@@ -18,8 +18,8 @@ class FrameFace:
     source / edited: (N, 3) projected vertices of the original and the edited face model; triangles:
     (F, 3) int vertex indices of the model's mesh. Model-based renderers also get the shot's ``fit``,
     the frame's ``index`` in it, the ``edited_expression`` (N, 3) and the whole shot's
-    ``edited_sequence`` (T, N, 3) (temporal renderers), and the plate's ``colorspace``; a warp needs only
-    the vertices.
+    ``edited_sequence`` (T, N, 3) (temporal renderers), the plate's ``colorspace`` and the frame's
+    emotion ``weights`` (1, 7) (the appearance stage); a warp needs only the vertices.
     """
 
     source: np.ndarray
@@ -30,6 +30,7 @@ class FrameFace:
     edited_expression: np.ndarray | None = None
     edited_sequence: np.ndarray | None = None
     colorspace: str | None = None
+    weights: np.ndarray | None = None
 
 
 @dataclass

@@ -190,6 +190,25 @@ class MeshWarpRenderer:
         return disp, matte
 
 
+def mesh_map(target: np.ndarray, source: np.ndarray, triangles: np.ndarray, shape: tuple[int, int]
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Piecewise-affine correspondence of two meshes of one topology, over a (h, w) pixel grid.
+
+    For each grid pixel covered by the ``target`` mesh ((N, 2) grid coordinates), the point of the
+    ``source`` mesh ((N, 2), any units) that corresponds to it through its triangle's barycentrics.
+    Returns (map (h, w, 2) float32, covered (h, w) bool); uncovered pixels map to themselves. This is
+    how a face's pixels find their texture-space coordinates and the reverse.
+    """
+    table, order = _triangle_tables(np.asarray(source, np.float64), np.asarray(target, np.float64),
+                                    np.asarray(triangles, np.int64))
+    ids = _rasterize(np.asarray(target, np.float64)[triangles], order, shape)
+    covered = ids >= 0
+    out = _identity_grid(0, 0, shape[1], shape[0])
+    flat = np.flatnonzero(covered)
+    out.reshape(-1, 2)[flat] += _affine_displacement(table, ids.reshape(-1)[flat], flat, shape[1])
+    return out, covered
+
+
 def _rasterize(corners: np.ndarray, order: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """(h, w) int32 image of the triangle drawn at each pixel (-1: none), drawn in ``order``.
 

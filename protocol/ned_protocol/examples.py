@@ -44,7 +44,7 @@ EXAMPLES: dict[str, Example] = {
     "hello": Example("c1", None, {"client": "ned-nuke/0.1.0", "host": "Nuke 15.1v2", "pid": 41377,
                                   "heartbeat": 2.0}),
     "welcome": Example("c1", None, {
-        "protocol": [1, 0], "engine_version": "0.1.0", "session": "e-5d21b0", "devices": ["cpu", "cuda:0"],
+        "protocol": [1, 1], "engine_version": "0.1.0", "session": "e-5d21b0", "devices": ["cpu", "cuda:0"],
         "backends": {"track": ["mediapipe"], "face3d": ["landmarks"], "manipulate": ["facs"],
                      "render": ["warp"], "composite": ["matte"]},
         "presets": ["default"],

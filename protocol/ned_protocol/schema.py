@@ -47,13 +47,13 @@ from ned_protocol.fields import (
     short,
 )
 
-PROTOCOL_VERSION: Version = (1, 0)
+PROTOCOL_VERSION: Version = (1, 1)
 """(major, minor) of the wire protocol; separate from the package version. A minor step only adds
 (fields, message types, codes); anything else is a major step."""
 
 # -- vocabularies shared with the pipeline (checked against ned_core by tests/protocol) -----------------
 EMOTIONS: tuple[str, ...] = ("neutral", "angry", "disgusted", "fear", "happy", "sad", "surprised")
-STAGES: tuple[str, ...] = ("track", "face3d", "manipulate", "render", "composite")
+STAGES: tuple[str, ...] = ("track", "face3d", "manipulate", "render", "appearance", "composite")
 INTERPOLATIONS: tuple[str, ...] = ("step", "linear", "smooth")
 COMPRESSIONS: tuple[str, ...] = ("none", "rle", "zips", "zip", "piz", "pxr24", "b44", "b44a", "dwaa", "dwab")
 PLATE_FORMATS: tuple[str, ...] = ("exr", "dpx", "tif", "png", "jpg")
@@ -149,7 +149,11 @@ OUTPUT = Struct("Output", "Where the frames go: an EXR pattern on the engine's f
     "pattern": Field(PATH, "EXR path pattern (`####` or `%04d`), inside the engine's allowed roots"),
     "inline": Field(Bool(), "send each EXR's bytes in its `frame_ready` (paced by credits)", default=False),
     "compression": Field(Str(8, choices=COMPRESSIONS), "EXR compression", default="zip"),
-    "half": Field(Bool(), "half-float RGBA (false: 32-bit float)", default=True),
+    "half": Field(Bool(), "half-float RGBA (false: 32-bit float); default: half unless the plate's values, "
+                          "or their conversion to `colorspace`, need float to come back exactly"),
+    "colorspace": Field(Str(256, min_len=1), "the OCIO colourspace the EXRs are written in (tagged in their "
+                                             "header); default: the plate's own when scene-linear, else the "
+                                             "config's `scene_linear` role", since=(1, 1)),
 }, (at_least_one("pattern", "inline"),))
 
 JOB_SPEC = Struct("JobSpec", "One edit: the CLI's `ned edit` arguments as data.", {

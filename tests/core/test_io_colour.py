@@ -15,8 +15,12 @@ from ned_core.io.colour import (
     check_colorspace,
     convert,
     infer_colorspace,
+    is_scene_linear,
     ocio_config,
+    output_colorspace,
+    output_needs_float,
     to_display_rgb8,
+    to_output,
 )
 
 SRGB = "sRGB Encoded Rec.709 (sRGB)"
@@ -172,3 +176,25 @@ def test_infer_colorspace_of_patterns_and_movies() -> None:
     assert infer_colorspace("/nowhere/plate.%04d.png") == SRGB
     assert infer_colorspace(GRID_MOVIE) == SRGB
     assert os.path.isfile(GRID_MOVIE)
+
+
+def test_output_colorspace_in_a_site_config_without_encodings(monkeypatch: pytest.MonkeyPatch,
+                                                              tmp_path: Path) -> None:
+    config = tmp_path / "site.ocio"
+    config.write_text(SITE_CONFIG)
+    monkeypatch.setenv("OCIO", str(config))
+    assert [is_scene_linear(n) for n in ("linear", "raw", "sRGB", "plate_log")] == [True, True, False, False]
+    assert output_colorspace("sRGB") == output_colorspace("plate_log") == "linear"  # its scene_linear role
+    assert output_colorspace("raw") == "raw" and output_colorspace("linear", "sRGB") == "sRGB"
+    with pytest.raises(InvalidOptionError) as caught:
+        output_colorspace("sRGB", "ACEScg")
+    assert caught.value.field == "output_colorspace"
+    assert not output_needs_float("uint8", 8, "sRGB", "linear")  # per channel: every code checked in half
+    codes = np.arange(256, dtype=np.uint8).reshape(16, 16, 1).repeat(3, -1)
+    linear = to_output(codes / np.float32(255), "sRGB", "linear").astype(np.float16).astype(np.float32)
+    np.testing.assert_array_equal(np.rint(convert(linear, "linear", "sRGB") * 255), codes)
+
+
+def test_builtin_encodings_decide_what_is_scene_linear() -> None:
+    assert is_scene_linear("ACEScg") and is_scene_linear(LINEAR) and is_scene_linear("Raw")
+    assert not is_scene_linear(SRGB) and not is_scene_linear("ACEScct") and not is_scene_linear("ADX10")

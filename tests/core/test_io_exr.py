@@ -144,6 +144,32 @@ def test_colorspace_round_trips_through_the_header(tmp_path: Path, colorspace: s
         assert plate.colorspace == colorspace
 
 
+def test_convert_from_converts_rgb_only_and_names_both_colourspaces(tmp_path: Path) -> None:
+    from ned_core.io.colour import to_output
+
+    rgba = gradient(16, 8, 4)
+    before = rgba.copy()
+    matte = np.linspace(0, 1, 128, dtype=np.float32).reshape(8, 16)
+    path = str(tmp_path / "c.exr")
+    write_exr(path, rgba, layers={"ned.matte": matte}, half=False, colorspace="ACEScg",
+              convert_from="sRGB Encoded Rec.709 (sRGB)")
+    np.testing.assert_array_equal(rgba, before)  # the caller's frame is left as it is
+    spec = header(path)
+    assert spec.get_string_attribute("ned:colorspace") == "ACEScg"
+    assert spec.get_string_attribute("ned:source_colorspace") == "sRGB Encoded Rec.709 (sRGB)"
+    channels = read_exr_channels(path)
+    expected = to_output(rgba, "sRGB Encoded Rec.709 (sRGB)", "ACEScg")
+    for i, name in enumerate("RGBA"):
+        np.testing.assert_array_equal(channels[name], expected[..., i])
+    np.testing.assert_array_equal(channels["A"], rgba[..., 3])
+    np.testing.assert_array_equal(channels["ned.matte"], matte)  # layers are data: never converted
+    with Plate.open(path) as plate:  # read back as what it now is; the source's name is not carried
+        assert plate.colorspace == "ACEScg" and "ned:source_colorspace" not in plate.read(1001).info.metadata
+    with pytest.raises(OutputError):
+        write_exr(str(tmp_path / "d.exr"), rgba, convert_from="ACEScg")  # to what?
+    assert not (tmp_path / "d.exr").exists()
+
+
 def test_site_config_colourspace_without_interop_id(tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     config = tmp_path / "site.ocio"

@@ -101,6 +101,16 @@ def test_info_on_the_demo_clip():
     assert "1001-1075 (75 frames)" in result.stdout
     assert "360x288" in result.stdout
     assert "faces at 1001: 1" in result.stdout
+    assert "colorspace: sRGB Encoded Rec.709 (sRGB)" in result.stdout
+    assert "output:     ACEScg (converted from sRGB Encoded Rec.709 (sRGB); RGBA float)" in result.stdout
+    own = ned("info", str(GRID), "--output-colorspace", "srgb_tx")
+    assert "output:     sRGB Encoded Rec.709 (sRGB) (the plate's own; RGBA half)" in own.stdout, own.stderr
+
+
+def test_an_unknown_output_colorspace_is_refused_before_any_work(tmp_path, grey_plate):
+    _fails(ned("edit", grey_plate, "-o", str(tmp_path / "o.####.exr"), "--emotion", "happy",
+               "--output-colorspace", "Rec709-ish"), "invalid_option", "Rec709-ish")
+    assert not list(tmp_path.glob("o.*"))
 
 
 def test_edit_the_demo_clip_with_keys_and_preview(tmp_path):

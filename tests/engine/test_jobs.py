@@ -22,7 +22,8 @@ def test_plan_of_a_full_spec():
                  interpolation="linear", frame_range=[1001, 1020], colorspace="ACEScg", mask="/shows/m.####.exr",
                  face={"point": [120.5, 80]}, mouth_preservation=0.5, start=1,
                  backends={"preset": "default", "render": "warp", "options": {"render": {"falloff": 0.2}}},
-                 output={"pattern": "/shows/o.####.exr", "compression": "piz", "half": False})
+                 output={"pattern": "/shows/o.####.exr", "compression": "piz", "half": False,
+                         "colorspace": "lin_rec709_scene"})
     del spec["emotion"]
     plan = jobs.plan(spec)
     shot = plan.shot
@@ -31,6 +32,7 @@ def test_plan_of_a_full_spec():
     assert shot.face.point == (120.5, 80.0) and shot.face.box is None
     assert [k.frame for k in plan.curve.keys] == [1001, 1010] and plan.curve.interpolation == "linear"
     assert (plan.output.pattern, plan.output.compression, plan.output.half) == ("/shows/o.####.exr", "piz", False)
+    assert plan.output.colorspace == "lin_rec709_scene"
     assert plan.backends.render == "warp" and plan.backends.options == {"render": {"falloff": 0.2}}
     assert plan.mouth_preservation == 0.5 and not plan.inline and plan.pattern == "/shows/o.####.exr"
 
@@ -39,10 +41,18 @@ def test_plan_defaults_and_inline():
     plan = jobs.plan({"plate_frames": [1, 2], "emotion": "sad", "intensity": 0.5, "output": {"inline": True}},
                      plate="/spool/j/plate.%d.exr", output="/spool/j/frame.%d.exr")
     assert plan.shot.plate == "/spool/j/plate.%d.exr" and plan.output.pattern == "/spool/j/frame.%d.exr"
-    assert plan.inline and plan.pattern is None and plan.output.compression == "zip" and plan.output.half
+    assert plan.inline and plan.pattern is None and plan.output.compression == "zip"
+    # half/float and the colourspace are the pipeline's per-plate choice when the spec does not say
+    assert plan.output.half is None and plan.output.colorspace is None
     assert np.allclose(plan.curve.weights([1])[0], EmotionCurve.constant("sad", 0.5).weights([1])[0])
     with pytest.raises(InvalidOptionError):
         jobs.plan({"plate_frames": [1], "emotion": "sad", "output": {"inline": True}})
+
+
+def test_unknown_output_colorspace_names_the_spec_field():
+    with pytest.raises(InvalidOptionError) as error:
+        jobs.plan(_spec(output={"pattern": "/o.####.exr", "colorspace": "no such space"}))
+    assert error.value.field == "spec.output.colorspace" and "no such space" in str(error.value)
 
 
 def test_unknown_backends_name_the_spec_field():
@@ -75,6 +85,11 @@ def test_cli_args_become_the_same_edit(tmp_path, monkeypatch):
     assert jobs.plan(spec).backends == cli.backends_from_args(args)
     assert spec["plate"] == str(tmp_path / "plate.####.exr") and spec["mask"] == str(tmp_path / "m.####.exr")
     assert spec["output"] == {"pattern": str(tmp_path / "out" / "o.####.exr"), "compression": "dwaa", "half": False}
+    auto = jobs.job_from_cli_args(_args("p.####.exr", "-o", "o.####.exr", "--emotion", "sad",
+                                        "--output-colorspace", "sRGB Encoded Rec.709 (sRGB)"))
+    assert auto["output"] == {"pattern": str(tmp_path / "o.####.exr"), "compression": "zip",
+                              "colorspace": "sRGB Encoded Rec.709 (sRGB)"}
+    assert jobs.plan(auto).output.colorspace == "sRGB Encoded Rec.709 (sRGB)" and jobs.plan(auto).output.half is None
     assert spec["frame_range"] == [1001, 1010] and spec["face"] == {"box": [1.0, 2.0, 30.0, 40.0]}
     plan = jobs.plan(spec)
     local = cli.curve_from_args(args)

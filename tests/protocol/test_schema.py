@@ -148,8 +148,8 @@ def test_with_defaults_fills_documented_defaults_only_where_they_apply() -> None
     message = schema.build("submit", spec=SPEC)
     spec = schema.with_defaults(message)["spec"]
     assert spec["mouth_preservation"] == 1.0 and spec["priority"] == 0 and spec["start"] == 1001
-    assert spec["output"] == {"pattern": SPEC["output"]["pattern"], "inline": False, "compression": "zip",
-                              "half": True}
+    # no default for half (the engine picks half or float per plate) nor for the output colourspace
+    assert spec["output"] == {"pattern": SPEC["output"]["pattern"], "inline": False, "compression": "zip"}
     assert "interpolation" not in spec and "plate_format" not in spec  # they need keys / plate_frames
     schema.validate({**message, "body": {**message["body"], "spec": spec}})
     assert message["body"]["spec"] == SPEC  # the message itself is untouched

@@ -1,0 +1,196 @@
+"""Learn the appearance stage's data from real neutral/smiling photo pairs of the same persons.
+
+Owns writing ``ned_core/data/appearance.npz``:
+
+- ``smile_log_ratio``: the expression ratio image of a smile (Liu, Shan & Zhang, SIGGRAPH 2001) in face
+  texture space: per texel, the median over persons of log(smiling luminance / neutral luminance), each
+  photo unwrapped through its own face mesh, so the creases, the cheeks' bulge and the narrowed lower
+  lids line up across faces while each person's albedo and lighting cancel out.
+- ``mouth``: the inside of a smiling mouth in mouth space (teeth under the upper lip, the dark beyond),
+  as linear RGB over (skin luminance beside the mouth) ** ``mouth_skin_slope``, median over the persons
+  whose lips part; the slope is how teeth brightness follows skin brightness across those persons.
+
+Run: ``python -m ned_core.appearance.build [--data DIR] [--persons all|odd] [--out FILE]``; the shipped
+file uses every person (``all``); ``odd`` leaves the even ids out for held-out benchmarks. Imports
+mediapipe (the ``track`` extra) to read the photos; must not import torch or the engine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ned_core.appearance import texture
+from ned_core.errors import InputNotFoundError, NedError
+from ned_core.face3d import mesh
+from ned_core.io.colour import convert, scene_linear, srgb_encoded
+from ned_core.manipulate import au_fields, calibrate
+
+DEFAULT_OUT = Path(__file__).resolve().parent.parent / "data" / "appearance.npz"
+MIN_OPENING = 0.04  # a smile's lips part at least this much (face-local units) to show its mouth
+LOG_RATIO_LIMITS = (-0.8, 0.5)
+
+
+def read_linear(path: Path) -> np.ndarray:
+    """A photo as scene-linear float32 RGB."""
+    bgr = cv2.imread(str(path))
+    if bgr is None:
+        raise InputNotFoundError(f"photo {path} cannot be read", path=str(path))
+    rgb = np.ascontiguousarray(bgr[:, :, ::-1], dtype=np.float32) / 255.0
+    return convert(rgb, srgb_encoded(), scene_linear())
+
+
+def luminance(rgb: np.ndarray) -> np.ndarray:
+    return rgb @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+
+
+def smile_ratio(pairs: dict[str, tuple[np.ndarray, np.ndarray]], photos: dict[str, tuple[np.ndarray, np.ndarray]],
+                template: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """(h, w) median log luminance ratio smiling/neutral in face texture space (0 where unknown)."""
+    skin = texture.skin_triangles(triangles)
+    ratios = []
+    for pid, (neutral_px, smiling_px) in pairs.items():
+        neutral, smiling = photos[pid]
+        tex_n, cov_n = texture.unwrap(neutral, neutral_px, template, skin)
+        tex_s, cov_s = texture.unwrap(smiling, smiling_px, template, skin)
+        ln, ls = luminance(tex_n), luminance(tex_s)
+        ok = cov_n & cov_s & (ln > 1e-3) & (ls > 1e-3)
+        ratio = np.full(ln.shape, np.nan, np.float32)
+        ratio[ok] = np.log(ls[ok] / ln[ok])
+        # The two photos' exposures and the light's slow fall-off across the face are not the smile:
+        # take out the person's best plane in texture space.
+        ys, xs = np.nonzero(ok)
+        design = np.stack([np.ones_like(xs), xs, ys], axis=1).astype(np.float64)
+        coef = np.linalg.lstsq(design, ratio[ok].astype(np.float64), rcond=None)[0]
+        h, w = ratio.shape
+        gy, gx = np.mgrid[0:h, 0:w]
+        ratios.append(ratio - (coef[0] + coef[1] * gx + coef[2] * gy).astype(np.float32))
+    stack = np.stack(ratios)
+    count = np.isfinite(stack).sum(axis=0)
+    with np.errstate(all="ignore"):
+        median = np.nanmedian(np.where(np.isfinite(stack), stack, np.nan), axis=0)
+    median = np.where(count >= max(3, len(ratios) // 2), median, 0.0)
+    median = np.nan_to_num(median, nan=0.0).astype(np.float32)
+    # Fade to 1 toward the face outline, where meshes disagree most and the matte ends.
+    taper = texture_taper(template, triangles)
+    return np.clip(cv2.GaussianBlur(median, (0, 0), 0.8) * taper, *LOG_RATIO_LIMITS).astype(np.float32)
+
+
+def texture_taper(template: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """(h, w) weight in face texture space: the AU fields' outline taper, 0 off the skin."""
+    weight = au_fields.outline_taper(template)[:, None].astype(np.float32)
+    tex = texture.texels(template)
+    # Each skin triangle drawn with its vertices' mean taper, then blurred: smooth enough for a fade.
+    out = np.zeros(texture.face_texture_shape(), np.float32)
+    covered = np.zeros(out.shape, np.uint8)
+    for tri in texture.skin_triangles(triangles):
+        corners = np.round(tex[tri] * 16).astype(np.int32)
+        cv2.fillConvexPoly(out, corners, float(weight[tri].mean()), lineType=cv2.LINE_8, shift=4)
+        cv2.fillConvexPoly(covered, corners, 1, lineType=cv2.LINE_8, shift=4)
+    return np.where(covered > 0, cv2.GaussianBlur(out, (0, 0), 3.0), 0.0).astype(np.float32)
+
+
+def mouth_texture(pairs: dict[str, tuple[np.ndarray, np.ndarray]], photos: dict[str, tuple[np.ndarray, np.ndarray]]
+                  ) -> tuple[np.ndarray, float, list[str]]:
+    """The inside of a smiling mouth: (depth, along, 3) linear RGB over skin luminance ** slope, the
+    slope, and the persons it came from."""
+    along, depth = texture.mouth_grid()
+    samples, skins, used = [], [], []
+    for pid, (_, smiling_px) in pairs.items():
+        unit = mesh.canonical_pose(smiling_px)[0]
+        frame = texture.MouthFrame(smiling_px, unit)
+        opening = frame.opening(along[0])
+        if np.median(opening[len(opening) // 4: -len(opening) // 4]) < MIN_OPENING:
+            continue
+        smiling = photos[pid][1]
+        xy = frame.to_image(along, depth).astype(np.float32)
+        rgb = cv2.remap(smiling, xy[..., 0], xy[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        inside = (depth >= 0.0) & (depth <= opening[None, :] - 0.005)
+        samples.append(np.where(inside[..., None], rgb, np.nan))
+        skins.append(float(luminance(texture.skin_reference(smiling, smiling_px, unit))))
+        used.append(pid)
+    if not samples:
+        raise InputNotFoundError("no smiling photo parts its lips: cannot learn the mouth")
+    # Teeth are not as dark as dark skin: how their brightness follows the skin's, across persons (a
+    # log-log slope), sets how the layer is coloured by a new face's skin.
+    band = (depth >= 0.01) & (depth <= 0.05) & (along > 0.3) & (along < 0.7)  # the front upper teeth
+    teeth = np.array([np.nanmedian(luminance(x)[band]) for x in samples])
+    slope = float(np.polyfit(np.log(skins), np.log(teeth), 1)[0])
+    slope = float(np.clip(slope, 0.0, 1.0))
+    stack = np.stack([x / np.float32(sk ** slope) for x, sk in zip(samples, skins, strict=True)])
+    count = np.isfinite(stack[..., 0]).sum(axis=0)
+    with np.errstate(all="ignore"):
+        median = np.nanmedian(stack, axis=0)
+    known = count >= max(2, len(samples) // 4)
+    # Beyond what the smiles show (deeper than their openings) the mouth is its dark interior: half the
+    # darkest tenth of what they show, one colour across (no streaks of single columns).
+    out = np.array(median, dtype=np.float32)
+    shown = median[known]
+    darkest = shown[luminance(shown) <= np.percentile(luminance(shown), 10)]
+    dark = np.broadcast_to(0.5 * np.median(darkest, axis=0), (out.shape[1], 3))
+    for col in range(out.shape[1]):
+        rows = np.flatnonzero(known[:, col])
+        first = rows.min() if len(rows) else out.shape[0]
+        for row in np.flatnonzero(~known[:, col]):
+            # Above the first known row is the upper lip's edge: hold the top of the teeth there.
+            out[row, col] = out[first, col] if row < first < out.shape[0] else dark[col]
+    out = np.nan_to_num(out, nan=0.05)
+    return cv2.GaussianBlur(out, (3, 3), 0.6).astype(np.float32), slope, used
+
+
+def build(data: Path, persons: str = "all") -> dict[str, Any]:
+    """The appearance arrays (what ``appearance.npz`` holds) from the London Set at ``data``."""
+    ids = calibrate.person_ids(data)
+    if persons == "odd":
+        ids = calibrate.split_persons(ids)[0]
+    print(f"reading {len(ids)} neutral/smiling pairs from {data}", file=sys.stderr)
+    pairs = calibrate.load_pairs(data, ids)
+    photos = {pid: (read_linear(data / calibrate.NEUTRAL.format(pid=pid)),
+                    read_linear(data / calibrate.SMILING.format(pid=pid))) for pid in ids}
+    template = np.mean([calibrate.to_face_local(n) for n, _ in pairs.values()], axis=0)
+    triangles = calibrate.tessellation_triangles().astype(np.int64)
+    ratio = smile_ratio(pairs, photos, template, triangles)
+    mouth, slope, mouth_ids = mouth_texture(pairs, photos)
+    return {
+        "template": template.astype(np.float32),
+        "triangles": triangles.astype(np.int16),
+        "smile_log_ratio": ratio.astype(np.float16),
+        "mouth": mouth.astype(np.float16),
+        "mouth_skin_slope": np.float32(slope),
+        "person_ids": np.array([int(p) for p in ids], dtype=np.int16),
+        "mouth_person_ids": np.array([int(p) for p in mouth_ids], dtype=np.int16),
+        "source": np.array("Face Research Lab London Set (DeBruine & Jones 2017, CC BY 4.0), "
+                           "neutral NNN_03 vs smiling NNN_08, MediaPipe face mesh 0.10.21"),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ned_core.appearance.build",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=calibrate.DEFAULT_DATA,
+                        help="London Set folder (neutral/, smiling/)")
+    parser.add_argument("--persons", choices=("all", "odd"), default="all",
+                        help="learn from every person (shipped) or odd ids only (held-out benchmarks)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="file to write")
+    args = parser.parse_args(argv)
+    try:
+        arrays = build(args.data, args.persons)
+    except NedError as exc:
+        print(exc.one_line(), file=sys.stderr)
+        return 1
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_name(args.out.name + ".tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    tmp.replace(args.out)
+    print(f"wrote {args.out} ({args.out.stat().st_size} bytes) from {len(arrays['person_ids'])} persons "
+          f"({len(arrays['mouth_person_ids'])} with parted lips for the mouth)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

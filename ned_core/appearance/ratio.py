@@ -1,0 +1,191 @@
+"""The default appearance backend: expression ratio images and a mouth layer, learned from real smiles.
+
+Owns applying ``ned_core/data/appearance.npz`` (see ``build``) to one rendered frame:
+
+1. **Creases and bulges**: the smile's expression ratio image is mapped from face texture space onto the
+   *edited* face mesh and multiplies the warped pixels in scene-linear light, raised to the frame's
+   smile activation (AU6 + AU12): the target keeps its own skin and lighting, and gains the nasolabial
+   folds, the cheeks' bulge and the lower lids' creases a real smile makes. It follows the tracked mesh,
+   so it does not flicker, and fades with a keyframed intensity.
+2. **The mouth**: where the edited lips are apart, the mouth's inside (upper teeth under the upper lip,
+   the dark beyond) is drawn in mouth space, as bright as the frame's own skin beside the mouth says. Pixels
+   the warp pulled out of a closed mouth (the lips parted by the edit) always get it; inside the plate's
+   own opening it is blended in by how much the edit bares the teeth (AU10, AU12), so a talking mouth
+   keeps its own tongue and teeth unless the smile shows them.
+
+Must not import mediapipe, torch or other stages' backends.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ned_core.appearance import texture
+from ned_core.errors import InvalidOptionError, MissingModelError
+from ned_core.io.colour import convert, scene_linear
+from ned_core.manipulate.au_fields import ACTION_UNIT_ORDER
+from ned_core.manipulate.emotions import action_units
+from ned_core.render.base import FrameFace, RenderOutput
+from ned_core.render.warp import mesh_map
+
+MODEL_FILE = Path(__file__).resolve().parent.parent / "data" / "appearance.npz"
+INTENSITY_CEILING = 1.3  # creases stop deepening here however exaggerated the edit
+_AU = {name: i for i, name in enumerate(ACTION_UNIT_ORDER)}
+
+
+def load_model(path: str | Path = MODEL_FILE) -> dict[str, np.ndarray]:
+    path = Path(path)
+    if not path.is_file():
+        raise MissingModelError(f"appearance model {path} is missing: run `python -m ned_core.appearance.build`",
+                                path=str(path))
+    with np.load(path, allow_pickle=False) as data:
+        return {key: data[key] for key in data.files}
+
+
+class ExpressionAppearance:
+    """Creases from expression ratio images and a mouth layer, both learned from the London smiles.
+
+    Parameters
+    ----------
+    model
+        Path of the appearance data (``ned_core/data/appearance.npz`` by default).
+    creases
+        Strength of the ratio images (0 turns them off, 1 is a real smile's).
+    mouth
+        Strength of the mouth layer inside the plate's own mouth opening (pixels the edit opens always
+        get it).
+    """
+
+    def __init__(self, model: str | None = None, creases: float = 1.0, mouth: float = 1.0) -> None:
+        for name, value in (("creases", creases), ("mouth", mouth)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 2.0:
+                raise InvalidOptionError(f"appearance option {name} must be within 0..2, got {value!r}",
+                                         field=name)
+        data = load_model(MODEL_FILE if model is None else model)
+        self.template = data["template"].astype(np.float64)
+        self.triangles = texture.skin_triangles(data["triangles"])
+        self.log_ratio = np.ascontiguousarray(data["smile_log_ratio"], np.float32)
+        self.mouth_texture = np.ascontiguousarray(data["mouth"], np.float32)
+        self.mouth_skin_slope = float(data["mouth_skin_slope"])
+        self.creases = float(creases)
+        self.mouth = float(mouth)
+        self._texels = texture.texels(self.template)
+
+    def apply(self, plate: np.ndarray, rendered: RenderOutput, face: FrameFace) -> RenderOutput:
+        # The learned data lives on MediaPipe's mesh; other face models get no appearance layer.
+        if face.weights is None or face.fit is None or len(face.edited) != len(self.template):
+            return rendered
+        act = action_units(face.weights, ACTION_UNIT_ORDER, INTENSITY_CEILING)[0]
+        smile = 0.5 * (act[_AU["AU6"]] + act[_AU["AU12"]]) * self.creases
+        bare = min(1.0, act[_AU["AU12"]] + act[_AU["AU10"]]) * self.mouth
+        box = _box(rendered.matte)
+        if box is None:
+            return rendered
+        ys, xs = box
+        origin = np.array([xs.start, ys.start], np.float64)
+        edited = np.asarray(face.edited, np.float64)[:, :2] - origin
+        source = np.asarray(face.source, np.float64)[:, :2]
+        unit = float(face.fit.scale[face.index])
+        shape = (ys.stop - ys.start, xs.stop - xs.start)
+
+        pixels = rendered.pixels[ys, xs]
+        rgb = pixels[..., :3]
+        linear_space = scene_linear()
+        space = face.colorspace or linear_space
+        linear = rgb if space == linear_space else convert(rgb, space, linear_space)
+        gain = np.ones(shape, np.float32)
+        if smile > 0.0:
+            mapping, covered = mesh_map(edited, self._texels, self.triangles, shape)
+            log_ratio = cv2.remap(self.log_ratio, mapping[..., 0], mapping[..., 1], cv2.INTER_LINEAR,
+                                  borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+            gain = np.where(covered, np.exp(smile * log_ratio), 1.0).astype(np.float32)
+        alpha, colour = self._mouth(plate, rendered, face, edited, source, unit, origin, shape, bare)
+        changed = (gain != 1.0) | (alpha > 0.0)
+        if not changed.any():
+            return rendered
+        new = linear * gain[..., None]
+        if alpha.any():
+            new = new + alpha[..., None] * (colour - new)
+        out_rgb = new if space == linear_space else convert(np.ascontiguousarray(new), linear_space, space)
+        result = rendered.pixels.copy()
+        region = result[ys, xs]
+        np.copyto(region[..., :3], out_rgb.astype(np.float32), where=changed[..., None])
+        return RenderOutput(pixels=result, matte=rendered.matte, stmap=rendered.stmap)
+
+    def _mouth(self, plate: np.ndarray, rendered: RenderOutput, face: FrameFace, edited: np.ndarray,
+               source: np.ndarray, unit: float, origin: np.ndarray, shape: tuple[int, int], bare: float
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """(alpha (h, w), linear colour (h, w, 3)) of the mouth layer inside the edited lips."""
+        none = np.zeros(shape, np.float32), np.zeros(shape + (3,), np.float32)
+        frame = texture.MouthFrame(edited, unit)
+        if frame.opening(np.linspace(0.2, 0.8, 7)).max() * unit < 0.75:  # under a pixel: shut
+            return none
+        inside = _polygon_alpha(frame.polygon(), shape)
+        if not inside.any():
+            return none
+        # Pixels the warp fetched from outside the plate's own opening are lip pulled over nothing: they
+        # must be painted. Inside the plate's opening the real mouth shows, unless the edit bares teeth.
+        fresh = np.ones(shape, np.float32)
+        src_frame = texture.MouthFrame(source, unit)
+        # A plate mouth open by under two pixels shows nothing real inside: all of the new opening is new.
+        if rendered.stmap is not None and src_frame.opening(np.linspace(0.2, 0.8, 7)).max() * unit >= 2.0:
+            own = _polygon_alpha(src_frame.polygon(), rendered.pixels.shape[:2])
+            where = rendered.stmap[int(origin[1]):int(origin[1]) + shape[0],
+                                   int(origin[0]):int(origin[0]) + shape[1]]
+            fresh = 1.0 - cv2.remap(own, where[..., 0], where[..., 1], cv2.INTER_LINEAR,
+                                    borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+        gy, gx = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float64)
+        coords = frame.coords(np.stack([gx, gy], axis=-1))
+        along, depth = coords[..., 0], coords[..., 1] - frame.contour(frame.upper, coords[..., 0])
+        # Only where the edit opened the lips wider than the plate's (mouth preservation below 1) is
+        # there new mouth to paint; a kept opening only changes shape at its rim.
+        wider = np.clip((frame.opening(along) - src_frame.opening(along)) * unit / 2.0, 0.0, 1.0)
+        alpha = inside * np.maximum(fresh * wider, bare)
+        tx, ty = texture.mouth_texel(along, depth)
+        ratio = cv2.remap(self.mouth_texture, tx, ty, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        linear_space = scene_linear()
+        space = face.colorspace or linear_space
+        rgb = plate[..., :3]
+        plate_linear = rgb if space == linear_space else None
+        skin = _skin(plate_linear, rgb, space, linear_space, source, unit)
+        level = float(max(skin @ np.array([0.2126, 0.7152, 0.0722]), 1e-4)) ** self.mouth_skin_slope
+        return alpha.astype(np.float32), (ratio * level).astype(np.float32)
+
+
+def _skin(plate_linear: np.ndarray | None, rgb: np.ndarray, space: str, linear_space: str, source: np.ndarray,
+          unit: float) -> np.ndarray:
+    """The plate's linear skin colour beside the mouth (converting only the patch it reads)."""
+    points = source[list(texture.SKIN_POINTS)]
+    x0, y0 = np.floor(points.min(axis=0) - unit * 0.1).astype(int)
+    x1, y1 = np.ceil(points.max(axis=0) + unit * 0.1).astype(int)
+    h, w = rgb.shape[:2]
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    if x1 <= x0 or y1 <= y0:
+        return np.full(3, 0.18, np.float32)
+    patch = rgb[y0:y1, x0:x1]
+    if plate_linear is None:
+        patch = convert(np.ascontiguousarray(patch), space, linear_space)
+    shifted = source.copy()
+    shifted[:, 0] -= x0
+    shifted[:, 1] -= y0
+    return texture.skin_reference(patch, shifted, unit)
+
+
+def _polygon_alpha(polygon: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(h, w) float32 coverage of a polygon, anti-aliased over about a pixel."""
+    canvas = np.zeros(shape, np.uint8)
+    cv2.fillPoly(canvas, [np.round(polygon * 16).astype(np.int32)], 255, lineType=cv2.LINE_AA, shift=4)
+    return canvas.astype(np.float32) / 255.0
+
+
+def _box(matte: np.ndarray) -> tuple[slice, slice] | None:
+    support = (np.asarray(matte) > 0).view(np.uint8)
+    if not support.any():
+        return None
+    x, y, w, h = cv2.boundingRect(support)
+    return slice(y, y + h), slice(x, x + w)
+
+

@@ -1,0 +1,135 @@
+"""The two texture spaces of the appearance stage, shared by its builder and its backend.
+
+Owns: the face texture space (the template's frontal face-local x, y on a fixed texel grid), the mouth
+space (along the mouth from corner to corner, and depth below the upper inner lip in face-local units),
+how a face in an image maps into each, and the skin reference that colours the mouth layer. Must not
+import mediapipe, torch or other stages' backends.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from ned_core.face3d import mesh
+from ned_core.render.warp import mesh_map
+
+FACE_BOX = (-0.95, -0.65, 0.95, 1.45)  # face-local x0, y0, x1, y1 the face texture covers
+TEXELS_PER_UNIT = 128  # one unit is the outer eye-corner distance
+MOUTH_DEPTH = (-0.02, 0.34)  # depth below the upper inner lip the mouth texture covers (face-local)
+MOUTH_SIZE = (96, 160)  # mouth texture (along, depth) samples
+UPPER_INNER = tuple(u for u, _ in mesh.INNER_LIP_PAIRS)
+LOWER_INNER = tuple(lo for _, lo in mesh.INNER_LIP_PAIRS)
+# Cheek and chin skin beside the mouth: what the mouth layer's colour is measured against.
+SKIN_POINTS = (50, 280, 101, 330, 205, 425, 36, 266, 187, 411, 199, 428, 208)
+
+
+def face_texture_shape() -> tuple[int, int]:
+    """(h, w) of the face texture."""
+    x0, y0, x1, y1 = FACE_BOX
+    return round((y1 - y0) * TEXELS_PER_UNIT), round((x1 - x0) * TEXELS_PER_UNIT)
+
+
+def texels(template: np.ndarray) -> np.ndarray:
+    """(N, 2) face-texture pixel coordinates of the template's vertices."""
+    t = np.asarray(template, dtype=np.float64)[:, :2]
+    # Texel i covers x0 + [i, i + 1) / TEXELS_PER_UNIT: its centre sits on the integer coordinate i.
+    return (t - np.array(FACE_BOX[:2])) * TEXELS_PER_UNIT - 0.5
+
+
+def skin_triangles(triangles: np.ndarray) -> np.ndarray:
+    """The triangles that carry skin: no eye or mouth fill (those join points of one lid or one lip
+    contour, and are what the fills add to MediaPipe's tessellation)."""
+    tri = np.asarray(triangles, dtype=np.int64).reshape(-1, 3)
+    inner = set(UPPER_INNER) | set(LOWER_INNER)
+    eyes = {33, 246, 161, 160, 159, 158, 157, 173, 133, 7, 163, 144, 145, 153, 154, 155,
+            263, 466, 388, 387, 386, 385, 384, 398, 362, 249, 390, 373, 374, 380, 381, 382}
+    fill = np.array([set(t) <= inner or set(t) <= eyes or max(t) >= 468 for t in tri.tolist()])
+    return tri[~fill]
+
+
+def unwrap(image: np.ndarray, points: np.ndarray, template: np.ndarray, triangles: np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """``image`` resampled into face texture space through the face mesh ``points`` ((N, 2) pixels).
+
+    Returns (texture (h, w, C) float32, covered (h, w) bool).
+    """
+    mapping, covered = mesh_map(texels(template), np.asarray(points)[:, :2], triangles, face_texture_shape())
+    texture = cv2.remap(np.ascontiguousarray(image, np.float32), mapping, None, cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_REPLICATE)
+    return texture, covered
+
+
+class MouthFrame:
+    """One face's mouth space: ``along`` 0 at the subject's right inner-lip corner, 1 at the left;
+    ``depth`` below the upper inner lip, in face-local units along the face's down axis.
+
+    ``points`` (N, 2) are image pixels, ``unit`` the pixels of one face-local unit.
+    """
+
+    def __init__(self, points: np.ndarray, unit: float) -> None:
+        p = np.asarray(points, dtype=np.float64)[:, :2]
+        self.origin = p[UPPER_INNER[0]]
+        self.axis = p[UPPER_INNER[-1]] - self.origin
+        length2 = max(float(self.axis @ self.axis), 1e-9)
+        self.down = np.array([-self.axis[1], self.axis[0]]) / np.sqrt(length2)
+        self.unit = float(unit)
+        self._length2 = length2
+        self.upper = self.coords(p[list(UPPER_INNER)])
+        self.lower = self.coords(p[list(LOWER_INNER)])
+
+    def coords(self, xy: np.ndarray) -> np.ndarray:
+        """(..., 2) image points → (..., 2) (along, offset below the mouth axis in face units)."""
+        d = np.asarray(xy, dtype=np.float64) - self.origin
+        return np.stack([d @ self.axis / self._length2, d @ self.down / self.unit], axis=-1)
+
+    def contour(self, which: np.ndarray, along: np.ndarray) -> np.ndarray:
+        order = np.argsort(which[:, 0])
+        return np.interp(along, which[order, 0], which[order, 1])
+
+    def opening(self, along: np.ndarray) -> np.ndarray:
+        """Gap between the inner lips at ``along`` (face-local units, 0 where shut)."""
+        return np.maximum(self.contour(self.lower, along) - self.contour(self.upper, along), 0.0)
+
+    def to_image(self, along: np.ndarray, depth: np.ndarray) -> np.ndarray:
+        """(..., 2) image points of mouth-space samples."""
+        offset = self.contour(self.upper, along) + depth
+        return self.origin + along[..., None] * self.axis + (offset * self.unit)[..., None] * self.down
+
+    def polygon(self) -> np.ndarray:
+        """(K, 2) image outline of the mouth opening (upper contour, then the lower one back)."""
+        along = np.concatenate([self.upper[:, 0], self.lower[::-1, 0]])
+        offset = np.concatenate([self.upper[:, 1], self.lower[::-1, 1]])
+        return self.origin + along[:, None] * self.axis + (offset * self.unit)[:, None] * self.down
+
+
+def mouth_grid() -> tuple[np.ndarray, np.ndarray]:
+    """(along, depth) sample positions of the mouth texture, each (depth samples, along samples)."""
+    n_along, n_depth = MOUTH_SIZE
+    along = (np.arange(n_along) + 0.5) / n_along
+    depth = MOUTH_DEPTH[0] + (np.arange(n_depth) + 0.5) / n_depth * (MOUTH_DEPTH[1] - MOUTH_DEPTH[0])
+    return np.meshgrid(along, depth)
+
+
+def mouth_texel(along: np.ndarray, depth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mouth-texture pixel coordinates (x, y) of mouth-space points, for ``cv2.remap``."""
+    n_along, n_depth = MOUTH_SIZE
+    x = along * n_along - 0.5
+    y = (depth - MOUTH_DEPTH[0]) / (MOUTH_DEPTH[1] - MOUTH_DEPTH[0]) * n_depth - 0.5
+    return x.astype(np.float32), y.astype(np.float32)
+
+
+def skin_reference(linear: np.ndarray, points: np.ndarray, unit: float) -> np.ndarray:
+    """(C,) median linear colour of the skin beside the mouth, each point averaged over a small disc."""
+    p = np.asarray(points, dtype=np.float64)[list(SKIN_POINTS), :2]
+    radius = max(1, round(0.04 * unit))
+    h, w = linear.shape[:2]
+    samples = []
+    for x, y in p:
+        x0, x1 = int(max(x - radius, 0)), int(min(x + radius + 1, w))
+        y0, y1 = int(max(y - radius, 0)), int(min(y + radius + 1, h))
+        if x1 > x0 and y1 > y0:
+            samples.append(linear[y0:y1, x0:x1].reshape(-1, linear.shape[2]).mean(axis=0))
+    if not samples:
+        return np.full(linear.shape[2], 0.18, np.float32)
+    return np.median(np.array(samples), axis=0).astype(np.float32)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import OpenImageIO as oiio
 import pytest
 from ned_blender.logic import colour, exr_header
@@ -46,9 +47,30 @@ def test_process_demo_strip_against_a_real_engine(version, real_engine, blender_
         assert (spec.width, spec.height) == (360, 288)
         assert spec.channelnames[:4] == ("R", "G", "B", "A") and "ned.matte" in spec.channelnames
         image.close()
-    # the colourspace comes from the EXR header, mapped to Blender's name for it
+    # the colourspace comes from the EXR header (the engine wrote what the add-on asked: Blender's scene
+    # linear), mapped to Blender's name for it
     named = exr_header.colorspace_of(str(folder / result["files"][0]))
-    assert named is not None
-    assert result["colorspace"] == colour.blender_colorspace(named)
-    assert result["colorspace"] in {"sRGB", "Linear Rec.709"}  # the demo clip: video, written as is or linear
-    assert "names no colourspace" not in report["outcome_report"]
+    assert colour.blender_colorspace(named) == result["colorspace"] == "Linear Rec.709"
+    assert report["outcome_report"].startswith("NED: done: 6 frames") and "colourspace" not in report["outcome_report"]
+
+    # the right colours in Blender: the sequencer shows the result strip as the EXR's pixels encoded for the
+    # display (8-bit render, Standard view), on the frame it was made from (its neighbours match worse)
+    frame = report["rendered_frame"]
+    shown = oiio.ImageBuf(report["render_after"]).get_pixels(oiio.FLOAT)[..., :3]
+    error = {f: np.abs(shown - srgb_display(folder / f"plate_ned.{1000 + f}.exr")) * 255 for f in (frame - 1, frame,
+                                                                                                  frame + 1)}
+    assert error[frame].mean() < 0.5 and np.percentile(error[frame], 99.9) <= 1.5, error[frame].max()
+    assert error[frame].mean() < min(error[frame - 1].mean(), error[frame + 1].mean())
+    # outside the face matte it looks like the source strip; Blender's ffmpeg decodes the movie's YUV a few
+    # code values differently from the engine's PyAV, so this bound is looser
+    exr = oiio.ImageBuf(str(folder / f"plate_ned.{1000 + frame}.exr"))
+    outside = exr.get_pixels(oiio.FLOAT)[..., exr.spec().channelnames.index("ned.matte")] == 0
+    before = oiio.ImageBuf(report["render_before"]).get_pixels(oiio.FLOAT)[..., :3]
+    assert outside.mean() > 0.5 and (~outside).any()
+    assert np.abs(shown - before)[outside].mean() * 255 < 4.0
+
+
+def srgb_display(path: Path) -> np.ndarray:
+    """An EXR's scene-linear Rec.709 RGB encoded with the sRGB transfer function (Blender's Standard view)."""
+    rgb = np.clip(oiio.ImageBuf(str(path)).get_pixels(oiio.FLOAT)[..., :3], 0.0, 1.0)
+    return np.where(rgb <= 0.0031308, 12.92 * rgb, 1.055 * np.power(rgb, 1 / 2.4) - 0.055)

@@ -42,6 +42,7 @@ def draw_ned(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
         else:
             layout.label(text=f"Frames {int(strip.frame_final_start)}-{int(strip.frame_final_end) - 1}")
     layout.prop(scene.ned, "output_folder")
+    layout.prop(scene.ned, "output_colorspace")
     layout.prop(scene.ned, "address")
     row = layout.row(align=True)
     row.operator("ned.process", icon="PLAY")

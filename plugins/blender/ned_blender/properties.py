@@ -15,6 +15,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
 from . import compat
+from .logic.colour import SCENE_LINEAR
 from .logic.engine_cmd import DEFAULT_ADDRESS
 from .logic.keys import EMOTION_PROPERTIES, INTENSITY_PROPERTY, MOUTH_PROPERTY
 
@@ -64,6 +65,10 @@ class NED_PG_scene(bpy.types.PropertyGroup):
                             default=DEFAULT_ADDRESS)
     output_folder: StringProperty(name="Output", description="Folder for the edited frames (a versioned "
                                   "subfolder per strip and run)", default="//ned/", subtype="DIR_PATH")
+    output_colorspace: StringProperty(
+        name="Output Colourspace", description="The engine's OCIO colourspace for the edited EXRs (empty: the "
+        "engine's default). Blender reads multi-layer EXRs as scene-linear whatever the strip says, so the "
+        "default is the engine's name for Blender's scene-linear space", default=SCENE_LINEAR)
 
 
 class NED_AP_preferences(bpy.types.AddonPreferences):

@@ -103,7 +103,8 @@ def strip_job(scene: Any, strip: Any) -> StripJob:
                     output_pattern=paths.output_pattern(output_base(scene), strip.name),
                     backend=settings.backend.strip() or "default", face_point=face,
                     label=f"{os.path.basename(bpy.data.filepath) or 'Blender'} {scene.name} {strip.name}",
-                    colorspace=None if is_movie else colour.engine_colorspace(blender_space))
+                    colorspace=None if is_movie else colour.engine_colorspace(blender_space),
+                    output_colorspace=scene.ned.output_colorspace.strip() or None)
 
 
 def colorspace_choices(strip: Any) -> list[str]:
@@ -127,8 +128,14 @@ def load_result(scene: Any, source: Any, frames: dict[int, str], frame_map: Fram
         result.elements.append(os.path.basename(path))
     result.frame_final_duration = len(files)
     warning = None
-    header_name = exr_header.colorspace_of(files[0])
+    header = exr_header.read_header(files[0])
+    header_name = exr_header.colorspace_in(header)
     name = colour.blender_colorspace(header_name, colorspace_choices(result))
+    layers = [c for c, _ in header.get("channels", []) if c not in ("R", "G", "B", "A")]
+    if name is not None and layers and name != FALLBACK_COLORSPACE:
+        warning = (f"{files[0]} is in {header_name} but has layers ({', '.join(layers[:3])}), and Blender shows "
+                   f"multi-layer EXRs as scene-linear: set the Output Colourspace to the engine's "
+                   f"{colour.SCENE_LINEAR!r}")
     if name is None:
         name = FALLBACK_COLORSPACE
         warning = (f"{files[0]} names colourspace {header_name!r}, which this Blender does not have; "

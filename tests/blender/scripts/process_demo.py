@@ -74,6 +74,19 @@ def main() -> int:
                 "frame_final_end": int(result.frame_final_end), "directory": bpy.path.abspath(result.directory),
                 "files": [e.filename for e in result.elements], "colorspace": result.colorspace_settings.name,
             }
+            # what the sequencer shows: the source alone, then with the result strip over it
+            scene.render.resolution_x, scene.render.resolution_y = 360, 288
+            scene.render.resolution_percentage = 100
+            scene.render.image_settings.file_format = "PNG"
+            scene.render.image_settings.color_mode = "RGB"
+            scene.view_settings.view_transform = "Standard"
+            scene.frame_set((args.first + args.last) // 2)
+            report["rendered_frame"] = scene.frame_current
+            for name, mute in (("before", True), ("after", False)):
+                result.mute = mute
+                scene.render.filepath = os.path.join(args.output, f"render_{name}.png")
+                bpy.ops.render.render(write_still=True)
+                report[f"render_{name}"] = scene.render.filepath
         report["outcome_report"] = None if job is None else getattr(job.context.get("outcome"), "message", None)
     finally:
         ned_blender.unregister()

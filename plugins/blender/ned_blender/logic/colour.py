@@ -15,6 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+SCENE_LINEAR = "Linear Rec.709 (sRGB)"
+"""The engine's (built-in config) name of Blender's scene-linear space ("Linear Rec.709"): what the add-on
+asks the engine to write. Blender reads an EXR with more than RGBA (NED's matte and STMap layers make it
+multi-layer) as scene-linear whatever colourspace the strip names, so only this space displays right."""
+
 STUDIO_TO_BLENDER: dict[str, str] = {
     # scene-referred (what EXR plates and NED's outputs carry)
     "Linear Rec.709 (sRGB)": "Linear Rec.709",

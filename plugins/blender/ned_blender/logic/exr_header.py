@@ -106,7 +106,11 @@ e.g. ``srgb_rec709_scene``), and NED's full OCIO config name."""
 
 def colorspace_of(path: str) -> str | None:
     """The colourspace an EXR's header names (None when it names none): see ``COLORSPACE_ATTRIBUTES``."""
-    header = read_header(path)
+    return colorspace_in(read_header(path))
+
+
+def colorspace_in(header: dict[str, Any]) -> str | None:
+    """The colourspace a header (``read_header``'s dict) names, or None."""
     for name in COLORSPACE_ATTRIBUTES:
         value = header.get(name)
         if isinstance(value, str) and value.strip():

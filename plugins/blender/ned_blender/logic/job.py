@@ -39,6 +39,7 @@ class StripJob:
     face_point: tuple[float, float] | None = None
     label: str = ""
     colorspace: str | None = None
+    output_colorspace: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -76,6 +77,8 @@ def job_spec(job: StripJob) -> dict[str, Any]:
         "mouth_preservation": round(mouth_preservation(job.samples), 6),
         "output": {"pattern": job.output_pattern},
     }
+    if job.output_colorspace:
+        spec["output"]["colorspace"] = job.output_colorspace
     if job.is_movie:
         spec["start"] = job.frame_map.numbers[0]
     if job.colorspace:

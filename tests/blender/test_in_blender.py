@@ -53,6 +53,14 @@ def test_process_demo_strip_against_a_real_engine(version, real_engine, blender_
     assert colour.blender_colorspace(named) == result["colorspace"] == "Linear Rec.709"
     assert report["outcome_report"].startswith("NED: done: 6 frames") and "colourspace" not in report["outcome_report"]
 
+    # the compositor gets the same frames through an Image node: file number = plate number on each frame
+    node = report["image_node"]
+    assert report["add_image_node"] == ["FINISHED"]
+    assert (node["image"], node["source"], node["colorspace"]) == ("plate.ned", "SEQUENCE", "Linear Rec.709")
+    assert node["filepath"] == str(folder / result["files"][0])
+    assert (node["frame_start"], node["frame_duration"]) == (FIRST, LAST - FIRST + 1)
+    assert FIRST - node["frame_start"] + 1 + node["frame_offset"] == 1000 + FIRST
+
     # the right colours in Blender: the sequencer shows the result strip as the EXR's pixels encoded for the
     # display (8-bit render, Standard view), on the frame it was made from (its neighbours match worse)
     frame = report["rendered_frame"]

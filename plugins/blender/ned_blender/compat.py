@@ -62,9 +62,13 @@ def fcurve(owner: Any, data_path: str, index: int = 0) -> Any:
     return None
 
 
-def compositor_tree(scene: bpy.types.Scene) -> Any:
-    """The scene's compositing node tree (None when compositing nodes are off)."""
-    tree = getattr(scene, "compositing_node_group", None)
-    if tree is not None:
-        return tree
-    return getattr(scene, "node_tree", None)
+def compositor_tree(scene: bpy.types.Scene, create: bool = False) -> Any:
+    """The scene's compositing node tree (None when there is none and ``create`` is false)."""
+    if hasattr(scene, "compositing_node_group"):  # 5.0+: a node group the scene points at
+        if scene.compositing_node_group is None and create:
+            scene.compositing_node_group = bpy.data.node_groups.new(f"{scene.name} Compositor",
+                                                                    "CompositorNodeTree")
+        return scene.compositing_node_group
+    if scene.node_tree is None and create:
+        scene.use_nodes = True
+    return scene.node_tree

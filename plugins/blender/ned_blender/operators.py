@@ -15,7 +15,7 @@ import os
 import bpy
 from ned_protocol.errors import NedError
 
-from . import compat, engine, jobs, properties
+from . import compat, engine, jobs, properties, sequencer
 from .logic import engine_cmd
 
 TIMER_STEP = 0.2
@@ -119,4 +119,31 @@ class NED_OT_start_engine(bpy.types.Operator):
         return {"FINISHED"}
 
 
-CLASSES = (NED_OT_process, NED_OT_cancel, NED_OT_start_engine)
+class NED_OT_add_image_node(bpy.types.Operator):
+    """Add an Image node with the active strip's NED result to the compositor, on the strip's frames"""
+
+    bl_idname = "ned.add_image_node"
+    bl_label = "Result to Compositor"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        strip = _source(context)
+        return strip is not None and hasattr(strip, "ned") and bool(strip.ned.result)
+
+    def execute(self, context: bpy.types.Context) -> set:
+        scene, strip = context.scene, _source(context)
+        result = compat.strips(scene, every=True).get(strip.ned.result)
+        if result is None:
+            self.report({"ERROR"}, f"NED: invalid_option: the result strip {strip.ned.result} is gone")
+            return {"CANCELLED"}
+        try:
+            node = sequencer.add_image_node(scene, result)
+        except NedError as error:
+            self.report({"ERROR"}, f"NED: {error.code}: {error.message}")
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"NED: Image node {node.name} added to the compositor")
+        return {"FINISHED"}
+
+
+CLASSES = (NED_OT_process, NED_OT_cancel, NED_OT_start_engine, NED_OT_add_image_node)

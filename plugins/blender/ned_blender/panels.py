@@ -47,6 +47,8 @@ def draw_ned(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
     row = layout.row(align=True)
     row.operator("ned.process", icon="PLAY")
     row.operator("ned.cancel", icon="CANCEL")
+    if getattr(context.space_data, "tree_type", "") == "CompositorNodeTree":
+        layout.operator("ned.add_image_node", icon="NODE_COMPOSITING")
     tracker = jobs.tracker_of(scene, strip)
     if tracker is not None:
         if hasattr(layout, "progress") and not tracker.finished:

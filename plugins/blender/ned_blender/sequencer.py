@@ -142,4 +142,37 @@ def load_result(scene: Any, source: Any, frames: dict[int, str], frame_map: Fram
                    f"loaded as {name}" if header_name else f"{files[0]} names no colourspace; loaded as {name}")
     result.colorspace_settings.name = name
     source.ned.result = result.name
+    result_image(result, files, name)
     return result, warning
+
+
+def result_image(result: Any, files: list[str], colorspace: str) -> Any:
+    """The image-sequence datablock of a result (named like its strip), for the compositor's Image node."""
+    image = bpy.data.images.get(result.name)
+    if image is not None:
+        bpy.data.images.remove(image)
+    image = bpy.data.images.load(files[0], check_existing=False)
+    image.name = result.name
+    image.source = "SEQUENCE"
+    image.colorspace_settings.name = colorspace
+    return image
+
+
+def add_image_node(scene: Any, result: Any) -> Any:
+    """An Image node in the scene's compositor showing ``result``'s frames on the frames the strip covers.
+
+    The node's image user maps timeline frame ``t`` to file number ``t - frame_start + 1 + frame_offset``,
+    so the first file's own number (the plate's) lands on the strip's first frame.
+    """
+    tree = compat.compositor_tree(scene, create=True)
+    image = bpy.data.images.get(result.name)
+    if image is None:
+        raise InvalidOptionError(f"no image for {result.name}: process the strip again", field="strip")
+    node = tree.nodes.get(result.name) or tree.nodes.new("CompositorNodeImage")
+    node.name = node.label = result.name
+    node.image = image
+    first_number = paths.frame_number(result.elements[0].filename)
+    node.frame_start = int(result.frame_final_start)
+    node.frame_duration = len(result.elements)
+    node.frame_offset = first_number - 1
+    return node

@@ -87,6 +87,13 @@ def main() -> int:
                 scene.render.filepath = os.path.join(args.output, f"render_{name}.png")
                 bpy.ops.render.render(write_still=True)
                 report[f"render_{name}"] = scene.render.filepath
+            report["add_image_node"] = sorted(bpy.ops.ned.add_image_node())
+            node = compat.compositor_tree(scene).nodes[result.name]
+            image = node.image
+            report["image_node"] = {"image": image.name, "source": image.source,
+                                    "colorspace": image.colorspace_settings.name,
+                                    "filepath": bpy.path.abspath(image.filepath), "frame_start": node.frame_start,
+                                    "frame_duration": node.frame_duration, "frame_offset": node.frame_offset}
         report["outcome_report"] = None if job is None else getattr(job.context.get("outcome"), "message", None)
     finally:
         ned_blender.unregister()

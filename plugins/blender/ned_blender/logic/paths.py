@@ -49,3 +49,11 @@ def frame_file(pattern: str, frame: int) -> str:
         width = int(printf.group(1) or 0)
         return pattern[:printf.start()] + f"{int(frame):0{width}d}" + pattern[printf.end():]
     raise ValueError(f"{pattern} has no frame number placeholder")
+
+
+def frame_number(filename: str) -> int:
+    """The frame number in a file name (the last run of digits before the extension)."""
+    match = re.search(r"(-?\d+)(?=\.[^.]*$)", filename)
+    if match is None:
+        raise ValueError(f"{filename} has no frame number")
+    return int(match.group(1))

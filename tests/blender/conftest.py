@@ -12,16 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.engine.helpers import EngineProcess
-
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 PLUGIN = ROOT / "plugins" / "blender"
+for folder in (ROOT, PLUGIN):  # tests.engine.helpers (EngineProcess), and ned_blender for the logic tests
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+
+from tests.engine.helpers import EngineProcess  # noqa: E402
+
 VERSIONS = ("4.5", "5.0")
 """The Blenders the add-on is tested in: the 4.5 LTS and 5.0."""
-
-if str(PLUGIN) not in sys.path:
-    sys.path.insert(0, str(PLUGIN))
 
 
 def bpy_cache() -> Path:

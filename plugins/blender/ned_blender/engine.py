@@ -11,6 +11,7 @@ Imports ``ned_protocol`` and ``logic``; never bpy (so it is usable and testable 
 
 from __future__ import annotations
 
+import atexit
 import subprocess
 import sys
 import time
@@ -99,6 +100,9 @@ def close_all() -> None:
         _, client = _clients.popitem()
         client.close()
     stop_local()
+
+
+atexit.register(stop_local)  # Blender quitting never unregisters add-ons; a local engine goes with it
 
 
 @dataclass

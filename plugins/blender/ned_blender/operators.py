@@ -107,8 +107,11 @@ class NED_OT_start_engine(bpy.types.Operator):
             return {"FINISHED"}
         prefs = properties.preferences(context)
         roots = [p.strip() for p in prefs.allow_roots.split(";") if p.strip()]
+        strip = _source(context)
         try:
-            roots.append(jobs.sequencer.output_base(scene))
+            if strip is not None and strip.type in {"MOVIE", "IMAGE"}:
+                roots.append(os.path.dirname(sequencer.frame_map_of(strip)[0]))
+            roots.append(sequencer.output_base(scene))
             for root in roots:
                 os.makedirs(root, exist_ok=True)
             engine.start_local(address, engine_cmd.find_executable(prefs.engine_executable), roots)

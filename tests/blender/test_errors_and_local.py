@@ -1,5 +1,5 @@
-"""ned_blender in real Blender: the engine's error code reaches the artist, and a local engine is started
-when none answers (and stopped with the add-on)."""
+"""ned_blender in real Blender: the engine's error code reaches the artist, a local engine is started when
+none answers (and stopped with the add-on), and the modal operator's timer does not outlive its job."""
 
 from __future__ import annotations
 
@@ -39,4 +39,6 @@ def test_engine_errors_are_reported_and_a_local_engine_starts(version, real_engi
     assert report["result"] == "good.ned" and report["result_frames"] == [1, 3]
     assert sorted(p.name for p in (out / "good" / "v001").iterdir()) == [
         f"good_ned.{n}.exr" for n in (1001, 1002, 1003)]
+    assert report["modal"] == ["RUNNING_MODAL"] and report["modal_timer"]
+    assert report["modal_outcome"] == "done" and not report["modal_timer_left"]
     assert report["local_stopped"]

@@ -12,7 +12,7 @@ import OpenImageIO as oiio
 import pytest
 from ned_blender.logic import colour, engine_cmd, exr_header, paths
 from ned_blender.logic.frames import FrameMap, result_run, sequence_pattern
-from ned_blender.logic.job import StripJob, job_spec
+from ned_blender.logic.job import StripJob, for_version, job_spec
 from ned_blender.logic.keys import EMOTION_PROPERTIES, emotion_keys, mouth_preservation, weights_at
 from ned_blender.logic.tracker import JobTracker
 from ned_protocol.errors import FrameRangeError, InvalidOptionError, MissingDependencyError
@@ -212,3 +212,12 @@ def test_the_add_on_imports_no_heavy_package_and_logic_needs_no_bpy() -> None:
         assert not any(name.split(".")[0] in {"bpy", "ned_core", "ned_engine"} for name in imported), path
     for path in (PLUGIN / "ned_blender").glob("*.py"):
         ast.parse(path.read_text(encoding="utf-8"), feature_version=(3, 9))
+
+
+def test_fields_an_older_engine_lacks_are_left_out() -> None:
+    spec = job_spec(_job(output_colorspace="Linear Rec.709 (sRGB)"))
+    assert spec["output"]["colorspace"] == "Linear Rec.709 (sRGB)"
+    old, dropped = for_version(spec, (1, 0))
+    assert dropped == ["output.colorspace"] and "colorspace" not in old["output"]
+    assert old["output"]["pattern"] == spec["output"]["pattern"] and old["keys"] == spec["keys"]
+    assert for_version(spec, (1, 1)) == (spec, [])

@@ -19,8 +19,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ned_protocol import Client
+from ned_protocol import PROTOCOL_VERSION, Client
 from ned_protocol.errors import DisconnectedError, MissingDependencyError, NedError, RequestTimeoutError
+from ned_protocol.schema import session_version
 
 from .logic.engine_cmd import serve_command
 from .logic.tracker import JobTracker
@@ -46,6 +47,14 @@ def answers(address: str, timeout: float = 1.0) -> bool:
         return True
     except (RequestTimeoutError, DisconnectedError):
         return False
+
+
+def engine_version(address: str) -> tuple[int, int]:
+    """The protocol version a session with the engine at ``address`` speaks (this side's when unknown)."""
+    welcome = client_for(address).welcome
+    if not welcome:
+        return tuple(PROTOCOL_VERSION)
+    return session_version(welcome["protocol"])
 
 
 def start_local(address: str, executable: str, roots: Iterable[str], timeout: float = 60.0) -> subprocess.Popen:

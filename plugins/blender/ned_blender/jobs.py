@@ -20,7 +20,7 @@ from ned_protocol.errors import DisconnectedError, InvalidOptionError, NedError
 
 from . import engine, properties, sequencer
 from .logic import engine_cmd
-from .logic.job import job_spec
+from .logic.job import for_version, job_spec
 from .logic.tracker import JobTracker
 
 JOBS: dict[tuple[str, str], engine.RunningJob] = {}
@@ -92,9 +92,13 @@ def start(scene: Any, strip: Any) -> engine.RunningJob:
     spec = job_spec(strip_job)
     os.makedirs(os.path.dirname(strip_job.output_pattern), exist_ok=True)
     address = reach_engine(scene, _roots(scene, strip_job.plate, strip_job.output_pattern))
+    spec, dropped = for_version(spec, engine.engine_version(address))
     job = engine.submit(address, spec, label=strip.name, host=engine.host_name(),
                         context={"scene": scene.name, "strip": strip.name, "frame_map": strip_job.frame_map,
                                  "pattern": strip_job.output_pattern, "range": (strip_job.first, strip_job.last)})
+    if dropped:
+        job.context["warning"] = (f"the engine at {address} is older and does not take {', '.join(dropped)}: the "
+                                  f"result is written in its default colourspace")
     JOBS[key] = job
     LAST.pop(key, None)
     return job

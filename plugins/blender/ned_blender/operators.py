@@ -20,6 +20,8 @@ from .logic import engine_cmd
 
 TIMER_STEP = 0.2
 """Seconds between two polls of the engine while a job runs."""
+FORCE_MODAL = False
+"""Tests only: take the modal path headless too (the timer never fires there; ``pump`` removes it)."""
 
 
 def _source(context: bpy.types.Context):
@@ -45,7 +47,9 @@ class NED_OT_process(bpy.types.Operator):
         except NedError as error:
             self.report({"ERROR"}, f"NED: {error.code}: {error.message}")
             return {"CANCELLED"}
-        if bpy.app.background or context.window is None:
+        if job.context.get("warning"):
+            self.report({"WARNING"}, f"NED: {job.context['warning']}")
+        if (bpy.app.background and not FORCE_MODAL) or context.window is None:
             self.report({"INFO"}, f"NED: job {job.job} submitted for {strip.name}")
             return {"FINISHED"}
         self._key = jobs.key_of(scene, strip)

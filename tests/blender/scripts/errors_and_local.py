@@ -4,6 +4,7 @@
    code (``unknown_backend``) and no job is left behind.
 2. No engine answers on ``--local-address``: ``ned.process`` starts ``ned-engine serve`` there itself
    (from ``PATH``; the preference is empty), the job runs, and ``unregister`` stops that engine.
+3. The modal path: ``ned.process`` registers its timer, ``pump()`` removes it at the job's end.
 
     python errors_and_local.py -- --address ADDR --local-address ADDR --output DIR --report OUT.json
 """
@@ -23,7 +24,7 @@ ROOT = os.path.normpath(os.path.join(HERE, "..", "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "plugins", "blender"))
 
 import ned_blender  # noqa: E402
-from ned_blender import compat, engine  # noqa: E402
+from ned_blender import compat, engine, operators  # noqa: E402
 
 
 def movie_strip(scene, name: str, channel: int):
@@ -71,6 +72,18 @@ def main() -> int:
         report["result"] = good.ned.result
         result = compat.strips(scene, every=True).get(good.ned.result)
         report["result_frames"] = [int(result.frame_final_start), int(result.frame_final_end) - 1] if result else None
+
+        # 3. the modal path (what a Blender with a window runs): its window-manager timer is registered, never
+        # fires headless, and pump() removes it when the job ends, so the interpreter still exits
+        operators.FORCE_MODAL = True
+        modal = movie_strip(scene, "modal", 5)
+        report["modal"] = sorted(bpy.ops.ned.process())
+        job = ned_blender.jobs.JOBS[(scene.name, modal.name)]
+        report["modal_timer"] = job.context.get("timer") is not None
+        while ned_blender.pump() and time.monotonic() < deadline + 120:
+            time.sleep(0.05)
+        report["modal_outcome"] = job.tracker.outcome
+        report["modal_timer_left"] = "timer" in job.context
     finally:
         ned_blender.unregister()
     report["local_stopped"] = proc is not None and proc.poll() is not None

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ned_protocol.errors import InvalidMessageError, InvalidOptionError
+from ned_protocol.fields import Struct
 from ned_protocol.schema import JOB_SPEC, PROTOCOL_VERSION
 
 from .frames import FrameMap
@@ -91,6 +92,29 @@ def job_spec(job: StripJob) -> dict[str, Any]:
         spec["label"] = job.label[:256]
     spec.update(job.options)
     return check(spec)
+
+
+def for_version(spec: dict[str, Any], version: Sequence[int]) -> tuple[dict[str, Any], list[str]]:
+    """``spec`` without the fields an engine of protocol ``version`` does not know, and their paths.
+
+    An older engine refuses a newer field (``invalid_message``); the add-on leaves it out and says so
+    (e.g. ``output.colorspace``, new in 1.1).
+    """
+    dropped: list[str] = []
+
+    def strip(value: dict[str, Any], struct: Struct, path: str) -> dict[str, Any]:
+        kept = {}
+        for key, item in value.items():
+            spec_field = struct.fields.get(key)
+            if spec_field is not None and tuple(spec_field.since) > tuple(version):
+                dropped.append(f"{path}{key}")
+                continue
+            if spec_field is not None and isinstance(spec_field.type, Struct) and isinstance(item, dict):
+                item = strip(item, spec_field.type, f"{path}{key}.")
+            kept[key] = item
+        return kept
+
+    return strip(spec, JOB_SPEC, ""), dropped
 
 
 def frames_of(first: int, last: int) -> Sequence[int]:

@@ -39,6 +39,12 @@ def test_engine_errors_are_reported_and_a_local_engine_starts(version, real_engi
     assert report["result"] == "good.ned" and report["result_frames"] == [1, 3]
     assert sorted(p.name for p in (out / "good" / "v001").iterdir()) == [
         f"good_ned.{n}.exr" for n in (1001, 1002, 1003)]
+    plate = str(out / "good" / "v001" / "good_ned.####.exr")
+    assert report["seq_spec"] == {"plate": plate, "frame_range": [1001, 1003], "colorspace": "Linear Rec.709 (sRGB)",
+                                  "start": None}
+    assert report["seq_outcome"] == "done"
+    assert report["seq_result"] == {"frames": [20, 22], "files": [f"seq_ned.{n}.exr" for n in (1001, 1002, 1003)],
+                                    "channel": 8}
     assert report["modal"] == ["RUNNING_MODAL"] and report["modal_timer"]
     assert report["modal_outcome"] == "done" and not report["modal_timer_left"]
     assert report["local_stopped"]

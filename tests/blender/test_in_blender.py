@@ -30,6 +30,13 @@ def test_process_demo_strip_against_a_real_engine(version, real_engine, blender_
     assert report["blender"].startswith(version)
     assert report["keyed"] == [f'sequence_editor.strips_all["plate"].ned_{name}' for name in ("happy", "sad")]
     assert report["process"] == ["FINISHED"] and report["submitted"]
+    drawn = report["panel"]  # the panel's content, drawn into a recording layout (no window headless)
+    assert [d for d in drawn if d.startswith("prop ned_")] == [
+        f"prop ned_{n}" for n in ("neutral", "angry", "disgusted", "fear", "happy", "sad", "surprised", "intensity",
+                                  "mouth_preservation")]
+    for item in ("prop face_mode", "prop backend", "prop use_range", "prop frame_start", "prop output_folder",
+                 "prop address", "operator ned.process", "operator ned.cancel", "operator ned.add_image_node"):
+        assert item in drawn
     assert report["outcome"] == "done", report
     assert report["unregistered"]
 

@@ -95,7 +95,8 @@ def start(scene: Any, strip: Any) -> engine.RunningJob:
     spec, dropped = for_version(spec, engine.engine_version(address))
     job = engine.submit(address, spec, label=strip.name, host=engine.host_name(),
                         context={"scene": scene.name, "strip": strip.name, "frame_map": strip_job.frame_map,
-                                 "pattern": strip_job.output_pattern, "range": (strip_job.first, strip_job.last)})
+                                 "pattern": strip_job.output_pattern, "range": (strip_job.first, strip_job.last),
+                                 "spec": spec})
     if dropped:
         job.context["warning"] = (f"the engine at {address} is older and does not take {', '.join(dropped)}: the "
                                   f"result is written in its default colourspace")

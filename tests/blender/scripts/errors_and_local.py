@@ -5,6 +5,7 @@
 2. No engine answers on ``--local-address``: ``ned.process`` starts ``ned-engine serve`` there itself
    (from ``PATH``; the preference is empty), the job runs, and ``unregister`` stops that engine.
 3. The modal path: ``ned.process`` registers its timer, ``pump()`` removes it at the job's end.
+4. An image-sequence strip (its files keep their numbers; the strip sits elsewhere on the timeline).
 
     python errors_and_local.py -- --address ADDR --local-address ADDR --output DIR --report OUT.json
 """
@@ -72,6 +73,27 @@ def main() -> int:
         report["result"] = good.ned.result
         result = compat.strips(scene, every=True).get(good.ned.result)
         report["result_frames"] = [int(result.frame_final_start), int(result.frame_final_end) - 1] if result else None
+
+        # 4. an image-sequence strip (the frames just made, numbered 1001-1003) placed at frame 20
+        folder = bpy.path.abspath(result.directory)
+        names = [e.filename for e in result.elements]
+        seq = compat.strips(scene).new_image("seq", os.path.join(folder, names[0]), channel=7, frame_start=20)
+        for name in names[1:]:
+            seq.elements.append(name)
+        seq.colorspace_settings.name = "Linear Rec.709"
+        scene.sequence_editor.active_strip = seq
+        seq.ned_happy = 1.0
+        report["seq"] = sorted(bpy.ops.ned.process())
+        seq_job = ned_blender.jobs.JOBS[(scene.name, seq.name)]
+        spec = seq_job.context["spec"]
+        report["seq_spec"] = {k: spec.get(k) for k in ("plate", "frame_range", "colorspace", "start")}
+        while ned_blender.pump() and time.monotonic() < deadline + 60:
+            time.sleep(0.05)
+        report["seq_outcome"] = seq_job.tracker.outcome
+        seq_result = compat.strips(scene, every=True).get(seq.ned.result)
+        report["seq_result"] = None if seq_result is None else {
+            "frames": [int(seq_result.frame_final_start), int(seq_result.frame_final_end) - 1],
+            "files": [e.filename for e in seq_result.elements], "channel": seq_result.channel}
 
         # 3. the modal path (what a Blender with a window runs): its window-manager timer is registered, never
         # fires headless, and pump() removes it when the job ends, so the interpreter still exits

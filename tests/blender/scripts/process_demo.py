@@ -24,6 +24,47 @@ import ned_blender  # noqa: E402
 from ned_blender import compat  # noqa: E402
 
 
+class RecordingLayout:
+    """Stands in for ``UILayout`` headless (no window draws there): records what the panel draws and checks
+    every property it shows exists on its data (``bl_rna``) and every operator is registered."""
+
+    def __init__(self, drawn: list) -> None:
+        self.drawn = drawn
+        self.use_property_split = self.use_property_decorate = False
+
+    def _sub(self, *args, **kwargs) -> RecordingLayout:
+        return self
+
+    column = row = box = split = _sub
+
+    def prop(self, data, name: str, **kwargs) -> None:
+        assert name in data.bl_rna.properties, (data, name)
+        self.drawn.append(f"prop {name}")
+
+    def operator(self, idname: str, **kwargs) -> None:
+        module, name = idname.split(".")
+        assert hasattr(getattr(bpy.ops, module), name), idname
+        self.drawn.append(f"operator {idname}")
+
+    def label(self, text: str = "", **kwargs) -> None:
+        self.drawn.append(f"label {text}")
+
+    def progress(self, factor: float = 0.0, type: str = "BAR", text: str = "") -> None:
+        self.drawn.append(f"progress {text}")
+
+
+def draw_panel(scene) -> list:
+    """What the NED panel draws in the Compositor for the scene's active strip."""
+    from types import SimpleNamespace
+
+    from ned_blender import panels
+
+    drawn: list = []
+    context = SimpleNamespace(scene=scene, space_data=SimpleNamespace(tree_type="CompositorNodeTree"))
+    panels.draw_ned(RecordingLayout(drawn), context)
+    return drawn
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--address", required=True)
@@ -54,6 +95,7 @@ def main() -> int:
             source.keyframe_insert("ned_happy", frame=frame)
             source.keyframe_insert("ned_sad", frame=frame)
         report["keyed"] = [c.data_path for c in compat.fcurves_of(scene)]
+        report["panel"] = draw_panel(scene)
         report["process"] = sorted(bpy.ops.ned.process())
         job = ned_blender.jobs.JOBS.get((scene.name, source.name))
         report["submitted"] = job is not None

@@ -60,6 +60,12 @@ def test_process_demo_strip_against_a_real_engine(version, real_engine, blender_
     assert colour.blender_colorspace(named) == result["colorspace"] == "Linear Rec.709"
     assert report["outcome_report"].startswith("NED: done: 6 frames") and "colourspace" not in report["outcome_report"]
 
+    # every Blender name the colour table produces is one this Blender offers (5.0 added ACEScc, ACEScct and
+    # the Rec.2100 spaces; 4.5 lacks them and blender_colorspace(name, choices) says no match there)
+    targets = set(colour.STUDIO_TO_BLENDER.values()) | set(colour.ALIASES.values()) | colour.BLENDER_NAMES
+    newer = {"ACEScc", "ACEScct", "Rec.2100-HLG", "Rec.2100-PQ"}
+    assert targets - set(report["colorspaces"]) == (newer if version == "4.5" else set())
+
     # the compositor gets the same frames through an Image node: file number = plate number on each frame
     node = report["image_node"]
     assert report["add_image_node"] == ["FINISHED"]

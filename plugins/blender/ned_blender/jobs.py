@@ -97,9 +97,16 @@ def start(scene: Any, strip: Any) -> engine.RunningJob:
                         context={"scene": scene.name, "strip": strip.name, "frame_map": strip_job.frame_map,
                                  "pattern": strip_job.output_pattern, "range": (strip_job.first, strip_job.last),
                                  "spec": spec})
+    warnings = []
     if dropped:
-        job.context["warning"] = (f"the engine at {address} is older and does not take {', '.join(dropped)}: the "
-                                  f"result is written in its default colourspace")
+        warnings.append(f"the engine at {address} is older and does not take {', '.join(dropped)}: the result "
+                        f"is written in its default colourspace")
+    fps = scene.render.fps / (scene.render.fps_base or 1.0)
+    if strip.type == "MOVIE" and abs(float(getattr(strip, "fps", fps)) - fps) > 1e-3:
+        warnings.append(f"{strip.name} runs at {strip.fps:g} fps, the scene at {fps:g}: NED numbers the movie's "
+                        f"own frames one per timeline frame")
+    if warnings:
+        job.context["warning"] = "; ".join(warnings)
     JOBS[key] = job
     LAST.pop(key, None)
     return job

@@ -86,6 +86,7 @@ def main() -> int:
         source = compat.strips(scene).new_movie("plate", os.path.join(ROOT, "demo", "grid_bbaf2n.mpg"),
                                                 channel=2, frame_start=args.strip_start)
         scene.sequence_editor.active_strip = source
+        scene.render.fps, scene.render.fps_base = 25, 1.0  # the clip's rate (another one is warned about)
         source.ned.backend = args.backend
         source.ned.use_range = True
         source.ned.frame_start, source.ned.frame_end = args.first, args.last
@@ -96,6 +97,7 @@ def main() -> int:
             source.keyframe_insert("ned_sad", frame=frame)
         report["keyed"] = [c.data_path for c in compat.fcurves_of(scene)]
         report["panel"] = draw_panel(scene)
+        report["colorspaces"] = ned_blender.sequencer.colorspace_choices(source)
         report["process"] = sorted(bpy.ops.ned.process())
         job = ned_blender.jobs.JOBS.get((scene.name, source.name))
         report["submitted"] = job is not None

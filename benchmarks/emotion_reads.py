@@ -59,7 +59,7 @@ import judge as judges  # noqa: E402
 from ned_core import EMOTIONS, metrics, track  # noqa: E402
 from ned_core.cache import AnalysisCache  # noqa: E402
 from ned_core.io import Plate, read_exr_channels  # noqa: E402
-from ned_core.io.colour import to_display_rgb8  # noqa: E402
+from ned_core.io.colour import convert, to_display_rgb8  # noqa: E402
 from ned_core.keyframes import EmotionCurve  # noqa: E402
 from ned_core.manipulate import calibrate  # noqa: E402
 from ned_core.pipeline import Backends, OutputSpec, Pipeline, Shot  # noqa: E402
@@ -91,11 +91,8 @@ def make_pipeline(options: dict[str, dict[str, Any]], cache_dir: Path) -> Pipeli
 
 def ned_edit(pipeline: Pipeline, plate: str, label: str, pattern: str) -> dict[int, str]:
     """``ned edit PLATE --emotion LABEL --output PATTERN`` (defaults): frame -> written EXR path."""
-    shot = Shot(plate=plate)
-    with Plate.open(plate) as opened:  # the CLI's depth rule (check_edit_args): half unless it loses data
-        half = not opened.read(opened.first).info.needs_float
-    result = pipeline.run(shot, EmotionCurve.parse_emotion(label), OutputSpec(pattern, compression="zip",
-                                                                                half=half))
+    # The CLI's defaults: the output colourspace and its depth are picked per plate.
+    result = pipeline.run(Shot(plate=plate), EmotionCurve.parse_emotion(label), OutputSpec(pattern, compression="zip"))
     return result.written
 
 
@@ -116,16 +113,23 @@ def read_output(path: str) -> dict[str, Any]:
             "half": half, "colorspace": colorspace}
 
 
-def changed_outside(plate_rgb: np.ndarray, out: dict[str, Any]) -> tuple[int, float]:
-    """(pixels outside the matte not bit-identical to the plate, fraction identical).
+def changed_outside(plate_rgb: np.ndarray, plate_colorspace: str, out: dict[str, Any]) -> tuple[int, float]:
+    """(pixels outside the matte whose 8-bit codes differ from the plate's, fraction identical).
 
-    A half-float output stores the plate's values rounded to half, so the plate is rounded the same way
-    before the bytes are compared (``metrics.identical_outside``).
+    The output is scene-linear (issue 8's colour round trip): it is converted back to the plate's
+    colourspace and quantised to the plate's 8 bits, as a compositor going back to the plate would; that
+    must give the plate's codes exactly outside the matte.
     """
-    plate = plate_rgb.astype(np.float16).astype(np.float32) if out["half"] else plate_rgb.astype(np.float32)
-    fraction = metrics.identical_outside(plate, out["rgb"], out["matte"])
-    outside = int((out["matte"] == 0).sum())
-    return int(round((1.0 - fraction) * outside)), fraction
+    back = out["rgb"] if out["colorspace"] == plate_colorspace else convert(out["rgb"], out["colorspace"],
+                                                                             plate_colorspace)
+
+    def codes(rgb: np.ndarray) -> np.ndarray:
+        return np.rint(np.clip(rgb.astype(np.float64), 0.0, 1.0) * 255.0)
+
+    outside = out["matte"] == 0
+    differs = np.any(codes(back) != codes(plate_rgb), axis=-1) & outside
+    total = int(outside.sum())
+    return int(differs.sum()), 1.0 - int(differs.sum()) / max(total, 1)
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -364,7 +368,8 @@ def run_grid(args: argparse.Namespace, labels: list[str], work: Path) -> dict[st
             after = [o["display"] for o in outs]
             edit_verdicts = [judges.judge(img) for img in after]
             new_track = tracker.track(frames, after)
-            changed = [changed_outside(o.pixels[..., :3], x) for o, x in zip(originals, outs, strict=True)]
+            changed = [changed_outside(o.pixels[..., :3], o.colorspace, x)
+                       for o, x in zip(originals, outs, strict=True)]
             dists = []
             for i in id_frames:
                 e = ident.embedding(after[i])

@@ -112,3 +112,16 @@ def test_shipped_model_is_small_and_learned_from_every_london_pair() -> None:
     data = load_model()
     assert len(data["person_ids"]) == 35
     assert 0.0 <= float(data["mouth_skin_slope"]) <= 1.0
+
+
+def test_raised_lids_bare_white_and_leave_the_iris_unmoved(fit: FaceFit, stage: ExpressionAppearance) -> None:
+    plate, warped, out = render(fit, "surprised", 1.0, 1.0, stage)
+    pts = fit.to_image(0, fit.local_shape(0))
+    centre, ring = pts[468, :2], pts[469:473, :2]
+    radius = float(np.mean(np.linalg.norm(ring - centre, axis=1)))
+    x, y = np.round(centre).astype(int)
+    inner = max(1, int(radius * 0.5))
+    iris = (slice(y - inner, y + inner + 1), slice(x - inner, x + inner + 1))
+    # The warp drags the iris up with the lid; the eye layer shows the plate's own eyeball there.
+    assert not np.array_equal(warped.pixels[iris], plate[iris])
+    np.testing.assert_allclose(out.pixels[iris][..., :3], plate[iris][..., :3], atol=1e-5)

@@ -43,7 +43,7 @@ class JobPlan:
     curve: EmotionCurve
     output: OutputSpec
     backends: Backends
-    mouth_preservation: float
+    mouth_preservation: float | None  # None: 1 for footage, 0 for a still (the pipeline decides)
     inline: bool
     pattern: str | None
     """The spec's output pattern (None for inline-only delivery, whose frames go to the spool)."""
@@ -114,9 +114,10 @@ def plan(spec: dict[str, Any], *, plate: str | None = None, output: str | None =
         if error.field != "output_colorspace":
             raise
         raise InvalidOptionError(str(error), field="spec.output.colorspace") from None
+    mouth = s.get("mouth_preservation")
     return JobPlan(shot=shot, curve=curve, output=output_spec,
                    backends=backends_from_spec(s.get("backends", {})),
-                   mouth_preservation=float(s["mouth_preservation"]), inline=bool(out["inline"]),
+                   mouth_preservation=None if mouth is None else float(mouth), inline=bool(out["inline"]),
                    pattern=pattern)
 
 

@@ -173,7 +173,8 @@ JOB_SPEC = Struct("JobSpec", "One edit: the CLI's `ned edit` arguments as data."
     "intensity": Field(Float(0, 10), "the constant emotion's intensity", default=1.0),
     "keys": Field(List(EMOTION_KEY, min_len=1, max_len=LIMITS["max_keys"]), "emotion keyframes"),
     "interpolation": Field(Str(8, choices=INTERPOLATIONS), "between keyframes", default="smooth"),
-    "mouth_preservation": Field(Float(0, 1), "how much of the speech's mouth motion is kept", default=1.0),
+    "mouth_preservation": Field(Float(0, 1), "how much of the speech's mouth motion is kept; default: 1 for "
+                                             "footage, 0 for a single still (it has no speech to keep)"),
     "backends": Field(BACKENDS, "backends per stage; default: the embedded ones"),
     "output": Field(OUTPUT, "where the frames go", required=True),
     "priority": Field(Int(-100, 100), "higher runs first; equal priorities run in submission order",

@@ -127,3 +127,8 @@ def test_needs_frame_token():
     assert not jobs.needs_frame_token({"plate": "/a/still.exr"})
     assert not jobs.needs_frame_token({"plate": "/a/clip.mov", "frame_range": [7, 7]})
     assert not jobs.needs_frame_token({"plate_frames": [3]})
+
+
+def test_mouth_preservation_left_out_is_decided_by_the_plate():
+    # None: the pipeline keeps footage's speech (1) and frees a still's mouth (0)
+    assert jobs.plan(_spec()).mouth_preservation is None

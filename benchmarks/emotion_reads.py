@@ -149,6 +149,11 @@ def summarise(verdicts: list[dict[str, Any]], target: str) -> dict[str, Any]:
             "no_face": int(sum(not v["face"] for v in verdicts)), "n": len(verdicts)}
 
 
+def embedding_distance(a: np.ndarray | None, b: np.ndarray | None) -> float | None:
+    """Euclidean distance of two face descriptors (None where a face was not found)."""
+    return None if a is None or b is None else float(np.linalg.norm(a - b))
+
+
 def mean_or_nan(values: list[float | None]) -> float:
     kept = [v for v in values if v is not None and np.isfinite(v)]
     return float(np.mean(kept)) if kept else float("nan")
@@ -234,7 +239,8 @@ def run_london(args: argparse.Namespace, labels: list[str], work: Path) -> dict[
     smile_rgb = {p: read_rgb(smile_paths[p]) for p in persons}
     unedited = {p: judges.judge(neutral_rgb[p]) for p in persons}
     smiles = {p: judges.judge(smile_rgb[p]) for p in persons}
-    real_identity = {p: ident.distance(neutral_rgb[p], smile_rgb[p]) for p in persons}
+    source_emb = {p: ident.embedding(neutral_rgb[p]) for p in persons}
+    real_identity = {p: embedding_distance(source_emb[p], ident.embedding(smile_rgb[p])) for p in persons}
     photo_mesh = calibrate.PhotoMesh() if "happy" in labels else None
     pairs = calibrate.load_pairs(LONDON, persons, photo_mesh) if photo_mesh else {}
 
@@ -250,7 +256,7 @@ def run_london(args: argparse.Namespace, labels: list[str], work: Path) -> dict[
             written = ned_edit(pipeline, str(neutral_paths[pid]), label, pattern)
             out = read_output(next(iter(written.values())))
             v = judges.judge(out["display"])
-            d = ident.distance(neutral_rgb[pid], out["display"])
+            d = embedding_distance(source_emb[pid], ident.embedding(out["display"]))
             verdicts.append(v)
             identities.append(d)
             per_photo[pid][label] = {"probs": v["probs"], "top": v["top"], "identity": d}
@@ -353,10 +359,7 @@ def run_grid(args: argparse.Namespace, labels: list[str], work: Path) -> dict[st
             edit_verdicts = [judges.judge(img) for img in after]
             new_track = tracker.track(frames, after)
             changed = [changed_outside(o.pixels[..., :3], x) for o, x in zip(originals, outs, strict=True)]
-            dists = []
-            for i in id_frames:
-                e = ident.embedding(after[i])
-                dists.append(None if e is None or src_emb[i] is None else float(np.linalg.norm(e - src_emb[i])))
+            dists = [embedding_distance(src_emb[i], ident.embedding(after[i])) for i in id_frames]
             src, edit = summarise(src_verdicts, label), summarise(edit_verdicts, label)
             rows[label] = {
                 "source": src, "edit": edit, "rise": edit["p"] - src["p"],

@@ -72,6 +72,7 @@ HELD_OUT_CACHE = BENCH / ".cache" / "held_out"
 IDENTITY_STEP = 5  # GRID identity on every 5th frame: dlib's descriptor is the slow part
 SHEET_FRAMES = grid_quality.SHEET_FRAMES
 SHEET_PERSONS = 4
+SHEET_CELL = 128  # px per GRID contact-sheet cell: 8 rows x 6 cells stay under 1.5 MB
 
 # Issue 9's "done when" thresholds.
 TOP1_LABELS = ("happy", "surprised", "sad", "angry")  # London: top-1 is the target on >= 50% of faces
@@ -349,7 +350,7 @@ def run_grid(args: argparse.Namespace, labels: list[str], work: Path) -> dict[st
         boxes = {f: src_track.boxes[frames.index(f)] for f in SHEET_FRAMES if f in frames}
         for f, box in boxes.items():
             sheet_cells["source"].append(grid_quality.label(grid_quality.face_crop(
-                before[frames.index(f)], box, 160), f"{clip.stem[5:]} {f}"))
+                before[frames.index(f)], box, SHEET_CELL), f"{clip.stem.split('_')[-1]} {f}"))
         rows = {}
         for label in labels:
             pattern = str(work / f"{clip.stem}_{label}.####.exr")
@@ -371,7 +372,7 @@ def run_grid(args: argparse.Namespace, labels: list[str], work: Path) -> dict[st
             }
             for f, box in boxes.items():
                 sheet_cells[label].append(grid_quality.label(grid_quality.face_crop(
-                    after[frames.index(f)], box, 160), label))
+                    after[frames.index(f)], box, SHEET_CELL), label))
             for f in written.values():
                 Path(f).unlink()
         out[clip.stem] = rows
@@ -380,6 +381,13 @@ def run_grid(args: argparse.Namespace, labels: list[str], work: Path) -> dict[st
         sheet = np.concatenate([np.concatenate(cells, axis=1) for cells in sheet_cells.values()], axis=0)
         write_png(args.docs / "contact_sheet.png", sheet)
     return out
+
+
+def write_json(path: Path, report: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(report, indent=1, default=float))
+    tmp.replace(path)
 
 
 def write_png(path: Path, rgb: np.ndarray) -> None:
@@ -498,6 +506,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_london:
             print(f"London: persons {args.persons}", flush=True)
             report["london"] = run_london(args, labels, work)
+            write_json(args.json, report)  # a partial result survives if the GRID part is stopped
             more, c = london_table(report["london"], labels)
             lines += more + [""]
             checks += c
@@ -515,8 +524,7 @@ def main(argv: list[str] | None = None) -> int:
     report["checks"] = checks
     report["seconds"] = time.time() - started
     print("\n".join(lines))
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=1, default=float))
+    write_json(args.json, report)
     print(f"figures: {args.json}")
     return 0
 

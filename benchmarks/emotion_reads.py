@@ -420,7 +420,8 @@ def london_table(res: dict[str, Any], labels: list[str]) -> tuple[list[str], lis
         e, u = row["edit"], row["unedited"]
         if label == "happy":
             ok = e["p"] >= smiles["p"] and e["top1"] >= 0.5
-            rule = f"p >= real smiles' {smiles['p']:.2f} and top-1 >= 50%"
+            # Against the real smiles of the same persons (the issue's 0.53 is over all 35).
+            rule = f"p >= same persons' real smiles {smiles['p']:.2f} and top-1 >= 50%"
         elif label in TOP1_LABELS:
             ok, rule = e["top1"] >= 0.5, "top-1 >= 50%"
         elif label in MEAN_P_LABELS:

@@ -73,7 +73,9 @@ def eye_layer(plate_linear: np.ndarray, source: np.ndarray, edited: np.ndarray
         shade = LID_SHADE[1] + (1.0 - LID_SHADE[1]) * np.clip(depth / LID_SHADE[0], 0.0, 1.0)
         drawn *= shade[..., None]
         # Where the plate showed the eyeball, it shows unmoved; the rest of the new opening is drawn.
-        here = np.where(old[..., None] > 0.0, old[..., None] * plate_linear + (1.0 - old[..., None]) * drawn, drawn)
+        # The plate's own margin pixels (lashes over eyeball) stay as they are: mixing drawn white into
+        # them would lighten the lash line.
+        here = np.where(old[..., None] > 0.0, plate_linear, drawn)
         colour = np.where(new[..., None] > 0.0, here, colour)
         alpha = np.maximum(alpha, new)
     return alpha, colour

@@ -29,10 +29,11 @@ import numpy as np
 from ned_core.appearance import texture
 from ned_core.appearance.creases import crease_maps
 from ned_core.appearance.eyes import EYES, eye_layer
-from ned_core.errors import InvalidOptionError, MissingModelError
+from ned_core.errors import InvalidOptionError
 from ned_core.io.colour import convert, scene_linear
 from ned_core.manipulate.au_fields import ACTION_UNIT_ORDER
 from ned_core.manipulate.emotions import action_units
+from ned_core.model_files import load_arrays
 from ned_core.render.base import FrameFace, RenderOutput
 from ned_core.render.warp import mesh_map
 
@@ -42,12 +43,8 @@ _AU = {name: i for i, name in enumerate(ACTION_UNIT_ORDER)}
 
 
 def load_model(path: str | Path = MODEL_FILE) -> dict[str, np.ndarray]:
-    path = Path(path)
-    if not path.is_file():
-        raise MissingModelError(f"appearance model {path} is missing: run `python -m ned_core.appearance.build`",
-                                path=str(path))
-    with np.load(path, allow_pickle=False) as data:
-        return {key: data[key] for key in data.files}
+    """The shipped appearance data (see ``build``)."""
+    return load_arrays(path, "appearance model", "python -m ned_core.appearance.build")
 
 
 class ExpressionAppearance:

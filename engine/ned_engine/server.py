@@ -1,7 +1,8 @@
 """The engine's socket loop: one ROUTER socket, owned by one thread, answering every request at once.
 
 ``Engine`` binds the socket (loopback, or CurveZMQ with a ZAP allow-list), recovers the journal,
-starts the workers and then runs ``serve_forever`` on the calling thread. Requests are decoded with
+starts the workers (each a thread of this process feeding one spawned worker process) and then runs
+``serve_forever`` on the calling thread. Requests are decoded with
 ``ned_protocol.codec.decode(sender="client")``; anything malformed is answered with an ``error`` and
 the loop goes on. Work never happens here: ``submit`` checks the job (paths, backends, limits),
 journals it and queues it; workers run it and ``post`` each journaled event back through a pipe that
@@ -56,7 +57,7 @@ from ned_engine.journal import ACTIVE_STATES, TERMINAL_STATES, JobRecord, Journa
 from ned_engine.metrics import Metrics
 from ned_engine.sandbox import PathPolicy
 from ned_engine.security import CurveServer, write_token
-from ned_engine.workers import Limits, Scheduler, StageFactory, Worker, WorkerContext
+from ned_engine.workers import Limits, Scheduler, StageFactory, Worker, WorkerContext, check_picklable
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +87,12 @@ class EngineConfig:
     stage_factory: StageFactory | None = None
     hang_timeout: float = 300.0
     retain_days: float = 7.0
+    worker_threads: int | None = None
+    """Numeric-library threads per worker process (None: cores ÷ workers)."""
+    devices: list[str] = field(default_factory=list)
+    """One device per worker process, round robin (``--device``)."""
+    chunk: int | None = None
+    """Frames per chunk of a job (None: the job's frames ÷ workers, at most ``workers.MAX_CHUNK``)."""
 
 
 @dataclass
@@ -159,6 +166,7 @@ class Engine:
     # -- lifetime ---------------------------------------------------------------------------------------
     def start(self) -> None:
         """Lock and recover the journal, bind the socket and start the workers."""
+        check_picklable(self.config.stage_factory)
         try:
             if self.config.journal != ":memory:":
                 self._lock_journal(self.config.journal)
@@ -186,7 +194,9 @@ class Engine:
         context = WorkerContext(journal=self.journal, scheduler=self.scheduler, post=self.post,
                                 metrics=self.metrics, policy=self.policy, spool=self.spool, limits=self.limits,
                                 cache_dir=self.config.cache_dir, stage_factory=self.config.stage_factory,
-                                hang_timeout=self.config.hang_timeout)
+                                hang_timeout=self.config.hang_timeout, workers=max(1, self.config.workers),
+                                threads=self.config.worker_threads, devices=list(self.config.devices),
+                                chunk=self.config.chunk)
         self._worker_context = context
         self.workers = [Worker(i, context) for i in range(max(1, self.config.workers))]
         for worker in self.workers:
@@ -665,7 +675,8 @@ class Engine:
         """Liveness and readiness from the work loops themselves (safe from any thread)."""
         now = time.monotonic()
         workers = [{"index": w.index, "job": w.job, "ready": w.ready, "alive": w.is_alive(), "hung": w.hung,
-                    "heartbeat_age": round(now - w.beat, 3)} for w in self.workers]
+                    "heartbeat_age": round(now - w.beat, 3), "pid": w.pid, "restarts": w.restarts,
+                    "threads": w.threads, "device": w.device} for w in self.workers]
         loop_age = now - self._loop_beat
         problems = []
         if loop_age > LOOP_STALL:

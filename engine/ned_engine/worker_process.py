@@ -94,7 +94,7 @@ def serve(settings: ProcessSettings, conn: Any, cancel_event: Any) -> None:
     os.environ.update(child_environment(settings))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent decides
     _watch_parent()
-    child = _Child(settings, conn, cancel_event)
+    child = TaskRunner(settings, conn, cancel_event)
     child.warm()
     child.loop()
 
@@ -112,7 +112,10 @@ def _watch_parent() -> None:
     threading.Thread(target=watch, name="ned-worker parent watch", daemon=True).start()
 
 
-class _Child:
+class TaskRunner:
+    """A worker's pipelines and the tasks it runs on them; every report goes through ``send``
+    (the pipe here; ``ray_backend`` keeps them for the engine to collect)."""
+
     def __init__(self, settings: ProcessSettings, conn: Any, cancel_event: Any) -> None:
         self.settings = settings
         self.conn = conn
@@ -267,5 +270,5 @@ def environment(values: dict[str, str]) -> Any:
                 os.environ[name] = value
 
 
-__all__ = ["THREAD_VARIABLES", "EventToken", "ProcessSettings", "child_environment", "environment", "local_device",
-           "serve"]
+__all__ = ["THREAD_VARIABLES", "EventToken", "ProcessSettings", "TaskRunner", "child_environment", "environment",
+           "local_device", "serve"]

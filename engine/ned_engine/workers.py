@@ -97,10 +97,16 @@ class JobToken(CancelToken):
 
 @dataclass
 class Chunk:
-    """Frames of one running job for one worker (``run`` is the job's shared state)."""
+    """One task of a running job for any worker: its analysis (``frames`` None) or a chunk of frames.
+
+    ``run`` is the job's shared state. A task whose worker died is queued again with ``attempts``
+    counted and ``since`` (when the dead attempt started), so the next worker adopts the frames the
+    dead one renamed into place without reporting."""
 
     run: _JobRun
-    frames: list[int]
+    frames: list[int] | None
+    attempts: int = 0
+    since: float | None = None
 
 
 class Scheduler:
@@ -129,11 +135,12 @@ class Scheduler:
         assert not isinstance(task, Chunk)
         return task
 
-    def add_chunks(self, priority: int, chunks: list[Chunk]) -> None:
-        """Queue a running job's chunks; they go before any new job (finish what has started first)."""
+    def add_chunks(self, priority: int, chunks: list[Chunk], first: bool = False) -> None:
+        """Queue a running job's tasks; they go before any new job (finish what has started first),
+        and with ``first`` (a dead worker's task) before the other tasks of the same priority."""
         with self._cond:
             for chunk in chunks:
-                heapq.heappush(self._chunks, (-priority, next(self._order), chunk))
+                heapq.heappush(self._chunks, (-priority, -next(self._order) if first else next(self._order), chunk))
             self._cond.notify_all()
 
     def take_task(self, timeout: float, chunks: bool = True) -> Chunk | tuple[str, JobToken] | None:
@@ -313,12 +320,12 @@ def check_picklable(factory: StageFactory | None) -> None:
                                  field="stages") from None
 
 
-class _Died(Exception):
-    """The worker process died while it ran a task."""
+class Died(Exception):
+    """The worker process (or Ray actor) died while it ran a task."""
 
-    def __init__(self, exitcode: int | None) -> None:
-        super().__init__(f"worker process died (exit code {exitcode})")
-        self.exitcode = exitcode
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
 
 
 class _TaskFailed(Exception):
@@ -329,65 +336,62 @@ class _TaskFailed(Exception):
         self.fields = fields
 
 
-class Worker(threading.Thread):
-    """One engine thread and the worker process it feeds (see the module docstring)."""
+class Executor:
+    """Where a worker's tasks run: a spawned process here; a Ray actor in ``ray_backend``.
 
-    def __init__(self, index: int, ctx: WorkerContext) -> None:
-        super().__init__(name=f"ned-engine worker {index}", daemon=True)
-        self.index = index
-        self.ctx = ctx
-        self.beat = time.monotonic()
-        self.job: str | None = None
-        self.ready = False
-        self.pid: int | None = None
-        self.restarts = 0
-        self.device = ctx.devices[index % len(ctx.devices)] if ctx.devices else None
-        self.threads = ctx.threads or max(1, cores() // max(1, ctx.workers))
+    ``start`` blocks until the backends are warm; ``send`` hands over one task; ``poll`` returns the
+    next report (``("frame", f, path)``, ``("progress", stage, frame, done, total)``, ``("result",
+    dict)``, ``("error", fields, cancelled)``) or None, and raises ``Died`` when the executor died
+    (after every report it sent before dying); ``cancel`` makes the task in hand stop at its next
+    frame; ``replace`` brings a dead executor back (blocking; False when the engine stops first).
+    """
+
+    pid: int | None = None
+    description = "process"
+
+    def start(self, beat: Callable[[], None]) -> str | None:
+        raise NotImplementedError
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        raise NotImplementedError
+
+    def poll(self, timeout: float) -> tuple[Any, ...] | None:
+        raise NotImplementedError
+
+    def cancel(self) -> None:
+        raise NotImplementedError
+
+    def done(self) -> None:
+        """The task has ended (its answer was read)."""
+
+    def replace(self, beat: Callable[[], None], stopping: threading.Event) -> bool:
+        self.close()
+        self.start(beat)
+        return True
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class ProcessExecutor(Executor):
+    """One spawned worker process (``worker_process.serve``), fed through a pipe."""
+
+    def __init__(self, settings: ProcessSettings) -> None:
+        self.settings = settings
         self._process: Any = None
         self._conn: Any = None
         self._cancel = _SPAWN.Event()
 
-    @property
-    def hung(self) -> bool:
-        """True when the worker's loop has not reported for the hang timeout."""
-        return time.monotonic() - self.beat > self.ctx.hang_timeout
-
-    def run(self) -> None:
-        try:
-            self._spawn()
-            while not self.ctx.stopping.is_set():
-                self.beat = time.monotonic()
-                task = self.ctx.scheduler.take_task(0.5)
-                if task is None:
-                    continue
-                try:
-                    if isinstance(task, Chunk):
-                        self.job = task.run.job_id
-                        self._run_chunk(task)
-                    else:
-                        self.job = task[0]
-                        self._run_head(*task)
-                except Exception:  # noqa: BLE001 - a bug must end the job, not kill the worker
-                    logger.exception("worker %d: task crashed", self.index)
-                finally:
-                    self.job = None
-        finally:
-            self._close()
-
-    # -- the worker process -----------------------------------------------------------------------------
-    def _spawn(self) -> None:
-        """Start a fresh worker process and wait until its default backends are loaded."""
-        settings = ProcessSettings(index=self.index, threads=self.threads, device=self.device,
-                                   cache_dir=self.ctx.cache_dir, stage_factory=self.ctx.stage_factory)
+    def start(self, beat: Callable[[], None]) -> str | None:
         parent, child = _SPAWN.Pipe()
-        process = _SPAWN.Process(target=serve, args=(settings, child, self._cancel),
-                                 name=f"ned-engine worker {self.index}", daemon=True)
-        with _SPAWN_LOCK, environment(child_environment(settings)):
+        process = _SPAWN.Process(target=serve, args=(self.settings, child, self._cancel),
+                                 name=f"ned-engine worker {self.settings.index}", daemon=True)
+        with _SPAWN_LOCK, environment(child_environment(self.settings)):
             process.start()
         child.close()
         self._process, self._conn = process, parent
         while True:
-            self.beat = time.monotonic()
+            beat()
             if parent.poll(0.5):
                 try:
                     message = parent.recv()
@@ -395,25 +399,38 @@ class Worker(threading.Thread):
                     message = None
                 if message is not None and message[0] == "ready":
                     self.pid = message[1]
-                    if message[2]:
-                        logger.warning("worker %d: default backends not loaded: %s", self.index, message[2])
-                    break
+                    return message[2]
             if not process.is_alive() and not parent.poll(0):
-                raise RuntimeError(f"worker process {self.index} exited at start (exit code {process.exitcode})")
-        self.ready = True
-        self.beat = time.monotonic()
-        logger.debug("worker %d: process %s ready (%d threads%s)", self.index, self.pid, self.threads,
-                     f", device {self.device}" if self.device else "")
+                raise RuntimeError(f"worker process {self.settings.index} exited at start "
+                                   f"(exit code {process.exitcode})")
 
-    def _replace(self, error: _Died) -> None:
-        logger.warning("worker %d: process %s died (exit code %s); starting another", self.index, self.pid,
-                       error.exitcode)
-        self.ready = False
-        self._close()
-        self.restarts += 1
-        self._spawn()
+    def send(self, message: tuple[Any, ...]) -> None:
+        self._cancel.clear()
+        assert self._conn is not None
+        try:
+            self._conn.send(message)
+        except OSError:
+            pass  # it died: poll says so
 
-    def _close(self) -> None:
+    def poll(self, timeout: float) -> tuple[Any, ...] | None:
+        conn, process = self._conn, self._process
+        try:
+            if conn.poll(timeout):
+                return conn.recv()
+        except (EOFError, OSError):
+            process.join(5.0)
+            raise Died(f"process {self.pid} died (exit code {process.exitcode})") from None
+        if not process.is_alive() and not conn.poll(0):
+            raise Died(f"process {self.pid} died (exit code {process.exitcode})")
+        return None
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def done(self) -> None:
+        self._cancel.clear()
+
+    def close(self) -> None:
         process, conn = self._process, self._conn
         self._process = self._conn = None
         if conn is not None:
@@ -428,35 +445,103 @@ class Worker(threading.Thread):
                 process.kill()
                 process.join(5.0)
 
+
+ExecutorFactory = Callable[["Worker"], Executor]
+"""Builds a worker's executor (``ned-engine serve --ray`` passes ``ray_backend``'s)."""
+
+
+class Worker(threading.Thread):
+    """One engine thread and the worker process (or Ray actor) it feeds (see the module docstring)."""
+
+    def __init__(self, index: int, ctx: WorkerContext, executor: ExecutorFactory | None = None) -> None:
+        super().__init__(name=f"ned-engine worker {index}", daemon=True)
+        self.index = index
+        self.ctx = ctx
+        self.beat = time.monotonic()
+        self.job: str | None = None
+        self.ready = False
+        self.restarts = 0
+        self.device = ctx.devices[index % len(ctx.devices)] if ctx.devices else None
+        self.threads = ctx.threads or max(1, cores() // max(1, ctx.workers))
+        self.settings = ProcessSettings(index=index, threads=self.threads, device=self.device,
+                                        cache_dir=ctx.cache_dir, stage_factory=ctx.stage_factory)
+        self.executor = executor(self) if executor is not None else ProcessExecutor(self.settings)
+
+    @property
+    def pid(self) -> int | None:
+        return self.executor.pid
+
+    @property
+    def hung(self) -> bool:
+        """True when the worker's loop has not reported for the hang timeout."""
+        return time.monotonic() - self.beat > self.ctx.hang_timeout
+
+    def _beat(self) -> None:
+        self.beat = time.monotonic()
+
+    def run(self) -> None:
+        try:
+            self._start()
+            while not self.ctx.stopping.is_set():
+                self.beat = time.monotonic()
+                task = self.ctx.scheduler.take_task(0.5)
+                if task is None:
+                    continue
+                try:
+                    if isinstance(task, Chunk):
+                        self.job = task.run.job_id
+                        self._run_task(task)
+                    else:
+                        self.job = task[0]
+                        self._run_head(*task)
+                except Exception:  # noqa: BLE001 - a bug must end the job, not kill the worker
+                    logger.exception("worker %d: task crashed", self.index)
+                finally:
+                    self.job = None
+        finally:
+            self.executor.close()
+
+    def _start(self) -> None:
+        warning = self.executor.start(self._beat)
+        if warning:
+            logger.warning("worker %d: default backends not loaded: %s", self.index, warning)
+        self.ready = True
+        self.beat = time.monotonic()
+        logger.debug("worker %d: %s %s ready (%d threads%s)", self.index, self.executor.description, self.pid,
+                     self.threads, f", device {self.device}" if self.device else "")
+
+    def _replace(self, died: Died) -> bool:
+        """Bring the dead executor back; False when the engine stopped while waiting for it."""
+        logger.warning("worker %d: %s; starting another", self.index, died.detail)
+        self.ready = False
+        self.restarts += 1
+        if not self.executor.replace(self._beat, self.ctx.stopping):
+            return False
+        self.ready = True
+        self.beat = time.monotonic()
+        logger.info("worker %d: %s %s ready again", self.index, self.executor.description, self.pid)
+        return True
+
     def _call(self, message: tuple[Any, ...], run: _JobRun) -> dict[str, Any]:
-        """Have the process run one task, relaying its reports to ``run``; returns its result.
+        """Have the executor run one task, relaying its reports to ``run``; returns its result.
 
         Raises
         ------
         CancelledError
-            The job was cancelled (its process stopped at a frame boundary).
+            The job was cancelled (the task stopped at a frame boundary).
         _TaskFailed
-            The task failed in the process.
-        _Died
-            The process died (every report it sent before dying has been relayed).
+            The task failed.
+        Died
+            The executor died (every report it sent before dying has been relayed).
         """
-        conn, process = self._conn, self._process
-        assert conn is not None and process is not None
-        self._cancel.clear()
-        listener = self._cancel.set
-        run.token.listen(listener)
+        executor = self.executor
+        listener = executor.cancel
+        executor.send(message)
+        run.token.listen(listener)  # at once when the job is already cancelled
         try:
-            conn.send(message)
             while True:
-                try:
-                    ready = conn.poll(0.2)
-                    reply = conn.recv() if ready else None
-                except (EOFError, OSError):
-                    process.join(5.0)
-                    raise _Died(process.exitcode) from None
+                reply = executor.poll(0.2)
                 if reply is None:
-                    if not process.is_alive() and not conn.poll(0):
-                        raise _Died(process.exitcode)
                     continue
                 self.beat = time.monotonic()
                 kind = reply[0]
@@ -472,30 +557,9 @@ class Worker(threading.Thread):
                     raise _TaskFailed(reply[1])
         finally:
             run.token.forget(listener)
-            self._cancel.clear()
+            executor.done()
 
-    def _attempts(self, run: _JobRun, task: Callable[[float | None], dict[str, Any]]) -> dict[str, Any]:
-        """Run ``task(since)`` until it returns, replacing a dead process (at most ``MAX_ATTEMPTS`` times).
-
-        ``since`` is None at the first attempt, then when the attempt before it started."""
-        since: float | None = None
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            started = time.time()
-            try:
-                return task(since)
-            except _Died as died:
-                if self.ctx.stopping.is_set():
-                    raise CancelledError("the engine is stopping") from None
-                self._replace(died)
-                if attempt == MAX_ATTEMPTS:
-                    raise _TaskFailed({"code": "internal", "retryable": True,
-                                       "message": f"worker processes died {MAX_ATTEMPTS} times on job "
-                                                  f"{run.job_id} (last exit code {died.exitcode})"}) from None
-                run.token.check()
-                since = started
-        raise AssertionError("unreachable")
-
-    # -- a job's head: checks and analysis ----------------------------------------------------------------
+    # -- a job's head: checks, then its analysis as the job's first task --------------------------------
     def _run_head(self, job_id: str, token: JobToken) -> None:
         ctx = self.ctx
         started = ctx.journal.start(job_id)
@@ -506,40 +570,56 @@ class Worker(threading.Thread):
         run = _JobRun(self.ctx, record, resumed, token)
         logger.info("worker %d: %s job %s", self.index, "resuming" if resumed else "starting", job_id)
         try:
-            todo = run.prepare()
-            run.eta = Eta(time.monotonic(), len(todo), ctx.render_ratio)
-            analysis = self._attempts(run, lambda since: self._call(("analyze", *run.task_args()), run))
-            run.lost, run.cached = analysis["lost"], analysis["cached"]
-            run.token.check()
-            if todo:
-                size = ctx.chunk or min(MAX_CHUNK, math.ceil(len(todo) / max(1, ctx.workers)))
-                chunks = [Chunk(run, todo[i:i + size]) for i in range(0, len(todo), size)]
-                run.add_tasks(len(chunks))
-                ctx.scheduler.add_chunks(record.priority, chunks)
+            run.todo_frames = run.prepare()
+            run.eta = Eta(time.monotonic(), len(run.todo_frames), ctx.render_ratio)
         except BaseException as error:  # noqa: BLE001 - recorded; the job's last task reports it
             run.task_done(error)
-        else:
-            run.task_done(None)
+            return
+        self._run_task(Chunk(run, None))  # the analysis, here unless this worker dies on it
 
-    # -- a chunk of frames --------------------------------------------------------------------------------
-    def _run_chunk(self, chunk: Chunk) -> None:
-        run = chunk.run
+    # -- one task: the analysis (frames None) or a chunk of frames ----------------------------------------
+    def _run_task(self, task: Chunk) -> None:
+        run = task.run
+        started = time.time()
         try:
             run.token.check()
-
-            def attempt(since: float | None) -> dict[str, Any]:
-                frames = run.unfinished(chunk.frames, since)
-                if not frames:
-                    return {}
-                logger.debug("worker %d (process %s): job %s frames %d-%d", self.index, self.pid, run.job_id,
-                             frames[0], frames[-1])
-                return self._call(("render", *run.task_args(), frames), run)
-
-            self._attempts(run, attempt)
+            if task.frames is None:
+                self._analyze(run)
+            else:
+                frames = run.unfinished(task.frames, task.since)
+                if frames:
+                    logger.debug("worker %d (%s %s): job %s frames %d-%d", self.index, self.executor.description,
+                                  self.pid, run.job_id, frames[0], frames[-1])
+                    self._call(("render", *run.task_args(), frames), run)
+        except Died as died:
+            task.attempts += 1
+            task.since = started if task.since is None else min(task.since, started)
+            if self.ctx.stopping.is_set():
+                run.task_done(CancelledError("the engine is stopping"))
+            elif task.attempts >= MAX_ATTEMPTS:
+                run.task_done(_TaskFailed({"code": "internal", "retryable": True,
+                                           "message": f"worker processes died {task.attempts} times on job "
+                                                      f"{run.job_id} ({died.detail})"}))
+            else:  # any worker takes it again, from its first unfinished frame
+                self.ctx.scheduler.add_chunks(run.record.priority, [task], first=True)
+            self._replace(died)
         except BaseException as error:  # noqa: BLE001 - recorded; the job's last task reports it
             run.task_done(error)
         else:
             run.task_done(None)
+
+    def _analyze(self, run: _JobRun) -> None:
+        """The job's one analysis (into the shared cache), then its chunks for every worker."""
+        ctx = self.ctx
+        analysis = self._call(("analyze", *run.task_args()), run)
+        run.lost, run.cached = analysis["lost"], analysis["cached"]
+        run.token.check()
+        todo = run.todo_frames
+        if todo:
+            size = ctx.chunk or min(MAX_CHUNK, math.ceil(len(todo) / max(1, ctx.workers)))
+            chunks = [Chunk(run, todo[i:i + size]) for i in range(0, len(todo), size)]
+            run.add_tasks(len(chunks))
+            ctx.scheduler.add_chunks(run.record.priority, chunks)
 
 
 class _JobRun:
@@ -562,8 +642,9 @@ class _JobRun:
         self.paths: tuple[str, str] = ("", "")
         self.lost: list[int] = []
         self.cached = False
-        self.outstanding = 1  # the head
+        self.outstanding = 1  # the analysis
         self.error: BaseException | None = None
+        self.todo_frames: list[int] = []
 
     def task_args(self) -> tuple[Any, ...]:
         """(spec, inline plate pattern or None, output pattern) as a worker process plans the job."""
@@ -756,5 +837,5 @@ class _JobRun:
             self.progress("render", self.already + self.rendered, self.total, frame, eta)
 
 
-__all__ = ["MAX_ATTEMPTS", "MAX_CHUNK", "Chunk", "Eta", "JobToken", "Limits", "Scheduler", "StageFactory", "Worker",
-           "WorkerContext", "check_picklable", "cores"]
+__all__ = ["MAX_ATTEMPTS", "MAX_CHUNK", "Chunk", "Died", "Eta", "Executor", "ExecutorFactory", "JobToken", "Limits",
+           "ProcessExecutor", "Scheduler", "StageFactory", "Worker", "WorkerContext", "check_picklable", "cores"]

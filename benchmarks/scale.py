@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 import OpenImageIO as oiio
+from ned_engine.monitor import fetch
 from ned_protocol import Client
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,29 +44,31 @@ class Engine:
 
     def __init__(self, folder: Path, *args: str, python: str = sys.executable) -> None:
         folder.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        if "--ray" in args:  # a new local Ray cluster writes its auth token under ~/.ray: keep it here
+            (folder / "home").mkdir(exist_ok=True)
+            env.update(HOME=str(folder / "home"), RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
         self.log = open(folder / "engine.log", "w")  # noqa: SIM115 - closed in stop
         self.proc = subprocess.Popen(
             [python, "-m", "ned_engine.main", "serve", "--bind", "tcp://127.0.0.1:*", "--journal",
-             str(folder / "journal.sqlite"), "--cache-dir", str(folder / "cache"), "--monitor", "off",
+             str(folder / "journal.sqlite"), "--cache-dir", str(folder / "cache"), "--monitor", "127.0.0.1:0",
              "--allow-root", str(folder), "--allow-root", str(CLIP.parent), "--log-level", "WARNING", *args],
-            stdout=subprocess.PIPE, stderr=self.log, text=True, cwd=str(ROOT))
+            stdout=subprocess.PIPE, stderr=self.log, text=True, cwd=str(ROOT), env=env)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
-        match = re.search(r"serving (\S+) ", line)
+        match = re.search(r"serving (\S+) .*monitor (\S+),", line)
         if match is None:
             self.stop()
             raise RuntimeError(f"the engine did not start: {line!r}\n{Path(self.log.name).read_text()[-2000:]}")
-        self.address = match.group(1)
+        self.address, self.monitor = match.group(1), match.group(2)
         self._wait_ready()
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
-            result = subprocess.run([sys.executable, "-m", "ned_engine.main", "health", self.address, "--ready"],
-                                    capture_output=True, text=True)
-            if result.returncode == 0:
+            if fetch(self.monitor + "/readyz")[0] == 200:
                 return
-            time.sleep(0.5)
+            time.sleep(0.2)
         raise RuntimeError("the engine's workers did not get ready")
 
     def client(self) -> Client:
@@ -166,7 +169,7 @@ def main() -> None:
             engine = Engine(folder, *options, python=python)
             try:
                 one = run_jobs(engine, [spec(1001, 1000 + frames, str(folder / "one" / "o.####.exr"))])
-                queue = run_jobs(engine, [spec(1101 + i * half, 1100 + (i + 1) * half,
+                queue = run_jobs(engine, [spec(1001 + frames + i * half, 1000 + frames + (i + 1) * half,
                                                str(folder / f"q{i}" / "q.####.exr")) for i in range(4)])
             finally:
                 engine.stop()

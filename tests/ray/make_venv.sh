@@ -14,13 +14,25 @@ SITE="$("$PROJECT/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()[
 if [ -e "$VENV" ] && [ ! -f "$VENV/pyvenv.cfg" ] && [ -n "$(ls -A "$VENV" 2>/dev/null)" ]; then
     echo "make_venv.sh: $VENV exists and is not a virtual environment; not touching it" >&2; exit 1
 fi
-if [ ! -f "$VENV/.complete" ]; then
-    rm -rf "$VENV"  # a half-made one (no .complete): start again
+# packages both need stay at the project's versions (MediaPipe breaks on a newer protobuf)
+PINS="$("$PROJECT/bin/python" - <<'PY'
+from importlib.metadata import PackageNotFoundError, version
+for name in ("protobuf", "msgpack", "numpy", "packaging", "pyyaml", "requests"):
+    try:
+        print(f"{name}=={version(name)}")
+    except PackageNotFoundError:
+        pass
+PY
+)"
+STAMP="ray==2.60.* $(echo $PINS)"
+if [ ! -f "$VENV/.complete" ] || [ "$(cat "$VENV/.complete")" != "$STAMP" ]; then
+    rm -rf "$VENV"  # a half-made one, or made against other project versions: start again
     # the base interpreter of the project's venv, so compiled packages of the project load in it
     BASE="$("$PYTHON" -c 'import sys; print(sys._base_executable)')"
     "$BASE" -m venv "$VENV"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "ray==2.60.*"
-    touch "$VENV/.complete"
+    # shellcheck disable=SC2086
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "ray==2.60.*" $PINS
+    echo "$STAMP" > "$VENV/.complete"
 fi
 # the project's packages after Ray's own (addsitedir also reads the project's editable-install .pth files)
 PURELIB="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"

@@ -4,7 +4,7 @@ One run prints, with the real default backends on the demo clip (360x288, analys
 engine gets a fresh analysis cache):
   (a) frames/s of one shot (``--frames`` frames) and of a queue of four shots (``--frames`` / 2 frames
       each, submitted together) on engines with
-        1 worker held to one core (``--workers 1 --worker-threads 1``),
+        1 worker held to one core (``--workers 1 --worker-threads 1``, the engine under ``taskset -c 0``),
         1 worker using every core  (``--workers 1``),
         2 worker processes         (``--workers 2``: cores / 2 threads each),
         2 Ray actors               (``--ray auto``, only with ``--ray-python``: a Python that has Ray),
@@ -42,15 +42,16 @@ CLIP = ROOT / "demo" / "grid_bbaf2n.mpg"
 class Engine:
     """``ned-engine serve`` in a subprocess on a free loopback port, ready once its workers are."""
 
-    def __init__(self, folder: Path, *args: str, python: str = sys.executable) -> None:
+    def __init__(self, folder: Path, *args: str, python: str = sys.executable, pin: str | None = None) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
         if "--ray" in args:  # a new local Ray cluster writes its auth token under ~/.ray: keep it here
             (folder / "home").mkdir(exist_ok=True)
             env.update(HOME=str(folder / "home"), RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
         self.log = open(folder / "engine.log", "w")  # noqa: SIM115 - closed in stop
+        prefix = ["taskset", "-c", pin] if pin is not None else []  # the engine and its workers on those cores
         self.proc = subprocess.Popen(
-            [python, "-m", "ned_engine.main", "serve", "--bind", "tcp://127.0.0.1:*", "--journal",
+            [*prefix, python, "-m", "ned_engine.main", "serve", "--bind", "tcp://127.0.0.1:*", "--journal",
              str(folder / "journal.sqlite"), "--cache-dir", str(folder / "cache"), "--monitor", "127.0.0.1:0",
              "--allow-root", str(folder), "--allow-root", str(CLIP.parent), "--log-level", "WARNING", *args],
             stdout=subprocess.PIPE, stderr=self.log, text=True, cwd=str(ROOT), env=env)
@@ -152,21 +153,22 @@ def main() -> None:
     args = parser.parse_args()
     frames, half = args.frames, max(1, args.frames // 2)
     cores = len(os.sched_getaffinity(0))
-    configs: list[tuple[str, tuple[str, ...], str]] = [
-        ("1 worker, 1 core", ("--workers", "1", "--worker-threads", "1"), sys.executable),
-        (f"1 worker, {cores} cores", ("--workers", "1"), sys.executable),
-        ("2 worker processes", ("--workers", "2"), sys.executable),
+    pin = "0" if shutil.which("taskset") else None
+    configs: list[tuple[str, tuple[str, ...], str, str | None]] = [
+        ("1 worker, 1 core", ("--workers", "1", "--worker-threads", "1"), sys.executable, pin),
+        (f"1 worker, {cores} cores", ("--workers", "1"), sys.executable, None),
+        ("2 worker processes", ("--workers", "2"), sys.executable, None),
     ]
     if args.ray_python:
-        configs.append(("2 Ray actors", ("--workers", "2", "--ray", "auto"), args.ray_python))
+        configs.append(("2 Ray actors", ("--workers", "2", "--ray", "auto"), args.ray_python, None))
     print(f"demo clip 360x288, real default backends, {cores} cores (load average {os.getloadavg()[0]:.1f} "
           f"at the start), analysis included (fresh cache per engine); one round each")
     rows = []
     with tempfile.TemporaryDirectory(prefix="ned-scale-") as tmp:
         base = Path(tmp)
-        for name, options, python in configs:
+        for name, options, python, cpus in configs:
             folder = base / re.sub(r"\W+", "_", name)
-            engine = Engine(folder, *options, python=python)
+            engine = Engine(folder, *options, python=python, pin=cpus)
             try:
                 one = run_jobs(engine, [spec(1001, 1000 + frames, str(folder / "one" / "o.####.exr"))])
                 queue = run_jobs(engine, [spec(1001 + frames + i * half, 1000 + frames + (i + 1) * half,
@@ -199,7 +201,9 @@ def main() -> None:
             for gpus in (1, 16, 32, 64):
                 one_rate, queue_rate = model(gpus, 96, a, r, chunk_cost * r / render, chunk, b, bandwidth)
                 cells.append(f"{gpus} → {one_rate:.0f}/{queue_rate:.0f}")
-            print(f"  {label:<24} frames/s one shot/queue: " + ", ".join(cells))
+            limit = bandwidth * (a + r + chunk_cost * r / render / chunk) / b
+            print(f"  {label:<24} frames/s one shot/queue: " + ", ".join(cells)
+                  + f"; storage-bound from {limit:.0f} GPUs (one shot: at most {1 / a:.1f} frames/s)")
         shutil.rmtree(base, ignore_errors=True)
 
 

@@ -199,3 +199,18 @@ def test_each_process_gets_its_threads_and_device(tmp_path):
             assert env[name] == str(worker["threads"])
     if envs:
         assert envs[0]["CUDA_VISIBLE_DEVICES"] == "3" and "CUDA_VISIBLE_DEVICES" not in envs[1]
+
+
+def test_the_scheduler_hands_out_started_work_first():
+    from ned_engine.workers import Chunk, Scheduler
+
+    scheduler = Scheduler()
+    scheduler.push("j-new", priority=50)
+    first, second, retried = (Chunk(None, [f]) for f in (1001, 1002, 1003))  # type: ignore[arg-type]
+    scheduler.add_chunks(0, [first, second])
+    scheduler.add_chunks(0, [retried], first=True)  # a dead worker's task goes before its siblings
+    assert [scheduler.take_task(0.1) for _ in range(3)] == [retried, first, second]
+    scheduler.add_chunks(0, [first])
+    scheduler.pause()  # a draining engine still finishes the chunks of the jobs it runs, takes no new job
+    assert scheduler.take_task(0.1) is first
+    assert scheduler.take_task(0.1) is None

@@ -33,6 +33,8 @@ FRAMES = list(range(1001, 1009))
 
 
 def _frames(events, kind="frame_ready"):
+    """The frames of ``kind`` events, in the order they came: the order frames finished, which with
+    several worker processes sharing a shot is not frame order (``sorted(...) == FRAMES``: each once)."""
     return [e.body["frame"] for e in events if e.type == kind]
 
 
@@ -57,7 +59,7 @@ def test_keyframed_job_end_to_end(engine, plate, out, tmp_path):
     seqs = [e.seq for e in events]
     assert seqs == sorted(set(seqs)), "seq increases"
     assert [e.type for e in events if e.terminal] == ["done"] and events[-1].type == "done"
-    assert _frames(events) == FRAMES
+    assert sorted(_frames(events)) == FRAMES  # every frame exactly once
     done = events[-1].body
     assert done["frames_written"] == 8 and done["lost_frames"] == [] and done["output"] == spec["output"]["pattern"]
     stages = [e.body["stage"] for e in events if e.type == "progress"]
@@ -104,7 +106,8 @@ def test_cancel_mid_job_keeps_the_frames_written(engine, plate, out):
     assert events[-1].type == "cancelled"
     written = _frames(events)
     assert 1 <= len(written) < len(FRAMES) and events[-1].body["frames_written"] == len(written)
-    assert sorted(int(p.name.split(".")[1]) for p in out.glob("c.*.exr")) == written
+    assert sorted(int(p.name.split(".")[1]) for p in out.glob("c.*.exr")) == sorted(written)
+    assert len(set(written)) == len(written)
 
 
 def test_inline_frames_are_paced_by_credits(engine, plate, out):
@@ -126,7 +129,7 @@ def test_inline_frames_are_paced_by_credits(engine, plate, out):
         rest = collect(client, job)
     events = first + waiting + two + more + rest
     ready = [e for e in events if e.type == "frame_ready"]
-    assert [e.body["frame"] for e in ready] == FRAMES and events[-1].type == "done"
+    assert sorted(e.body["frame"] for e in ready) == FRAMES and events[-1].type == "done"
     for event in ready:
         assert event.body["inline"] and event.payload is not None and event.body["size"] == len(event.payload)
         assert event.payload == (out / f"i.{event.body['frame']}.exr").read_bytes()
@@ -185,7 +188,7 @@ def test_same_idempotency_key_returns_the_same_job(engine, plate, out):
         assert again.submit(spec, idempotency_key="sh010-NED1-v3") == job
         replay = collect(again, job)  # a duplicate subscribes from the first kept event
         assert len(again.list_jobs()) >= 1
-    assert _frames(replay) == FRAMES and replay[-1].type == "done"
+    assert sorted(_frames(replay)) == FRAMES and replay[-1].type == "done"
 
 
 def test_an_idempotency_key_reused_for_another_spec_is_refused(engine, plate, out):
@@ -232,7 +235,7 @@ def test_client_that_disconnects_mid_job_can_resume_it(engine, plate, out):
         assert other.resume(job, after_seq=last)["state"] == "done"
         missed = collect(other, job)
     assert all(e.seq > last for e in missed)
-    assert _frames(seen) + _frames(missed) == FRAMES and missed[-1].type == "done"
+    assert sorted(_frames(seen) + _frames(missed)) == FRAMES and missed[-1].type == "done"
 
 
 def test_paths_outside_the_allowed_roots_are_refused(engine, plate, out, tmp_path):

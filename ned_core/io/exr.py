@@ -110,6 +110,23 @@ def _spec(width: int, height: int, names: list[str], half: bool, like: ImageInfo
     return spec
 
 
+def _channels_of_one_array(planes: list[np.ndarray]) -> np.ndarray | None:
+    """The (H, W, k) C-contiguous array whose channels are exactly ``planes`` in order, else None.
+
+    An STMap handed in as ``uv[..., 0]``, ``uv[..., 1]`` is written from ``uv`` itself, not a copy.
+    """
+    whole = planes[0].base
+    if not isinstance(whole, np.ndarray) or whole.dtype != np.float32 or whole.ndim != 3 \
+            or whole.shape[2] != len(planes) or not whole.flags.c_contiguous:
+        return None
+    start = whole.__array_interface__["data"][0]
+    for index, plane in enumerate(planes):
+        if plane.base is not whole or plane.shape != whole.shape[:2] or plane.strides != whole.strides[:2] \
+                or plane.__array_interface__["data"][0] != start + index * whole.itemsize:
+            return None
+    return whole
+
+
 def write_exr(path: str, rgba: np.ndarray, like: ImageInfo | None = None,
               layers: Mapping[str, np.ndarray] | None = None, compression: str = "zip", half: bool = True,
               colorspace: str | None = None, convert_from: str | None = None) -> None:
@@ -178,7 +195,9 @@ def write_exr(path: str, rgba: np.ndarray, like: ImageInfo | None = None,
                     RGBA_PART if multipart else None), np.ascontiguousarray(rgba, np.float32))]
     for layer, members in groups.items():
         planes = [np.asarray(values, np.float32) for _, values in members]
-        pixels = planes[0][..., None] if len(planes) == 1 else np.stack(planes, axis=-1)
+        pixels = _channels_of_one_array(planes)
+        if pixels is None:
+            pixels = planes[0][..., None] if len(planes) == 1 else np.stack(planes, axis=-1)
         parts.append((_spec(width, height, [n for n, _ in members], False, like, compression, None, None, layer),
                       np.ascontiguousarray(pixels)))
 

@@ -82,6 +82,7 @@ class MeshWarpRenderer:
                                      field="interpolation")
         self.interpolation = interpolation
         self.field_size = _option("field_size", field_size)
+        self._identity_kept: np.ndarray | None = None
 
     def render(self, image: np.ndarray, face: FrameFace) -> RenderOutput:
         """Warp ``image`` ((H, W, C) or (H, W) float32) so its face takes the shape of ``face.edited``.
@@ -94,7 +95,7 @@ class MeshWarpRenderer:
         source, edited, triangles = _check_face(face)
         out = pixels.copy()
         matte = np.zeros((height, width), np.float32)
-        stmap = _identity_grid(0, 0, width, height)
+        stmap = self._identity(width, height)
 
         field = self._field(source, edited, triangles, width, height)
         if field is not None:
@@ -109,6 +110,15 @@ class MeshWarpRenderer:
             stmap[y0:y1, x0:x1] = sample
             matte[y0:y1, x0:x1] = mesh_matte
         return RenderOutput(pixels=out, matte=matte, stmap=stmap)
+
+    def _identity(self, width: int, height: int) -> np.ndarray:
+        """A fresh identity STMap of the frame: a copy of one kept per frame size (a copy is ~4x faster
+        than filling the two interleaved coordinates again)."""
+        kept = self._identity_kept
+        if kept is None or kept.shape[:2] != (height, width):
+            kept = _identity_grid(0, 0, width, height)
+            self._identity_kept = kept
+        return kept.copy()
 
     def _field(self, source: np.ndarray, edited: np.ndarray, triangles: np.ndarray, width: int, height: int
                ) -> tuple[tuple[int, int, int, int], np.ndarray, np.ndarray] | None:

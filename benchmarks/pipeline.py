@@ -1,10 +1,13 @@
 """Benchmark: ``ned edit`` on a 1080p EXR sequence against plain OpenImageIO read+write of the same frames.
 
 Makes a scene-linear 1920x1080 half-float EXR sequence from the demo clip (upscaled), then in one run:
-  1. reads and writes those frames with OpenImageIO alone (RGBA half, same compression): the yardstick;
-  2. runs ``ned edit --emotion happy`` on them in a subprocess, cold (analysis included) and again warm
-     (analysis from the cache);
-and prints frames/s, the ratio of each ``ned edit`` run to the yardstick, and ``ned edit``'s peak memory.
+  1. reads and writes those frames with OpenImageIO alone (RGBA half, same compression): the yardstick,
+     timed before and after the ``ned edit`` runs (the ratio uses their mean, so a machine that gets
+     busier or quieter during the run skews it less);
+  2. runs ``ned edit --emotion happy`` on them in a subprocess, cold (analysis included), again warm
+     (analysis from the cache), and warm without the appearance stage (``appearance="none"``), which
+     gives the appearance stage's share of a frame;
+and prints frames/s, the ratio of each ``ned edit`` run to the yardstick, and each run's peak memory.
 
     .venv/bin/python benchmarks/pipeline.py [--frames 25]
 """
@@ -12,7 +15,7 @@ and prints frames/s, the ratio of each ``ned edit`` run to the yardstick, and ``
 from __future__ import annotations
 
 import argparse
-import resource
+import os
 import subprocess
 import sys
 import tempfile
@@ -61,14 +64,33 @@ def oiio_read_write(pattern: str, out_dir: Path) -> float:
     return time.perf_counter() - start
 
 
-def ned_edit(pattern: str, out_dir: Path, cache: Path) -> tuple[float, float]:
+# ``ned edit`` with the appearance stage switched off (the CLI has presets, not a per-stage switch).
+_NO_APPEARANCE = (
+    "import sys\n"
+    "from ned_engine import cli\n"
+    "presets = cli.backends_from_args\n"
+    "def without_appearance(args):\n"
+    "    backends = presets(args)\n"
+    "    backends.appearance = 'none'\n"
+    "    return backends\n"
+    "cli.backends_from_args = without_appearance\n"
+    "sys.exit(cli.main(sys.argv[1:]))\n"
+)
+
+
+def ned_edit(pattern: str, out_dir: Path, cache: Path, appearance: bool = True) -> tuple[float, float]:
     """(seconds, peak RSS MiB) of one ``ned edit`` subprocess."""
-    cmd = [sys.executable, "-m", "ned_engine.cli", "edit", pattern, "--output", str(out_dir / "edit.####.exr"),
+    entry = ["-m", "ned_engine.cli"] if appearance else ["-c", _NO_APPEARANCE]
+    cmd = [sys.executable, *entry, "edit", pattern, "--output", str(out_dir / "edit.####.exr"),
            "--emotion", "happy", "--cache-dir", str(cache), "--quiet"]
     start = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - start
-    return seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode:
+        raise subprocess.CalledProcessError(child.returncode, cmd)
+    return seconds, usage.ru_maxrss / 1024
 
 
 def main() -> None:
@@ -82,14 +104,22 @@ def main() -> None:
         (tmp_path / "ned").mkdir()
         pattern = make_plate(tmp_path / "plate", args.frames)
         n = len(list((tmp_path / "plate").glob("*.exr")))
-        io_seconds = oiio_read_write(pattern, tmp_path / "io")
-        cold, peak = ned_edit(pattern, tmp_path / "ned", tmp_path / "cache")
-        warm, peak = ned_edit(pattern, tmp_path / "ned", tmp_path / "cache")
-    print(f"1920x1080 half RGB EXR plate, {n} frames, zip compression")
-    print(f"OpenImageIO read+write only : {n / io_seconds:6.2f} frames/s  ({io_seconds / n * 1000:.0f} ms/frame)")
-    print(f"ned edit, cold (with analysis): {n / cold:6.2f} frames/s  ratio to read+write {cold / io_seconds:.1f}x")
-    print(f"ned edit, warm (cached analysis): {n / warm:6.2f} frames/s  ratio to read+write {warm / io_seconds:.1f}x")
-    print(f"ned edit peak memory (max RSS): {peak:.0f} MiB")
+        io_before = oiio_read_write(pattern, tmp_path / "io")
+        cold, cold_peak = ned_edit(pattern, tmp_path / "ned", tmp_path / "cache")
+        warm, warm_peak = ned_edit(pattern, tmp_path / "ned", tmp_path / "cache")
+        bare, bare_peak = ned_edit(pattern, tmp_path / "ned", tmp_path / "cache", appearance=False)
+        io_after = oiio_read_write(pattern, tmp_path / "io")
+    io_seconds = (io_before + io_after) / 2
+    print(f"1920x1080 half RGB EXR plate, {n} frames, zip compression, {os.cpu_count()} CPUs")
+    print(f"OpenImageIO read+write only : {n / io_seconds:6.2f} frames/s  ({io_seconds / n * 1000:.0f} ms/frame; "
+          f"{io_before / n * 1000:.0f} before, {io_after / n * 1000:.0f} after the ned runs)")
+    for label, seconds, peak in (("ned edit, cold (with analysis)", cold, cold_peak),
+                                 ("ned edit, warm (cached analysis)", warm, warm_peak),
+                                 ("ned edit, warm, no appearance stage", bare, bare_peak)):
+        print(f"{label:36s}: {n / seconds:6.2f} frames/s  ratio to read+write {seconds / io_seconds:.2f}x  "
+              f"peak memory {peak:.0f} MiB")
+    share = (warm - bare) / n
+    print(f"appearance stage: {share * 1000:.0f} ms/frame, {100 * (warm - bare) / warm:.0f}% of a warm frame's time")
 
 
 if __name__ == "__main__":

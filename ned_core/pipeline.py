@@ -219,12 +219,14 @@ class Pipeline:
             total = len(frames)
 
             def images() -> Iterator[np.ndarray]:
-                for done, frame in enumerate(frames):
-                    if cancel is not None:
-                        cancel.check()
-                    yield plate.read(frame).display_rgb8()
-                    if progress is not None:
-                        progress(Progress("analyze", frame, done + 1, total))
+                # The next frame is read and made display-referred while the tracker looks at this one.
+                with _FrameReader(lambda frame: plate.read(frame).display_rgb8(), frames) as reader:
+                    for done, frame in enumerate(frames):
+                        if cancel is not None:
+                            cancel.check()
+                        yield reader.next()
+                        if progress is not None:
+                            progress(Progress("analyze", frame, done + 1, total))
 
             face_track = self.stage("track").track(frames, images(), hint=shot.face)
             if not face_track.found.any():

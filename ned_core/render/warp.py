@@ -279,17 +279,20 @@ def _triangle_tables(source: np.ndarray, edited: np.ndarray, triangles: np.ndarr
 def _affine_displacement(table: np.ndarray, ids: np.ndarray, flat_index: np.ndarray, row: int
                          ) -> np.ndarray:
     """(P, 2) backward displacement of the grid pixels ``flat_index`` (row-major, ``row`` wide)."""
-    rows = np.take(table, ids, axis=0).T.copy()  # take + transpose: contiguous columns, much faster
+    columns = np.ascontiguousarray(table.T)  # (10, F): each gather below reads one contiguous column
     v, u = np.divmod(flat_index, row)
     u, v = u.astype(np.float32), v.astype(np.float32)
     out = np.empty((len(ids), 2), np.float32)
     for k in range(2):
-        d = rows[3 * k] * u
-        d += rows[3 * k + 1] * v
-        d += rows[3 * k + 2]
+        d = columns[3 * k].take(ids)
+        d *= u
+        term = columns[3 * k + 1].take(ids)
+        term *= v
+        d += term
+        d += columns[3 * k + 2].take(ids)
         # Edge pixels the rasterizer includes lie slightly outside their triangle: clamping to the
         # vertices' range keeps thin triangles from extrapolating wildly there.
-        np.clip(d, rows[6 + 2 * k], rows[7 + 2 * k], out=out[:, k])
+        np.clip(d, columns[6 + 2 * k].take(ids), columns[7 + 2 * k].take(ids), out=out[:, k])
     return out
 
 

@@ -95,16 +95,18 @@ class MeshWarpRenderer:
         source, edited, triangles = _check_face(face)
         out = pixels.copy()
         matte = np.zeros((height, width), np.float32)
-        stmap = self._identity(width, height)
+        grid = self._identity(width, height)
+        stmap = grid.copy()
 
         field = self._field(source, edited, triangles, width, height)
         if field is not None:
             (x0, y0, x1, y1), disp, mesh_matte = field
-            sample = _identity_grid(x0, y0, x1, y1) + disp
+            sample = grid[y0:y1, x0:x1] + disp
             flat = pixels.reshape(height, width, -1)
             warped = cv2.remap(flat, sample, None, INTERPOLATIONS[self.interpolation],
                                borderMode=cv2.BORDER_REPLICATE).reshape((y1 - y0, x1 - x0) + pixels.shape[2:])
-            moved = np.any(disp != 0, axis=-1)
+            nonzero = disp != 0
+            moved = nonzero[..., 0] | nonzero[..., 1]
             where = moved if pixels.ndim == 2 else moved[..., None]
             np.copyto(out[y0:y1, x0:x1], warped, where=where)
             stmap[y0:y1, x0:x1] = sample
@@ -112,13 +114,14 @@ class MeshWarpRenderer:
         return RenderOutput(pixels=out, matte=matte, stmap=stmap)
 
     def _identity(self, width: int, height: int) -> np.ndarray:
-        """A fresh identity STMap of the frame: a copy of one kept per frame size (a copy is ~4x faster
-        than filling the two interleaved coordinates again)."""
+        """The frame's identity STMap, kept per frame size (read-only: copying it is ~4x faster than
+        filling the two interleaved coordinates again)."""
         kept = self._identity_kept
         if kept is None or kept.shape[:2] != (height, width):
             kept = _identity_grid(0, 0, width, height)
+            kept.flags.writeable = False
             self._identity_kept = kept
-        return kept.copy()
+        return kept
 
     def _field(self, source: np.ndarray, edited: np.ndarray, triangles: np.ndarray, width: int, height: int
                ) -> tuple[tuple[int, int, int, int], np.ndarray, np.ndarray] | None:

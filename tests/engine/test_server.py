@@ -91,7 +91,7 @@ def test_two_clients_see_only_their_own_jobs_unless_they_watch(engine, plate, ou
 
 
 def test_cancel_mid_job_keeps_the_frames_written(engine, plate, out):
-    spec = spec_for(plate, str(out / "c.####.exr"), backends={"options": {"render": {"delay": 0.3}}})
+    spec = spec_for(plate, str(out / "c.####.exr"), backends={"options": {"render": {"delay": 1.0}}})
     with engine.client() as client:
         job = client.submit(spec)
         events = []

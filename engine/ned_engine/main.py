@@ -52,7 +52,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the engine server")
     serve.add_argument("--bind", default=DEFAULT_BIND, help=f"ZeroMQ endpoint (default {DEFAULT_BIND}; "
                        "tcp://127.0.0.1:* picks a free port)")
-    serve.add_argument("--workers", type=int, default=1, help="worker threads, each with its own backends (1)")
+    serve.add_argument("--workers", type=int, default=None,
+                       help="worker processes, each with its own warm backends (1; with --ray: one actor per "
+                       "GPU of the cluster, else per CPU slot)")
+    serve.add_argument("--worker-threads", type=int, default=None, metavar="N",
+                       help="numeric-library threads per worker process (default: cores / workers)")
+    serve.add_argument("--device", action="append", default=[], metavar="DEVICE",
+                       help="a worker process's device, e.g. cuda:0 (repeat: one per worker, round robin)")
+    serve.add_argument("--chunk", type=int, default=None, metavar="N",
+                       help="frames per chunk of a job (default: its frames / workers, at most 100)")
+    serve.add_argument("--ray", metavar="auto|ADDRESS", default=None,
+                       help="run the workers as actors on a Ray cluster (extra ned-engine[ray]); auto: the cluster "
+                       "RAY_ADDRESS names, else a new local one")
     serve.add_argument("--journal", default=None, help="SQLite journal (default $NED_ENGINE_HOME/journal.sqlite "
                        "or ~/.local/share/ned/engine/journal.sqlite; ':memory:' keeps nothing)")
     serve.add_argument("--allow-root", action="append", default=[], metavar="DIR",
@@ -150,15 +161,20 @@ def run_serve(args: argparse.Namespace) -> int:
                                  field="curve_secret")
     else:
         admin = set()
-    if args.workers < 1:
+    if args.workers is not None and args.workers < 1:
         raise InvalidOptionError("--workers must be at least 1", field="workers")
+    workers = args.workers if args.workers is not None else (0 if args.ray else 1)
+    for name in ("worker_threads", "chunk"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise InvalidOptionError(f"--{name.replace('_', '-')} must be at least 1", field=name)
     limits = Limits(max_frames=args.max_frames, max_pixels=args.max_pixels, max_queued=args.max_queued,
                     max_queued_per_client=args.max_queued_per_client,
                     max_payload_bytes=int(args.max_payload_mb * 2**20))
     config = EngineConfig(bind=bind, journal=args.journal or default_journal(), token_file=args.admin_token,
-                          workers=args.workers, allow_roots=args.allow_root, cache_dir=args.cache_dir,
+                          workers=workers, allow_roots=args.allow_root, cache_dir=args.cache_dir,
                           curve=curve, admin_keys=admin, limits=limits, stage_factory=_factory(args.stages),
-                          hang_timeout=args.hang_timeout, retain_days=args.retain_days)
+                          hang_timeout=args.hang_timeout, retain_days=args.retain_days,
+                          worker_threads=args.worker_threads, devices=args.device, chunk=args.chunk, ray=args.ray)
     engine = Engine(config)
     engine.start()
     monitor = None

@@ -1,7 +1,8 @@
 """The engine's socket loop: one ROUTER socket, owned by one thread, answering every request at once.
 
 ``Engine`` binds the socket (loopback, or CurveZMQ with a ZAP allow-list), recovers the journal,
-starts the workers and then runs ``serve_forever`` on the calling thread. Requests are decoded with
+starts the workers (each a thread of this process feeding one spawned worker process) and then runs
+``serve_forever`` on the calling thread. Requests are decoded with
 ``ned_protocol.codec.decode(sender="client")``; anything malformed is answered with an ``error`` and
 the loop goes on. Work never happens here: ``submit`` checks the job (paths, backends, limits),
 journals it and queues it; workers run it and ``post`` each journaled event back through a pipe that
@@ -56,7 +57,7 @@ from ned_engine.journal import ACTIVE_STATES, TERMINAL_STATES, JobRecord, Journa
 from ned_engine.metrics import Metrics
 from ned_engine.sandbox import PathPolicy
 from ned_engine.security import CurveServer, write_token
-from ned_engine.workers import Limits, Scheduler, StageFactory, Worker, WorkerContext
+from ned_engine.workers import Limits, Scheduler, StageFactory, Worker, WorkerContext, check_picklable
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +87,15 @@ class EngineConfig:
     stage_factory: StageFactory | None = None
     hang_timeout: float = 300.0
     retain_days: float = 7.0
+    worker_threads: int | None = None
+    """Numeric-library threads per worker process (None: cores ÷ workers)."""
+    devices: list[str] = field(default_factory=list)
+    """One device per worker process, round robin (``--device``)."""
+    chunk: int | None = None
+    """Frames per chunk of a job (None: the job's frames ÷ workers, at most ``workers.MAX_CHUNK``)."""
+    ray: str | None = None
+    """``auto`` or a Ray cluster's address: workers are Ray actors (``ray_backend``); ``workers`` 0 is
+    one actor per GPU of the cluster, else per CPU slot."""
 
 
 @dataclass
@@ -159,6 +169,7 @@ class Engine:
     # -- lifetime ---------------------------------------------------------------------------------------
     def start(self) -> None:
         """Lock and recover the journal, bind the socket and start the workers."""
+        check_picklable(self.config.stage_factory)
         try:
             if self.config.journal != ":memory:":
                 self._lock_journal(self.config.journal)
@@ -183,12 +194,27 @@ class Engine:
             raise InvalidOptionError(f"cannot bind {self.config.bind}: {error}", field="bind") from None
         self.address = router.getsockopt_string(zmq.LAST_ENDPOINT)
         self._recover()
+        workers, threads, executor = self.config.workers, self.config.worker_threads, None
+        if self.config.ray:
+            from ned_engine import ray_backend  # Ray is an optional extra
+
+            try:
+                resources = ray_backend.connect(self.config.ray)
+            except NedError:
+                raise
+            except Exception as error:  # noqa: BLE001 - Ray's own errors name no stable code
+                raise InvalidOptionError(f"cannot join the Ray cluster {self.config.ray}: {error}",
+                                         field="ray") from None
+            workers, executor = ray_backend.plan(resources, workers, threads)
+            threads = threads or 1
+            logger.info("Ray cluster %s: %s; %d actors", self.config.ray, resources, workers)
         context = WorkerContext(journal=self.journal, scheduler=self.scheduler, post=self.post,
                                 metrics=self.metrics, policy=self.policy, spool=self.spool, limits=self.limits,
                                 cache_dir=self.config.cache_dir, stage_factory=self.config.stage_factory,
-                                hang_timeout=self.config.hang_timeout)
+                                hang_timeout=self.config.hang_timeout, workers=max(1, workers),
+                                threads=threads, devices=list(self.config.devices), chunk=self.config.chunk)
         self._worker_context = context
-        self.workers = [Worker(i, context) for i in range(max(1, self.config.workers))]
+        self.workers = [Worker(i, context, executor) for i in range(max(1, workers))]
         for worker in self.workers:
             worker.start()
 
@@ -268,6 +294,10 @@ class Engine:
         self.scheduler.stop_running()
         for worker in self.workers:
             worker.join(10.0)
+        if self.config.ray:
+            import ray
+
+            ray.shutdown()
         self._deliver_posts()
         self._flush_outboxes()
         if self._router is not None:
@@ -665,7 +695,9 @@ class Engine:
         """Liveness and readiness from the work loops themselves (safe from any thread)."""
         now = time.monotonic()
         workers = [{"index": w.index, "job": w.job, "ready": w.ready, "alive": w.is_alive(), "hung": w.hung,
-                    "heartbeat_age": round(now - w.beat, 3)} for w in self.workers]
+                    "heartbeat_age": round(now - w.beat, 3), "pid": w.pid, "restarts": w.restarts,
+                    "threads": w.threads, "device": w.device, "node": getattr(w.executor, "node", None)}
+                   for w in self.workers]
         loop_age = now - self._loop_beat
         problems = []
         if loop_age > LOOP_STALL:

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +53,7 @@ class EngineProcess:
 
     def __init__(self, folder: Path, *args: str, standin: bool = True, delay: float = 0.0,
                  bind: str = "tcp://127.0.0.1:*", journal: Path | None = None, roots: tuple[str, ...] | None = None,
-                 timeout: float = 60.0) -> None:
+                 timeout: float = 60.0, wait_ready: bool = True) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
         self.journal = journal or folder / "journal.sqlite"
@@ -72,6 +73,24 @@ class EngineProcess:
             self.stop()
             raise RuntimeError(f"engine did not start: {line!r}\n{self.stderr()}")
         self.address, self.monitor, self.token_file = match.group(1), match.group(2), match.group(3)
+        if wait_ready:
+            self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Wait until every worker process has loaded its backends (``/readyz`` answers 200), so tests
+        that depend on which job starts first do not race the workers' start."""
+        if not self.monitor.startswith("http"):
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(self.monitor + "/readyz", timeout=2) as reply:
+                    if reply.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"engine workers not ready after {timeout} s\n{self.stderr()}")
 
     def _ready_line(self, timeout: float) -> str:
         assert self.proc.stdout is not None

@@ -159,6 +159,18 @@ def test_exr_header_reads_oiio_written_files(tmp_path: Path) -> None:
     assert exr_header.colorspace_of(str(plain)) is None
 
 
+def test_exr_header_lists_the_channels_of_every_part_of_a_ned_frame(tmp_path: Path) -> None:
+    from ned_core.io import write_exr
+
+    rgba = np.zeros((4, 8, 4), np.float32)
+    path = tmp_path / "ned.exr"
+    write_exr(str(path), rgba, layers={"ned.matte": rgba[..., 0], "stmap.u": rgba[..., 1], "stmap.v": rgba[..., 2]},
+              colorspace="ACEScg")
+    header = exr_header.read_header(str(path))
+    assert {name for name, _ in header["channels"]} == {"R", "G", "B", "A", "ned.matte", "stmap.u", "stmap.v"}
+    assert exr_header.colorspace_in(header) in {"ACEScg", "lin_ap1_scene"}  # from the RGBA part's header
+
+
 def test_exr_header_refuses_what_is_not_an_exr(tmp_path: Path) -> None:
     bad = tmp_path / "bad.exr"
     bad.write_bytes(b"\x76\x2f\x31\x01\x02\x00\x00\x00channels\x00chl")

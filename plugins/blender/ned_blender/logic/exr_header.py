@@ -63,6 +63,7 @@ def read_header(source: str | BinaryIO) -> dict[str, Any]:
 
     ``string``, ``int``, ``float``, ``double``, ``box2i``, ``v2f``, ``compression`` and ``chlist``
     values are decoded (a chlist as ``[(name, "half"|"float"|"uint"), ...]``); other types stay bytes.
+    ``channels`` lists the channels of every part (NED writes its matte and STMap as parts after RGBA).
 
     Raises
     ------
@@ -80,13 +81,23 @@ def read_header(source: str | BinaryIO) -> dict[str, Any]:
     flags = struct.unpack_from("<I", data, 4)[0]
     if flags & 0xFF != 2:
         raise ExrHeaderError(f"unsupported OpenEXR version {flags & 0xFF}")
-    pos, attributes = 8, {}  # type: int, dict[str, Any]
+    attributes, pos = _read_attributes(data, 8)
+    if flags & 0x1000:  # multi-part: more headers follow, then an empty one
+        while pos < len(data) and data[pos] != 0:
+            part, pos = _read_attributes(data, pos)
+            attributes["channels"] = list(attributes.get("channels", [])) + list(part.get("channels", []))
+    return attributes
+
+
+def _read_attributes(data: bytes, pos: int) -> tuple[dict[str, Any], int]:
+    """One header's attributes from ``pos``, and the position after its terminating empty name."""
+    attributes: dict[str, Any] = {}
     while True:
         if pos >= len(data):
             raise ExrHeaderError("the header is truncated")
         name, pos = _read_cstring(data, pos)
         if not name:
-            return attributes
+            return attributes, pos
         kind, pos = _read_cstring(data, pos)
         if pos + 4 > len(data):
             raise ExrHeaderError(f"the header is truncated in attribute {name!r}")

@@ -90,7 +90,8 @@ def read_header(path: str) -> dict[str, Any]:
     """The attributes of an EXR file's header (its first part), by name.
 
     ``dataWindow``/``displayWindow`` are ``(xmin, ymin, xmax, ymax)``; ``channels`` is a list of
-    ``{"name", "type", "sampling"}``; strings are ``str``; undecoded types stay ``bytes``.
+    ``{"name", "type", "sampling"}``, of every part of a multi-part file (NED's matte and STMap are parts
+    after the RGBA); strings are ``str``; undecoded types stay ``bytes``.
 
     Raises
     ------
@@ -107,22 +108,34 @@ def read_header(path: str) -> dict[str, Any]:
         raise InputNotFoundError(f"cannot open {path}: {error.strerror or error}", path=path) from None
     with stream:
         reader = _Reader(stream, path)
-        magic, _flags = struct.unpack("<iI", reader.take(8))
+        magic, flags = struct.unpack("<iI", reader.take(8))
         if magic != MAGIC:
             raise reader.corrupt("no OpenEXR magic number")
-        header: dict[str, Any] = {}
-        while True:
-            name = reader.name()
-            if not name:
-                return header
-            type_name = reader.name()
-            (size,) = struct.unpack("<i", reader.take(4))
-            if size < 0:
-                raise reader.corrupt(f"attribute {name!r} has a negative size")
-            try:
-                header[name] = _value(type_name, reader.take(size))
-            except (struct.error, ValueError):
-                raise reader.corrupt(f"attribute {name!r} of type {type_name!r} is malformed") from None
+        header = _attributes(reader, reader.name())
+        if flags & 0x1000:  # multi-part: the other parts' headers follow, then an empty one
+            while True:
+                first = reader.name()
+                if not first:
+                    break
+                part = _attributes(reader, first)
+                header["channels"] = list(header.get("channels", [])) + list(part.get("channels", []))
+        return header
+
+
+def _attributes(reader: _Reader, name: str) -> dict[str, Any]:
+    """One header's attributes, its first attribute's ``name`` already read, up to its empty name."""
+    header: dict[str, Any] = {}
+    while name:
+        type_name = reader.name()
+        (size,) = struct.unpack("<i", reader.take(4))
+        if size < 0:
+            raise reader.corrupt(f"attribute {name!r} has a negative size")
+        try:
+            header[name] = _value(type_name, reader.take(size))
+        except (struct.error, ValueError):
+            raise reader.corrupt(f"attribute {name!r} of type {type_name!r} is malformed") from None
+        name = reader.name()
+    return header
 
 
 def colorspace(header: dict[str, Any]) -> str | None:

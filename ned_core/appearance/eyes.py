@@ -28,10 +28,25 @@ def _polygon(points: np.ndarray, upper: tuple[int, ...], lower: tuple[int, ...])
     return np.concatenate([points[list(upper), :2], points[list(lower[::-1]), :2]])
 
 
-def _coverage(polygon: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+def _coverage(polygon: np.ndarray, shape: tuple[int, int], origin: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """Anti-aliased coverage of ``polygon`` over the (h, w) window of the box at ``origin`` (x, y).
+
+    The polygon is placed in fixed point first and then moved by whole pixels, so a window sees exactly
+    the pixels the whole box would.
+    """
     canvas = np.zeros(shape, np.uint8)
-    cv2.fillPoly(canvas, [np.round(polygon * 16).astype(np.int32)], 255, lineType=cv2.LINE_AA, shift=4)
+    fixed = np.round(polygon * 16).astype(np.int32) - (np.asarray(origin, np.int32) * 16)
+    cv2.fillPoly(canvas, [fixed], 255, lineType=cv2.LINE_AA, shift=4)
     return canvas.astype(np.float32) / 255.0
+
+
+def _window(polygons: list[np.ndarray], shape: tuple[int, int]) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1) of the box's pixels the polygons' anti-aliased fill can touch, or None."""
+    points = np.concatenate(polygons)
+    x0, y0 = np.floor(points.min(axis=0)).astype(int) - 2
+    x1, y1 = np.ceil(points.max(axis=0)).astype(int) + 3
+    x0, y0, x1, y1 = max(int(x0), 0), max(int(y0), 0), min(int(x1), shape[1]), min(int(y1), shape[0])
+    return None if x1 <= x0 or y1 <= y0 else (x0, y0, x1, y1)
 
 
 def eye_layer(plate_linear: np.ndarray, source: np.ndarray, edited: np.ndarray
@@ -39,32 +54,43 @@ def eye_layer(plate_linear: np.ndarray, source: np.ndarray, edited: np.ndarray
     """(alpha (h, w), linear colour (h, w, 3)) over a box of the frame: the eyeballs under the edited lids.
 
     ``plate_linear`` is the box of the plate in scene-linear light; ``source`` and ``edited`` are the
-    (N, 2+) face meshes in the box's pixels.
+    (N, 2+) face meshes in the box's pixels. Each eye is worked on inside the window around its plate
+    and edited openings only (nothing outside them is read or changed), a fraction of the face's box.
     """
     shape = plate_linear.shape[:2]
     alpha = np.zeros(shape, np.float32)
     colour = np.zeros(shape + (3,), np.float32)
-    gy, gx = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float32)
+    lum = None
     for upper, lower, iris in EYES:
-        new = _coverage(_polygon(edited, upper, lower), shape)
+        new_polygon, old_polygon = _polygon(edited, upper, lower), _polygon(source, upper, lower)
+        window = _window([new_polygon, old_polygon], shape)
+        if window is None:
+            continue
+        x0, y0, x1, y1 = window
+        size = (y1 - y0, x1 - x0)
+        new = _coverage(new_polygon, size, (x0, y0))
         if not new.any():
             continue
-        old = _coverage(_polygon(source, upper, lower), shape)
+        old = _coverage(old_polygon, size, (x0, y0))
+        gy = np.arange(y0, y1, dtype=np.float32)[:, None] + np.zeros(size, np.float32)
+        gx = np.arange(x0, x1, dtype=np.float32)[None, :] + np.zeros(size, np.float32)
         centre = source[iris[0], :2]
         radius = float(np.mean(np.linalg.norm(source[list(iris[1:]), :2] - centre, axis=1)))
         in_iris = np.hypot(gx - centre[0], gy - centre[1]) <= radius
         shown = old > 0.5
         white = shown & ~in_iris
         iris_seen = shown & in_iris
-        lum = plate_linear @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+        if lum is None:  # over the whole box, as the same product gives every pixel the same bits
+            lum = plate_linear @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+        plate = plate_linear[y0:y1, x0:x1]
         # The white is the brightest part of what the opening shows beside the iris (its edge pixels are
         # lashes, lid margin and shadow); a tiny eye with no room beside the iris uses all it shows.
         pool = white if white.sum() >= 3 else shown
         if not pool.any():
             continue
-        order = np.argsort(lum[pool])
-        sclera = plate_linear[pool][order[-max(1, len(order) // 3):]].mean(axis=0)
-        iris_colour = np.median(plate_linear[iris_seen], axis=0) if iris_seen.any() else 0.3 * sclera
+        order = np.argsort(lum[y0:y1, x0:x1][pool])
+        sclera = plate[pool][order[-max(1, len(order) // 3):]].mean(axis=0)
+        iris_colour = np.median(plate[iris_seen], axis=0) if iris_seen.any() else 0.3 * sclera
         drawn = np.where(in_iris[..., None], iris_colour, sclera).astype(np.float32)
         # The upper lid shades the eyeball just under it.
         top = np.interp(gx, edited[list(upper), 0], edited[list(upper), 1])
@@ -75,7 +101,7 @@ def eye_layer(plate_linear: np.ndarray, source: np.ndarray, edited: np.ndarray
         # Where the plate showed the eyeball, it shows unmoved; the rest of the new opening is drawn.
         # The plate's own margin pixels (lashes over eyeball) stay as they are: mixing drawn white into
         # them would lighten the lash line.
-        here = np.where(old[..., None] > 0.0, plate_linear, drawn)
-        colour = np.where(new[..., None] > 0.0, here, colour)
-        alpha = np.maximum(alpha, new)
+        here = np.where(old[..., None] > 0.0, plate, drawn)
+        colour[y0:y1, x0:x1] = np.where(new[..., None] > 0.0, here, colour[y0:y1, x0:x1])
+        np.maximum(alpha[y0:y1, x0:x1], new, out=alpha[y0:y1, x0:x1])
     return alpha, colour

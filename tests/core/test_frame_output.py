@@ -198,3 +198,35 @@ def test_alpha_offset_window_mask_and_lost_frame_equal_the_reference_path(tmp_pa
     (tmp_path / "ref").mkdir()
     reference_run(pipeline, shot, curve, output, tmp_path / "ref")
     assert_same_frames([result.written[f] for f in frames], tmp_path / "ref")
+
+
+def test_writer_reports_in_frame_order_and_nothing_after_a_failed_write(tmp_path: Path) -> None:
+    from ned_core.errors import OutputError
+    from ned_core.pipeline import _FrameWriter
+
+    rgba = np.random.default_rng(4).random((24, 32, 4)).astype(np.float32)
+    (tmp_path / "f.3.exr").mkdir()  # frame 3 cannot be renamed into place
+    finished: list[int] = []
+    with pytest.raises(OutputError), _FrameWriter(lambda frame, path: finished.append(frame)) as writer:
+        for frame in range(1, 7):
+            writer.write(frame, str(tmp_path / f"f.{frame}.exr"), rgba, layers={"ned.matte": rgba[..., 0]})
+    assert finished == [1, 2]  # in order, and none after the failure, though frame 4 was in flight
+    assert not any((tmp_path / f"f.{frame}.exr").exists() for frame in (5, 6))  # none started after it
+
+
+def test_reader_reads_ahead_in_order_and_raises_at_the_frame_that_failed() -> None:
+    from ned_core.pipeline import _FrameReader
+
+    seen: list[int] = []
+
+    def read(frame: int) -> int:
+        seen.append(frame)
+        if frame == 3:
+            raise ValueError("frame 3 is broken")
+        return frame * 10
+
+    with _FrameReader(read, [1, 2, 3, 4]) as reader:
+        assert [reader.next(), reader.next()] == [10, 20]
+        with pytest.raises(ValueError, match="frame 3"):
+            reader.next()
+    assert seen == [1, 2, 3]  # nothing read past the failure

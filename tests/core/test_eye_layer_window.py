@@ -1,0 +1,79 @@
+"""The eye layer worked inside each eye's window gives the same bits as over the whole face box.
+
+``reference_eye_layer`` is ``eyes.eye_layer`` as first written (every array over the whole box); the
+windowed one must return identical alpha and colour for eyes anywhere in the box, cut by its edges or not.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from ned_core.appearance.eyes import EYES, LID_SHADE, eye_layer
+from ned_core.appearance.ratio import load_model
+
+
+def _polygon(points, upper, lower):
+    return np.concatenate([points[list(upper), :2], points[list(lower[::-1]), :2]])
+
+
+def _coverage(polygon, shape):
+    canvas = np.zeros(shape, np.uint8)
+    cv2.fillPoly(canvas, [np.round(polygon * 16).astype(np.int32)], 255, lineType=cv2.LINE_AA, shift=4)
+    return canvas.astype(np.float32) / 255.0
+
+
+def reference_eye_layer(plate_linear, source, edited):
+    shape = plate_linear.shape[:2]
+    alpha = np.zeros(shape, np.float32)
+    colour = np.zeros(shape + (3,), np.float32)
+    gy, gx = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float32)
+    for upper, lower, iris in EYES:
+        new = _coverage(_polygon(edited, upper, lower), shape)
+        if not new.any():
+            continue
+        old = _coverage(_polygon(source, upper, lower), shape)
+        centre = source[iris[0], :2]
+        radius = float(np.mean(np.linalg.norm(source[list(iris[1:]), :2] - centre, axis=1)))
+        in_iris = np.hypot(gx - centre[0], gy - centre[1]) <= radius
+        shown = old > 0.5
+        white = shown & ~in_iris
+        iris_seen = shown & in_iris
+        lum = plate_linear @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+        pool = white if white.sum() >= 3 else shown
+        if not pool.any():
+            continue
+        order = np.argsort(lum[pool])
+        sclera = plate_linear[pool][order[-max(1, len(order) // 3):]].mean(axis=0)
+        iris_colour = np.median(plate_linear[iris_seen], axis=0) if iris_seen.any() else 0.3 * sclera
+        drawn = np.where(in_iris[..., None], iris_colour, sclera).astype(np.float32)
+        top = np.interp(gx, edited[list(upper), 0], edited[list(upper), 1])
+        bottom = np.interp(gx, edited[list(lower), 0], edited[list(lower), 1])
+        depth = np.clip((gy - top) / np.maximum(bottom - top, 1e-3), 0.0, 1.0)
+        shade = LID_SHADE[1] + (1.0 - LID_SHADE[1]) * np.clip(depth / LID_SHADE[0], 0.0, 1.0)
+        drawn *= shade[..., None]
+        here = np.where(old[..., None] > 0.0, plate_linear, drawn)
+        colour = np.where(new[..., None] > 0.0, here, colour)
+        alpha = np.maximum(alpha, new)
+    return alpha, colour
+
+
+@pytest.mark.parametrize("case", range(24))
+def test_windowed_eye_layer_equals_the_whole_box_one(case: int) -> None:
+    rng = np.random.default_rng(case)
+    template = load_model()["template"][:, :2].astype(np.float64)
+    height, width = 260, 330
+    scale = rng.uniform(60.0, 220.0)
+    # Some faces sit so that an eye is cut by the box's edge, or lies outside it.
+    offset = rng.uniform([-40.0, -60.0], [width + 40.0, height + 20.0]) if case % 3 == 0 \
+        else rng.uniform([0.3 * width, 0.2 * height], [0.7 * width, 0.6 * height])
+    source = template * scale + offset + rng.normal(0.0, 0.3, template.shape)
+    edited = source.copy()
+    lids = [i for upper, _, _ in EYES for i in upper]
+    edited[lids, 1] += rng.uniform(-0.08, 0.04) * scale + rng.normal(0.0, 0.5, len(lids))
+    plate = (rng.random((height, width, 3)) * rng.uniform(0.5, 4.0)).astype(np.float32)
+    got_alpha, got_colour = eye_layer(plate, source, edited)
+    want_alpha, want_colour = reference_eye_layer(plate, source, edited)
+    assert got_alpha.tobytes() == want_alpha.tobytes()
+    assert got_colour.tobytes() == want_colour.tobytes()

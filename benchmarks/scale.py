@@ -62,7 +62,11 @@ class Engine:
             self.stop()
             raise RuntimeError(f"the engine did not start: {line!r}\n{Path(self.log.name).read_text()[-2000:]}")
         self.address, self.monitor = match.group(1), match.group(2)
-        self._wait_ready()
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + 300

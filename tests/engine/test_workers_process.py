@@ -214,3 +214,18 @@ def test_the_scheduler_hands_out_started_work_first():
     scheduler.pause()  # a draining engine still finishes the chunks of the jobs it runs, takes no new job
     assert scheduler.take_task(0.1) is first
     assert scheduler.take_task(0.1) is None
+
+
+def test_ray_without_ray_installed_is_a_clear_error(tmp_path):
+    import importlib.util
+    import subprocess
+    import sys
+
+    spec = importlib.util.find_spec("ray")
+    if spec is not None and spec.origin is not None:  # (tests/ray itself looks like a namespace package "ray")
+        pytest.skip("Ray is installed in this environment (tests/ray covers --ray)")
+    result = subprocess.run([sys.executable, "-m", "ned_engine.main", "serve", "--ray", "auto", "--journal",
+                             str(tmp_path / "j.sqlite"), "--monitor", "off"], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 1
+    assert "invalid_option: --ray needs Ray: pip install 'ned-engine[ray]'" in result.stderr

@@ -66,7 +66,8 @@ def _frames(events) -> list[int]:
 
 
 def test_one_actor_per_gpu_on_a_local_cluster(tmp_path):
-    info = ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, object_store_memory=80 << 20)
+    info = ray.init(address="local", num_cpus=2, num_gpus=1, include_dashboard=False,
+                    object_store_memory=80 << 20)  # a new cluster, never one already running here
     try:
         plate = make_plate(tmp_path / "plate", range(FRAMES[0], FRAMES[-1] + 1), seed=3)
         engine = EngineProcess(tmp_path / "state", "--ray", info.address_info["gcs_address"], roots=(str(tmp_path),),

@@ -59,7 +59,7 @@ import judge as judges  # noqa: E402
 from ned_core import EMOTIONS, metrics, track  # noqa: E402
 from ned_core.cache import AnalysisCache  # noqa: E402
 from ned_core.io import Plate, read_exr_channels  # noqa: E402
-from ned_core.io.colour import to_display_rgb8  # noqa: E402
+from ned_core.io.colour import convert, to_display_rgb8  # noqa: E402
 from ned_core.keyframes import EmotionCurve  # noqa: E402
 from ned_core.manipulate import calibrate  # noqa: E402
 from ned_core.pipeline import Backends, OutputSpec, Pipeline, Shot  # noqa: E402
@@ -72,6 +72,7 @@ HELD_OUT_CACHE = BENCH / ".cache" / "held_out"
 IDENTITY_STEP = 5  # GRID identity on every 5th frame: dlib's descriptor is the slow part
 SHEET_FRAMES = grid_quality.SHEET_FRAMES
 SHEET_PERSONS = 4
+SHEET_CELL = 128  # px per GRID contact-sheet cell: 8 rows x 6 cells stay under 1.5 MB
 
 # Issue 9's "done when" thresholds.
 TOP1_LABELS = ("happy", "surprised", "sad", "angry")  # London: top-1 is the target on >= 50% of faces
@@ -91,11 +92,8 @@ def make_pipeline(options: dict[str, dict[str, Any]], cache_dir: Path) -> Pipeli
 
 def ned_edit(pipeline: Pipeline, plate: str, label: str, pattern: str) -> dict[int, str]:
     """``ned edit PLATE --emotion LABEL --output PATTERN`` (defaults): frame -> written EXR path."""
-    shot = Shot(plate=plate)
-    with Plate.open(plate) as opened:  # the CLI's depth rule (check_edit_args): half unless it loses data
-        half = not opened.read(opened.first).info.needs_float
-    result = pipeline.run(shot, EmotionCurve.parse_emotion(label), OutputSpec(pattern, compression="zip",
-                                                                                half=half))
+    # The CLI's defaults: the output colourspace and its depth are picked per plate.
+    result = pipeline.run(Shot(plate=plate), EmotionCurve.parse_emotion(label), OutputSpec(pattern, compression="zip"))
     return result.written
 
 
@@ -116,16 +114,23 @@ def read_output(path: str) -> dict[str, Any]:
             "half": half, "colorspace": colorspace}
 
 
-def changed_outside(plate_rgb: np.ndarray, out: dict[str, Any]) -> tuple[int, float]:
-    """(pixels outside the matte not bit-identical to the plate, fraction identical).
+def changed_outside(plate_rgb: np.ndarray, plate_colorspace: str, out: dict[str, Any]) -> tuple[int, float]:
+    """(pixels outside the matte whose 8-bit codes differ from the plate's, fraction identical).
 
-    A half-float output stores the plate's values rounded to half, so the plate is rounded the same way
-    before the bytes are compared (``metrics.identical_outside``).
+    The output is scene-linear (issue 8's colour round trip): it is converted back to the plate's
+    colourspace and quantised to the plate's 8 bits, as a compositor going back to the plate would; that
+    must give the plate's codes exactly outside the matte.
     """
-    plate = plate_rgb.astype(np.float16).astype(np.float32) if out["half"] else plate_rgb.astype(np.float32)
-    fraction = metrics.identical_outside(plate, out["rgb"], out["matte"])
-    outside = int((out["matte"] == 0).sum())
-    return int(round((1.0 - fraction) * outside)), fraction
+    back = out["rgb"] if out["colorspace"] == plate_colorspace else convert(out["rgb"], out["colorspace"],
+                                                                             plate_colorspace)
+
+    def codes(rgb: np.ndarray) -> np.ndarray:
+        return np.rint(np.clip(rgb.astype(np.float64), 0.0, 1.0) * 255.0)
+
+    outside = out["matte"] == 0
+    differs = np.any(codes(back) != codes(plate_rgb), axis=-1) & outside
+    total = int(outside.sum())
+    return int(differs.sum()), 1.0 - int(differs.sum()) / max(total, 1)
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -147,6 +152,11 @@ def summarise(verdicts: list[dict[str, Any]], target: str) -> dict[str, Any]:
     return {"p": float(np.mean([p for p, _ in pairs])) if pairs else float("nan"),
             "top1": float(np.mean([t for _, t in pairs])) if pairs else float("nan"),
             "no_face": int(sum(not v["face"] for v in verdicts)), "n": len(verdicts)}
+
+
+def embedding_distance(a: np.ndarray | None, b: np.ndarray | None) -> float | None:
+    """Euclidean distance of two face descriptors (None where a face was not found)."""
+    return None if a is None or b is None else float(np.linalg.norm(a - b))
 
 
 def mean_or_nan(values: list[float | None]) -> float:
@@ -246,7 +256,8 @@ def run_london(args: argparse.Namespace, labels: list[str], work: Path) -> dict[
     smile_rgb = {p: read_rgb(smile_paths[p]) for p in persons}
     unedited = {p: judges.judge(neutral_rgb[p]) for p in persons}
     smiles = {p: judges.judge(smile_rgb[p]) for p in persons}
-    real_identity = {p: ident.distance(neutral_rgb[p], smile_rgb[p]) for p in persons}
+    source_emb = {p: ident.embedding(neutral_rgb[p]) for p in persons}
+    real_identity = {p: embedding_distance(source_emb[p], ident.embedding(smile_rgb[p])) for p in persons}
     photo_mesh = calibrate.PhotoMesh() if "happy" in labels else None
     pairs = calibrate.load_pairs(LONDON, persons, photo_mesh) if photo_mesh else {}
 
@@ -262,7 +273,7 @@ def run_london(args: argparse.Namespace, labels: list[str], work: Path) -> dict[
             written = ned_edit(pipeline, str(neutral_paths[pid]), label, pattern)
             out = read_output(next(iter(written.values())))
             v = judges.judge(out["display"])
-            d = ident.distance(neutral_rgb[pid], out["display"])
+            d = embedding_distance(source_emb[pid], ident.embedding(out["display"]))
             verdicts.append(v)
             identities.append(d)
             per_photo[pid][label] = {"probs": v["probs"], "top": v["top"], "identity": d}
@@ -355,7 +366,7 @@ def run_grid(args: argparse.Namespace, labels: list[str], work: Path) -> dict[st
         boxes = {f: src_track.boxes[frames.index(f)] for f in SHEET_FRAMES if f in frames}
         for f, box in boxes.items():
             sheet_cells["source"].append(grid_quality.label(grid_quality.face_crop(
-                before[frames.index(f)], box, 160), f"{clip.stem[5:]} {f}"))
+                before[frames.index(f)], box, SHEET_CELL), f"{clip.stem.split('_')[-1]} {f}"))
         rows = {}
         for label in labels:
             pattern = str(work / f"{clip.stem}_{label}.####.exr")
@@ -364,11 +375,9 @@ def run_grid(args: argparse.Namespace, labels: list[str], work: Path) -> dict[st
             after = [o["display"] for o in outs]
             edit_verdicts = [judges.judge(img) for img in after]
             new_track = tracker.track(frames, after)
-            changed = [changed_outside(o.pixels[..., :3], x) for o, x in zip(originals, outs, strict=True)]
-            dists = []
-            for i in id_frames:
-                e = ident.embedding(after[i])
-                dists.append(None if e is None or src_emb[i] is None else float(np.linalg.norm(e - src_emb[i])))
+            changed = [changed_outside(o.pixels[..., :3], o.colorspace, x)
+                       for o, x in zip(originals, outs, strict=True)]
+            dists = [embedding_distance(src_emb[i], ident.embedding(after[i])) for i in id_frames]
             src, edit = summarise(src_verdicts, label), summarise(edit_verdicts, label)
             rows[label] = {
                 "source": src, "edit": edit, "rise": edit["p"] - src["p"],
@@ -380,7 +389,7 @@ def run_grid(args: argparse.Namespace, labels: list[str], work: Path) -> dict[st
             }
             for f, box in boxes.items():
                 sheet_cells[label].append(grid_quality.label(grid_quality.face_crop(
-                    after[frames.index(f)], box, 160), label))
+                    after[frames.index(f)], box, SHEET_CELL), label))
             for f in written.values():
                 Path(f).unlink()
         out[clip.stem] = rows
@@ -389,6 +398,13 @@ def run_grid(args: argparse.Namespace, labels: list[str], work: Path) -> dict[st
         sheet = np.concatenate([np.concatenate(cells, axis=1) for cells in sheet_cells.values()], axis=0)
         write_png(args.docs / "contact_sheet.png", sheet)
     return out
+
+
+def write_json(path: Path, report: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(report, indent=1, default=float))
+    tmp.replace(path)
 
 
 def write_png(path: Path, rgb: np.ndarray) -> None:
@@ -421,7 +437,8 @@ def london_table(res: dict[str, Any], labels: list[str]) -> tuple[list[str], lis
         e, u = row["edit"], row["unedited"]
         if label == "happy":
             ok = e["p"] >= smiles["p"] and e["top1"] >= 0.5
-            rule = f"p >= real smiles' {smiles['p']:.2f} and top-1 >= 50%"
+            # Against the real smiles of the same persons (the issue's 0.53 is over all 35).
+            rule = f"p >= same persons' real smiles {smiles['p']:.2f} and top-1 >= 50%"
         elif label in TOP1_LABELS:
             ok, rule = e["top1"] >= 0.5, "top-1 >= 50%"
         elif label in MEAN_P_LABELS:
@@ -507,6 +524,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_london:
             print(f"London: persons {args.persons}", flush=True)
             report["london"] = run_london(args, labels, work)
+            write_json(args.json, report)  # a partial result survives if the GRID part is stopped
             more, c = london_table(report["london"], labels)
             lines += more + [""]
             checks += c
@@ -524,8 +542,7 @@ def main(argv: list[str] | None = None) -> int:
     report["checks"] = checks
     report["seconds"] = time.time() - started
     print("\n".join(lines))
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=1, default=float))
+    write_json(args.json, report)
     print(f"figures: {args.json}")
     return 0
 

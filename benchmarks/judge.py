@@ -58,6 +58,7 @@ NED_LABELS = ("neutral", "angry", "disgusted", "fear", "happy", "sad", "surprise
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
 SCALE_FACTOR, MIN_NEIGHBORS, MIN_SIZE = 1.1, 5, (60, 60)
 INPUT_SIZE = 48
+DETECT_SIDE = 700  # identity: HOG face detection on at most this many px (shorter side)
 
 
 def _block(in_c: int, out_c: int, stride: int) -> nn.Sequential:
@@ -163,15 +164,23 @@ class IdentityJudge:
     def embedding(self, image_rgb8: np.ndarray) -> np.ndarray | None:
         """The face descriptor of the largest face, or None when HOG finds no face.
 
-        Small frames (under 500 px a side, e.g. GRID's 360x288) are upsampled once for the detector, as
-        dlib's examples do; large photos are not (their faces are far above HOG's 80 px minimum).
+        The detector looks at a copy scaled to at most ``DETECT_SIDE`` px on the shorter side (the London
+        photos' faces stay far above HOG's 80 px minimum, and full-size HOG is the slow part); frames
+        smaller than 500 px a side (GRID's 360x288) are upsampled once, as dlib's examples do. Landmarks
+        and the descriptor use the full-resolution image.
         """
         image = np.ascontiguousarray(_rgb8(image_rgb8))
-        faces = self.detector(image, 1 if min(image.shape[:2]) < 500 else 0)
+        side = min(image.shape[:2])
+        scale = min(1.0, DETECT_SIDE / side)
+        small = image if scale == 1.0 else cv2.resize(image, None, fx=scale, fy=scale,
+                                                      interpolation=cv2.INTER_AREA)
+        faces = self.detector(small, 1 if side < 500 else 0)
         if len(faces) == 0:
             return None
         face = max(faces, key=lambda r: r.width() * r.height())
-        shape = self.predictor(image, face)
+        rect = self._dlib.rectangle(int(face.left() / scale), int(face.top() / scale),
+                                    int(face.right() / scale), int(face.bottom() / scale))
+        shape = self.predictor(image, rect)
         return np.asarray(self.encoder.compute_face_descriptor(image, shape), dtype=np.float64)
 
     def distance(self, a_rgb8: np.ndarray, b_rgb8: np.ndarray) -> float | None:

@@ -1,10 +1,13 @@
 """Benchmark: ``ned edit`` on a 1080p EXR sequence against plain OpenImageIO read+write of the same frames.
 
 Makes a scene-linear 1920x1080 half-float EXR sequence from the demo clip (upscaled), then in one run:
-  1. reads and writes those frames with OpenImageIO alone (RGBA half, same compression): the yardstick;
-  2. runs ``ned edit --emotion happy`` on them in a subprocess, cold (analysis included) and again warm
-     (analysis from the cache);
-and prints frames/s, the ratio of each ``ned edit`` run to the yardstick, and ``ned edit``'s peak memory.
+  1. reads and writes those frames with OpenImageIO alone (RGBA half, same compression): the yardstick,
+     timed before and after the ``ned edit`` runs (the ratio uses their mean, so a machine that gets
+     busier or quieter during the run skews it less);
+  2. runs ``ned edit --emotion happy`` on them in a subprocess, cold (analysis included), again warm
+     (analysis from the cache), and warm without the appearance stage (``appearance="none"``), which
+     gives the appearance stage's share of a frame;
+and prints frames/s, the ratio of each ``ned edit`` run to the yardstick, and each run's peak memory.
 
     .venv/bin/python benchmarks/pipeline.py [--frames 25]
 """
@@ -12,7 +15,7 @@ and prints frames/s, the ratio of each ``ned edit`` run to the yardstick, and ``
 from __future__ import annotations
 
 import argparse
-import resource
+import os
 import subprocess
 import sys
 import tempfile
@@ -45,10 +48,11 @@ def make_plate(directory: Path, count: int) -> str:
     return str(directory / "plate.####.exr")
 
 
-def oiio_read_write(pattern: str, out_dir: Path) -> float:
-    """Seconds to read every frame and write it back as RGBA half EXR with OpenImageIO alone."""
+def oiio_read_write(pattern: str, out_dir: Path) -> tuple[float, float]:
+    """(seconds, CPU seconds) to read every frame and write it back as RGBA half EXR with OpenImageIO alone."""
     frames = sorted(Path(pattern).parent.glob("plate.*.exr"))
     start = time.perf_counter()
+    cpu = time.process_time()
     for path in frames:
         pixels = oiio.ImageBuf(str(path)).get_pixels(oiio.FLOAT)
         rgba = np.concatenate([pixels, np.ones(pixels.shape[:2] + (1,), np.float32)], axis=-1)
@@ -58,17 +62,36 @@ def oiio_read_write(pattern: str, out_dir: Path) -> float:
         out.open(str(out_dir / path.name), spec)
         out.write_image(rgba)
         out.close()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
-def ned_edit(pattern: str, out_dir: Path, cache: Path) -> tuple[float, float]:
-    """(seconds, peak RSS MiB) of one ``ned edit`` subprocess."""
-    cmd = [sys.executable, "-m", "ned_engine.cli", "edit", pattern, "--output", str(out_dir / "edit.####.exr"),
+# ``ned edit`` with the appearance stage switched off (the CLI has presets, not a per-stage switch).
+_NO_APPEARANCE = (
+    "import sys\n"
+    "from ned_engine import cli\n"
+    "presets = cli.backends_from_args\n"
+    "def without_appearance(args):\n"
+    "    backends = presets(args)\n"
+    "    backends.appearance = 'none'\n"
+    "    return backends\n"
+    "cli.backends_from_args = without_appearance\n"
+    "sys.exit(cli.main(sys.argv[1:]))\n"
+)
+
+
+def ned_edit(pattern: str, out_dir: Path, cache: Path, appearance: bool = True) -> tuple[float, float, float]:
+    """(seconds, CPU seconds, peak RSS MiB) of one ``ned edit`` subprocess."""
+    entry = ["-m", "ned_engine.cli"] if appearance else ["-c", _NO_APPEARANCE]
+    cmd = [sys.executable, *entry, "edit", pattern, "--output", str(out_dir / "edit.####.exr"),
            "--emotion", "happy", "--cache-dir", str(cache), "--quiet"]
     start = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - start
-    return seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode:
+        raise subprocess.CalledProcessError(child.returncode, cmd)
+    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def main() -> None:
@@ -82,14 +105,26 @@ def main() -> None:
         (tmp_path / "ned").mkdir()
         pattern = make_plate(tmp_path / "plate", args.frames)
         n = len(list((tmp_path / "plate").glob("*.exr")))
-        io_seconds = oiio_read_write(pattern, tmp_path / "io")
-        cold, peak = ned_edit(pattern, tmp_path / "ned", tmp_path / "cache")
-        warm, peak = ned_edit(pattern, tmp_path / "ned", tmp_path / "cache")
-    print(f"1920x1080 half RGB EXR plate, {n} frames, zip compression")
-    print(f"OpenImageIO read+write only : {n / io_seconds:6.2f} frames/s  ({io_seconds / n * 1000:.0f} ms/frame)")
-    print(f"ned edit, cold (with analysis): {n / cold:6.2f} frames/s  ratio to read+write {cold / io_seconds:.1f}x")
-    print(f"ned edit, warm (cached analysis): {n / warm:6.2f} frames/s  ratio to read+write {warm / io_seconds:.1f}x")
-    print(f"ned edit peak memory (max RSS): {peak:.0f} MiB")
+        io_before, io_cpu_before = oiio_read_write(pattern, tmp_path / "io")
+        runs = [("ned edit, cold (with analysis)", *ned_edit(pattern, tmp_path / "ned", tmp_path / "cache")),
+                ("ned edit, warm (cached analysis)", *ned_edit(pattern, tmp_path / "ned", tmp_path / "cache")),
+                ("ned edit, warm, no appearance stage",
+                 *ned_edit(pattern, tmp_path / "ned", tmp_path / "cache", appearance=False))]
+        io_after, io_cpu_after = oiio_read_write(pattern, tmp_path / "io")
+    io_seconds, io_cpu = (io_before + io_after) / 2, (io_cpu_before + io_cpu_after) / 2
+    print(f"1920x1080 half RGB EXR plate, {n} frames, zip compression, {os.cpu_count()} CPUs")
+    print(f"OpenImageIO read+write only : {n / io_seconds:6.2f} frames/s  ({io_seconds / n * 1000:.0f} ms/frame; "
+          f"{io_before / n * 1000:.0f} before, {io_after / n * 1000:.0f} after the ned runs; "
+          f"CPU {io_cpu / n * 1000:.0f} ms/frame)")
+    # Wall time is what a user waits; CPU time (all threads, process start included) is the work, which a
+    # machine shared with other jobs distorts far less.
+    for label, seconds, cpu, peak in runs:
+        print(f"{label:36s}: {n / seconds:6.2f} frames/s  ratio to read+write {seconds / io_seconds:.2f}x  "
+              f"CPU {cpu / n * 1000:.0f} ms/frame ({cpu / io_cpu:.2f}x)  peak memory {peak:.0f} MiB")
+    (_, warm, warm_cpu, _), (_, bare, bare_cpu, _) = runs[1], runs[2]
+    print(f"appearance stage: {(warm - bare) / n * 1000:.0f} ms/frame of wall time "
+          f"({100 * (warm - bare) / warm:.0f}% of a warm run), {(warm_cpu - bare_cpu) / n * 1000:.0f} ms/frame of "
+          f"CPU ({100 * (warm_cpu - bare_cpu) / warm_cpu:.0f}%)")
 
 
 if __name__ == "__main__":

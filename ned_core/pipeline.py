@@ -9,8 +9,11 @@ them.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
+import sys
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -216,12 +219,14 @@ class Pipeline:
             total = len(frames)
 
             def images() -> Iterator[np.ndarray]:
-                for done, frame in enumerate(frames):
-                    if cancel is not None:
-                        cancel.check()
-                    yield plate.read(frame).display_rgb8()
-                    if progress is not None:
-                        progress(Progress("analyze", frame, done + 1, total))
+                # The next frame is read and made display-referred while the tracker looks at this one.
+                with _FrameReader(lambda frame: plate.read(frame).display_rgb8(), frames) as reader:
+                    for done, frame in enumerate(frames):
+                        if cancel is not None:
+                            cancel.check()
+                        yield reader.next()
+                        if progress is not None:
+                            progress(Progress("analyze", frame, done + 1, total))
 
             face_track = self.stage("track").track(frames, images(), hint=shot.face)
             if not face_track.found.any():
@@ -255,10 +260,9 @@ class Pipeline:
         height, width = pixels.shape[:2]
         rgba = _rgba(image)
         fit = analysis.fit
-        xs, ys = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
         if not fit.found[index]:
             return FrameResult(image.frame, rgba, np.zeros((height, width), np.float32),
-                               _stmap_uv(np.stack([xs, ys], -1), image), False)
+                               _identity_uv(image).copy(), False)
         source = fit.to_image(index, fit.local_shape(index))
         target = fit.to_image(index, fit.local_shape(index, edited[index]))
         face = FrameFace(source=source, edited=target, triangles=fit.triangles, fit=fit, index=index,
@@ -267,8 +271,8 @@ class Pipeline:
         rendered = self.stage("render").render(rgba, face)
         rendered = self.stage("appearance").apply(rgba, rendered, face)
         out, matte = self.stage("composite").composite(rgba, rendered, mask)
-        stmap = rendered.stmap if rendered.stmap is not None else np.stack([xs, ys], -1)
-        return FrameResult(image.frame, out, matte.astype(np.float32), _stmap_uv(stmap, image), True)
+        stmap = _identity_uv(image).copy() if rendered.stmap is None else _stmap_uv(rendered.stmap, image)
+        return FrameResult(image.frame, out, matte.astype(np.float32, copy=False), stmap, True)
 
     # -- the whole job ----------------------------------------------------------------------------------
     def run(self, shot: Shot, curve: EmotionCurve, output: OutputSpec, *, frames: list[int] | None = None,
@@ -283,6 +287,7 @@ class Pipeline:
         still, which has no speech to keep (0).
         """
         self.load()
+        _recycle_frame_buffers()
         with open_plate(shot) as plate, contextlib.ExitStack() as resources:
             todo = list(plate.frames) if frames is None else list(frames)
             outside = [f for f in todo if f not in set(plate.frames)]
@@ -311,12 +316,16 @@ class Pipeline:
                 if progress is not None:
                     progress(Progress("render", frame, len(written), len(todo)))
 
-            with _FrameWriter(finished) as writer:
+            def read(frame: int) -> tuple[PlateImage, np.ndarray | None]:
+                image = plate.read(frame)
+                return image, read_mask(mask_plate, frame, image) if mask_plate is not None else None
+
+            # Three stages overlap: the next frame is read, this one rendered, earlier ones written.
+            with _FrameWriter(finished) as writer, _FrameReader(read, todo) as reader:
                 for frame in todo:
                     if cancel is not None:
                         cancel.check()
-                    image = plate.read(frame)
-                    mask = read_mask(mask_plate, frame, image) if mask_plate is not None else None
+                    image, mask = reader.next()
                     result = self.render_frame(image, index_of[frame], analysis, edited, mask,
                                                weights[index_of[frame]])
                     layers = {MATTE_LAYER: result.matte, STMAP_LAYERS[0]: result.stmap_uv[..., 0],
@@ -336,38 +345,105 @@ class Pipeline:
             return RunResult(written=written, lost_frames=lost, analysis_cached=cached)
 
 
-class _FrameWriter:
-    """Writes EXR frames on a background thread while the next frame renders.
+class _FrameReader:
+    """Reads the frames of ``todo`` one ahead on a background thread, in order.
 
-    At most one write is in flight. A frame counts as finished (``finished(frame, path)``) only once its
-    file is complete and renamed into place, in frame order; on leaving the block every write already
-    started is completed and reported, even when the loop is leaving on an error or a cancellation.
+    ``next()`` returns what ``read(frame)`` returned for the next frame (raising what it raised) and
+    starts reading the one after, so reading overlaps rendering. Only this thread reads the plate.
     """
 
-    def __init__(self, finished: Callable[[int, str], None]) -> None:
+    def __init__(self, read: Callable[[int], Any], todo: list[int]) -> None:
+        self._read = read
+        self._todo = iter(todo)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ned-read")
+        self._ahead: Future[Any] | None = None
+        self._start_next()
+
+    def _start_next(self) -> None:
+        frame = next(self._todo, None)
+        self._ahead = None if frame is None else self._executor.submit(self._read, frame)
+
+    def next(self) -> Any:
+        if self._ahead is None:
+            raise StopIteration
+        current = self._ahead
+        value = current.result()
+        self._start_next()
+        return value
+
+    def __enter__(self) -> _FrameReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+class _FrameWriter:
+    """Writes EXR frames on background threads while the next frame renders.
+
+    At most ``depth`` writes are in flight (two: the single-threaded part of one write, OpenImageIO's
+    channel conversion, overlaps the compression of the other). A frame counts as finished
+    (``finished(frame, path)``) only once its file is complete and renamed into place, in frame order;
+    on leaving the block every write already started is completed, and reported up to the first that
+    failed (whose error is raised), even when the loop is leaving on an error or a cancellation.
+    """
+
+    def __init__(self, finished: Callable[[int, str], None], depth: int = 2) -> None:
         self._finished = finished
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ned-write")
-        self._pending: tuple[int, str, Future[None]] | None = None
+        self._depth = depth
+        self._executor = ThreadPoolExecutor(max_workers=depth, thread_name_prefix="ned-write")
+        self._pending: deque[tuple[int, str, Future[None]]] = deque()
 
     def write(self, frame: int, path: str, rgba: np.ndarray, **options: Any) -> None:
-        self._settle()
-        self._pending = (frame, path, self._executor.submit(write_exr, path, rgba, **options))
+        while len(self._pending) >= self._depth:
+            self._settle_oldest()
+        self._pending.append((frame, path, self._executor.submit(write_exr, path, rgba, **options)))
 
-    def _settle(self) -> None:
-        if self._pending is not None:
-            frame, path, future = self._pending
-            self._pending = None
+    def _settle_oldest(self) -> None:
+        frame, path, future = self._pending.popleft()
+        try:
             future.result()  # a failed write raises here, before anything later is reported
-            self._finished(frame, path)
+        except BaseException:
+            for _, _, later in self._pending:  # finish what was started, report none of it
+                later.exception()
+            self._pending.clear()
+            raise
+        self._finished(frame, path)
 
     def __enter__(self) -> _FrameWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
         try:
-            self._settle()
+            while self._pending:
+                self._settle_oldest()
         finally:
             self._executor.shutdown(wait=True)
+
+
+_ALLOCATOR_TUNED = False
+
+
+def _recycle_frame_buffers() -> None:
+    """Let glibc reuse freed frame-sized buffers instead of mapping fresh pages for every array.
+
+    A 1080p RGBA float32 frame (33 MB) is above glibc's largest automatic mmap threshold (32 MB), so
+    each one is mapped, zero-filled by the kernel page by page and unmapped again, several times per
+    frame. Raising the threshold (and the heap trim threshold with it) keeps them in the heap, where
+    the next frame reuses them: about a tenth of a frame's compute at 1080p. Process-wide and
+    idempotent; elsewhere than glibc it does nothing.
+    """
+    global _ALLOCATOR_TUNED
+    if _ALLOCATOR_TUNED or not sys.platform.startswith("linux"):
+        return
+    _ALLOCATOR_TUNED = True
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc (musl): nothing to tune
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    mallopt(m_mmap_threshold, 128 << 20)
+    mallopt(m_trim_threshold, 512 << 20)
 
 
 def open_plate(shot: Shot) -> Plate:
@@ -427,9 +503,15 @@ def check_not_overwriting_inputs(shot: Shot, plate: Plate, mask_plate: Plate | N
 
 def _rgba(image: PlateImage) -> np.ndarray:
     """The plate's RGB plus its alpha (1 where it has none), float32 (H, W, 4)."""
-    rgb = image.pixels[..., :3]
-    alpha = image.alpha if image.alpha is not None else np.ones(rgb.shape[:2], np.float32)
-    return np.ascontiguousarray(np.concatenate([rgb, alpha[..., None]], axis=-1), dtype=np.float32)
+    pixels = image.pixels
+    alpha = image.alpha
+    if alpha is None and pixels.ndim == 3 and pixels.shape[2] == 3 and pixels.dtype == np.float32:
+        # OpenCV copies the three channels and sets alpha to 1.0 in one pass, ~5x numpy's strided copy.
+        return cv2.cvtColor(np.ascontiguousarray(pixels), cv2.COLOR_RGB2RGBA)
+    rgba = np.empty(pixels.shape[:2] + (4,), np.float32)
+    rgba[..., :3] = pixels[..., :3]
+    rgba[..., 3] = 1.0 if alpha is None else alpha
+    return rgba
 
 
 def _output_half(output: OutputSpec, image: PlateImage, colorspace: str) -> bool:
@@ -439,16 +521,65 @@ def _output_half(output: OutputSpec, image: PlateImage, colorspace: str) -> bool
     return not output_needs_float(image.info.source_format, image.info.source_bits, image.colorspace, colorspace)
 
 
-def _stmap_uv(stmap: np.ndarray, image: PlateImage) -> np.ndarray:
-    """Absolute data-window pixel coordinates → Nuke STMap (u, v) over the display window.
+def _uv(x: np.ndarray, y: np.ndarray, image: PlateImage) -> tuple[np.ndarray, np.ndarray]:
+    """Nuke STMap (u, v) of absolute data-window pixel coordinates (x, y), float32 arrays.
 
     u = (x + 0.5) / width and v = 1 - (y + 0.5) / height in display-window pixels (v grows upward).
     """
     dx, dy, _, _ = image.info.data_window
     fx, fy, fw, fh = image.info.display_window
-    u = (stmap[..., 0] + (dx - fx) + 0.5) / fw
-    v = 1.0 - (stmap[..., 1] + (dy - fy) + 0.5) / fh
-    return np.stack([u, v], axis=-1).astype(np.float32)
+    u = (x + (dx - fx) + 0.5) / fw
+    v = 1.0 - (y + (dy - fy) + 0.5) / fh
+    return u.astype(np.float32, copy=False), v.astype(np.float32, copy=False)
+
+
+# The identity STMap and pixel grid of the last frame geometry: a shot's frames share them, and
+# building them costs a few full-frame passes (read-only: callers copy before changing them).
+_IDENTITY: dict[tuple[tuple[int, ...], tuple[int, ...]], tuple[np.ndarray, np.ndarray]] = {}
+_IDENTITY_LOCK = threading.Lock()
+
+
+def _identity(image: PlateImage) -> tuple[np.ndarray, np.ndarray]:
+    """(pixel grid (H, W, 2) of (x, y), identity STMap (H, W, 2) of (u, v)) of ``image``'s windows."""
+    key = (tuple(image.info.data_window), tuple(image.info.display_window))
+    with _IDENTITY_LOCK:
+        found = _IDENTITY.get(key)
+        if found is None:
+            _, _, width, height = image.info.data_window
+            grid = np.empty((height, width, 2), np.float32)
+            grid[..., 0] = np.arange(width, dtype=np.float32)[None, :]
+            grid[..., 1] = np.arange(height, dtype=np.float32)[:, None]
+            uv = np.empty_like(grid)
+            uv[..., 0], uv[..., 1] = _uv(grid[..., 0], grid[..., 1], image)
+            grid.flags.writeable = uv.flags.writeable = False
+            _IDENTITY.clear()  # one geometry at a time: a shot's, not every shot's ever run
+            _IDENTITY[key] = found = (grid, uv)
+    return found
+
+
+def _identity_uv(image: PlateImage) -> np.ndarray:
+    return _identity(image)[1]
+
+
+def _stmap_uv(stmap: np.ndarray, image: PlateImage) -> np.ndarray:
+    """Absolute data-window pixel coordinates (H, W, 2) → Nuke STMap (u, v) over the display window.
+
+    Only the box where ``stmap`` moves a pixel is computed; the rest is the identity map, whose values
+    are the same numbers the formula gives there (``_uv`` is elementwise).
+    """
+    grid, identity = _identity(image)
+    if stmap.shape != grid.shape:
+        raise ValueError(f"the STMap is {stmap.shape}, the frame {grid.shape}")
+    # The (H, W, 2) comparison seen as (H, 2W) bytes: column 2x + c says whether coordinate c of
+    # pixel x moved, so the byte box halves to the pixel box without a pass merging the two.
+    moved = (stmap != grid).view(np.uint8).reshape(grid.shape[0], -1)
+    x, y, w, h = cv2.boundingRect(moved)
+    x, w = x // 2, (x + w + 1) // 2 - x // 2
+    uv = identity.copy()
+    if w and h:
+        part = stmap[y:y + h, x:x + w]
+        uv[y:y + h, x:x + w, 0], uv[y:y + h, x:x + w, 1] = _uv(part[..., 0], part[..., 1], image)
+    return uv
 
 
 def _preview_pair(image: PlateImage, result: FrameResult) -> tuple[np.ndarray, np.ndarray]:

@@ -7,7 +7,6 @@ Every failure prints one line naming the file, frame or option at fault and exit
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import sys
@@ -19,21 +18,12 @@ from ned_core import __version__ as core_version
 from ned_core.errors import InvalidOptionError, NedError
 from ned_core.io import is_sequence_pattern, parse_frame_range
 from ned_core.keyframes import INTERPOLATIONS, EmotionCurve
-from ned_core.pipeline import PRESETS, STAGES, Backends, OutputSpec, Pipeline, Shot
+from ned_core.pipeline import PRESETS, OutputSpec, Pipeline, Shot
 from ned_core.track.base import FaceHint
 from ned_engine import __version__ as engine_version
 from ned_engine import models_cli, train_cli
+from ned_engine.jobs import backends_from_args, numbers_option
 from ned_engine.progress import ProgressBar, print_summary
-
-
-def _floats(text: str, count: int, option: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        values = ()
-    if len(values) != count:
-        raise InvalidOptionError(f"{option} wants {count} comma-separated numbers, got {text!r}", field=option)
-    return values
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,35 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def backends_from_args(args: argparse.Namespace) -> Backends:
-    """The ``--backend`` preset with every ``--option STAGE.KEY=VALUE`` applied.
-
-    Values are read as JSON where they parse (numbers, true/false, lists), else kept as strings.
-    """
-    backends = Backends.preset(args.backend)
-    for text in args.option:
-        target, eq, raw = text.partition("=")
-        stage, dot, key = target.partition(".")
-        if not eq or not dot or not key or stage not in STAGES:
-            raise InvalidOptionError(
-                f"bad --option {text!r} (want STAGE.KEY=VALUE, STAGE one of {', '.join(STAGES)})", field="option")
-        try:
-            value = json.loads(raw)
-        except ValueError:
-            value = raw
-        backends.options.setdefault(stage, {})[key] = value
-    return backends
-
-
 def shot_from_args(args: argparse.Namespace) -> Shot:
     face = None
     point, box = getattr(args, "face", None), getattr(args, "face_box", None)
     if point and box:
         raise InvalidOptionError("give --face or --face-box, not both", field="face")
     if point:
-        face = FaceHint(point=_floats(point, 2, "--face"))
+        face = FaceHint(point=tuple(numbers_option(point, 2, "--face")))
     elif box:
-        face = FaceHint(box=_floats(box, 4, "--face-box"))
+        face = FaceHint(box=tuple(numbers_option(box, 4, "--face-box")))
     return Shot(plate=args.input, frame_range=parse_frame_range(args.frames) if args.frames else None,
                 colorspace=args.colorspace, mask=getattr(args, "mask", None), face=face, start=args.start)
 

@@ -11,6 +11,7 @@ Imports ned_core and ned_protocol's schema and errors; no networking.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 from ned_protocol.errors import InvalidMessageError
 from ned_protocol.schema import COMPRESSIONS, JOB_SPEC, PROTOCOL_VERSION
 
-from ned_core import composite, face3d, manipulate, render, track
+from ned_core import appearance, composite, face3d, manipulate, render, track
 from ned_core.errors import InvalidOptionError, UnknownBackendError
 from ned_core.io import is_sequence_pattern, parse_frame_range
 from ned_core.io.sequence import is_movie
@@ -27,7 +28,7 @@ from ned_core.pipeline import PRESETS, STAGES, Backends, OutputSpec, Shot
 from ned_core.track.base import FaceHint
 
 REGISTRIES = {"track": track.BACKENDS, "face3d": face3d.BACKENDS, "manipulate": manipulate.BACKENDS,
-              "render": render.BACKENDS, "composite": composite.BACKENDS}
+              "render": render.BACKENDS, "appearance": appearance.BACKENDS, "composite": composite.BACKENDS}
 """Stage → its registered backend names (what ``welcome.backends`` lists)."""
 
 PLATE_EXTENSIONS = {".exr": "exr", ".dpx": "dpx", ".tif": "tif", ".tiff": "tif", ".png": "png", ".jpg": "jpg",
@@ -43,7 +44,7 @@ class JobPlan:
     curve: EmotionCurve
     output: OutputSpec
     backends: Backends
-    mouth_preservation: float
+    mouth_preservation: float | None  # None: 1 for footage, 0 for a still (the pipeline decides)
     inline: bool
     pattern: str | None
     """The spec's output pattern (None for inline-only delivery, whose frames go to the spool)."""
@@ -114,9 +115,10 @@ def plan(spec: dict[str, Any], *, plate: str | None = None, output: str | None =
         if error.field != "output_colorspace":
             raise
         raise InvalidOptionError(str(error), field="spec.output.colorspace") from None
+    mouth = s.get("mouth_preservation")
     return JobPlan(shot=shot, curve=curve, output=output_spec,
                    backends=backends_from_spec(s.get("backends", {})),
-                   mouth_preservation=float(s["mouth_preservation"]), inline=bool(out["inline"]),
+                   mouth_preservation=None if mouth is None else float(mouth), inline=bool(out["inline"]),
                    pattern=pattern)
 
 
@@ -173,9 +175,9 @@ def job_from_cli_args(args: argparse.Namespace) -> dict[str, Any]:
     if point and box:
         raise InvalidOptionError("give --face or --face-box, not both", field="face")
     if point:
-        spec["face"] = {"point": _floats(point, 2, "--face")}
+        spec["face"] = {"point": numbers_option(point, 2, "--face")}
     elif box:
-        spec["face"] = {"box": _floats(box, 4, "--face-box")}
+        spec["face"] = {"box": numbers_option(box, 4, "--face-box")}
     emotion, keys = getattr(args, "emotion", None), getattr(args, "key", None) or []
     if emotion and keys:
         raise InvalidOptionError("give --emotion or --key, not both", field="emotion")
@@ -195,8 +197,6 @@ def job_from_cli_args(args: argparse.Namespace) -> dict[str, Any]:
     preset = getattr(args, "backend", None) or "default"
     spec["backends"] = {"preset": preset}
     if getattr(args, "option", None):
-        from ned_engine.cli import backends_from_args  # the in-process parser of --option, so both agree
-
         spec["backends"]["options"] = backends_from_args(args).options
     else:
         Backends.preset(preset)  # unknown_backend, worded as the in-process CLI words it
@@ -229,7 +229,29 @@ def needs_frame_token(spec: dict[str, Any]) -> bool:
     return is_movie(plate) or is_sequence_pattern(plate)
 
 
-def _floats(text: str, count: int, option: str) -> list[float]:
+def backends_from_args(args: argparse.Namespace) -> Backends:
+    """The ``--backend`` preset with every ``--option STAGE.KEY=VALUE`` applied (in-process runs and
+    engine jobs alike).
+
+    Values are read as JSON where they parse (numbers, true/false, lists), else kept as strings.
+    """
+    backends = Backends.preset(args.backend)
+    for text in args.option:
+        target, eq, raw = text.partition("=")
+        stage, dot, key = target.partition(".")
+        if not eq or not dot or not key or stage not in STAGES:
+            raise InvalidOptionError(
+                f"bad --option {text!r} (want STAGE.KEY=VALUE, STAGE one of {', '.join(STAGES)})", field="option")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        backends.options.setdefault(stage, {})[key] = value
+    return backends
+
+
+def numbers_option(text: str, count: int, option: str) -> list[float]:
+    """A command-line option of ``count`` comma-separated numbers."""
     try:
         values = [float(v) for v in text.split(",")]
     except ValueError:
@@ -239,5 +261,5 @@ def _floats(text: str, count: int, option: str) -> list[float]:
     return values
 
 
-__all__ = ["JobPlan", "REGISTRIES", "backends_from_spec", "check_spec", "job_from_cli_args", "needs_frame_token",
-           "plan", "spool_paths"]
+__all__ = ["JobPlan", "REGISTRIES", "backends_from_args", "backends_from_spec", "check_spec", "job_from_cli_args",
+           "needs_frame_token", "plan", "spool_paths"]

@@ -13,6 +13,8 @@ Owns applying ``ned_core/data/appearance.npz`` (see ``build``) to one rendered f
    the warp pulled out of a closed mouth (the lips parted by the edit) always get it; inside the plate's
    own opening it is blended in by how much the edit bares the teeth (AU10, AU12), so a talking mouth
    keeps its own tongue and teeth unless the smile shows them.
+3. **The eyes**: inside the edited lids the eyeball stays unmoved, and eyeball newly bared by raised lids
+   is drawn (``eyes.py``), so a wide-eyed surprise shows white above the iris instead of a stretched iris.
 
 Must not import mediapipe, torch or other stages' backends.
 """
@@ -26,10 +28,12 @@ import numpy as np
 
 from ned_core.appearance import texture
 from ned_core.appearance.creases import crease_maps
-from ned_core.errors import InvalidOptionError, MissingModelError
+from ned_core.appearance.eyes import EYES, eye_layer
+from ned_core.errors import InvalidOptionError
 from ned_core.io.colour import convert, scene_linear
 from ned_core.manipulate.au_fields import ACTION_UNIT_ORDER
 from ned_core.manipulate.emotions import action_units
+from ned_core.model_files import load_arrays
 from ned_core.render.base import FrameFace, RenderOutput
 from ned_core.render.warp import mesh_map
 
@@ -39,12 +43,8 @@ _AU = {name: i for i, name in enumerate(ACTION_UNIT_ORDER)}
 
 
 def load_model(path: str | Path = MODEL_FILE) -> dict[str, np.ndarray]:
-    path = Path(path)
-    if not path.is_file():
-        raise MissingModelError(f"appearance model {path} is missing: run `python -m ned_core.appearance.build`",
-                                path=str(path))
-    with np.load(path, allow_pickle=False) as data:
-        return {key: data[key] for key in data.files}
+    """The shipped appearance data (see ``build``)."""
+    return load_arrays(path, "appearance model", "python -m ned_core.appearance.build")
 
 
 class ExpressionAppearance:
@@ -111,18 +111,33 @@ class ExpressionAppearance:
             log_ratio = cv2.remap(log_ratio.astype(np.float32), mapping[..., 0], mapping[..., 1], cv2.INTER_LINEAR,
                                   borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
             gain = np.where(covered, np.exp(log_ratio), 1.0).astype(np.float32)
+        eye_alpha, eye_colour = self._eyes(plate, face, edited, origin, box, space, linear_space)
         alpha, colour = self._mouth(plate, rendered, face, edited, source, unit, origin, shape, bare)
-        changed = (gain != 1.0) | (alpha > 0.0)
+        changed = (gain != 1.0) | (alpha > 0.0) | (eye_alpha > 0.0)
         if not changed.any():
             return rendered
         new = linear * gain[..., None]
-        if alpha.any():
-            new = new + alpha[..., None] * (colour - new)
+        for layer_alpha, layer in ((eye_alpha, eye_colour), (alpha, colour)):
+            if layer_alpha.any():
+                new = new + layer_alpha[..., None] * (layer - new)
         out_rgb = new if space == linear_space else convert(np.ascontiguousarray(new), linear_space, space)
         result = rendered.pixels.copy()
         region = result[ys, xs]
         np.copyto(region[..., :3], out_rgb.astype(np.float32), where=changed[..., None])
         return RenderOutput(pixels=result, matte=rendered.matte, stmap=rendered.stmap)
+
+    @staticmethod
+    def _eyes(plate: np.ndarray, face: FrameFace, edited: np.ndarray, origin: np.ndarray,
+              box: tuple[slice, slice], space: str, linear_space: str) -> tuple[np.ndarray, np.ndarray]:
+        """The eye layer (``eyes.eye_layer``) over the box, or nothing where no lid moved."""
+        source = np.asarray(face.source, np.float64)[:, :2] - origin
+        lids = [i for upper, lower, _ in EYES for i in upper + lower]
+        shape = (box[0].stop - box[0].start, box[1].stop - box[1].start)
+        if np.abs(edited[lids] - source[lids]).max() < 0.25:  # a quarter pixel: the lids stay
+            return np.zeros(shape, np.float32), np.zeros(shape + (3,), np.float32)
+        rgb = np.ascontiguousarray(plate[box][..., :3])
+        linear = rgb if space == linear_space else convert(rgb, space, linear_space)
+        return eye_layer(linear, source, edited)
 
     def _mouth(self, plate: np.ndarray, rendered: RenderOutput, face: FrameFace, edited: np.ndarray,
                source: np.ndarray, unit: float, origin: np.ndarray, shape: tuple[int, int], bare: float

@@ -314,8 +314,10 @@ def output_colorspace(plate_colorspace: str, requested: str | None = None) -> st
 
     ``requested`` (the CLI's ``--output-colorspace``, a job's ``output.colorspace``) wins, the plate's
     own included. Otherwise a scene-linear (or data) plate keeps its own colourspace and any other plate
-    (sRGB-encoded video and 8-bit images, log or video-encoded DPX) goes to the config's
-    ``scene_linear`` role (ACEScg in the built-in configs).
+    (sRGB-encoded video and 8-bit images, log or video-encoded DPX) is linearised: with a site config
+    (``$OCIO``) into its ``scene_linear`` role, the facility's working space; with the built-in config
+    into "Linear Rec.709 (sRGB)" — video and 8-bit images are Rec.709, so their primaries stay and half
+    float gives every code back (the built-in role, ACEScg, would change the gamut and need float).
 
     Raises
     ------
@@ -328,7 +330,13 @@ def output_colorspace(plate_colorspace: str, requested: str | None = None) -> st
         except InvalidOptionError as error:
             raise InvalidOptionError(str(error), field="output_colorspace") from None
     plate = check_colorspace(plate_colorspace)
-    return plate if is_scene_linear(plate) else scene_linear()
+    if is_scene_linear(plate):
+        return plate
+    if ocio_config() == BUILTIN_CONFIG:
+        linear = _find(_config(), _LINEAR_REC709)
+        if linear is not None:
+            return linear
+    return scene_linear()
 
 
 @functools.lru_cache(maxsize=64)
@@ -387,6 +395,9 @@ def _separable(processor: ocio.Processor) -> bool:
             matrix = np.asarray(transform.getMatrix(), np.float64).reshape(4, 4)[:3, :3]
             if np.any(matrix[~np.eye(3, dtype=bool)] != 0.0):
                 return False
+        elif isinstance(transform, ocio.Lut1DTransform):
+            if transform.getHueAdjust() != ocio.Lut1DHueAdjust.HUE_NONE:
+                return False  # hue-preserving 1D LUTs (DW3) mix the channels
         elif not isinstance(transform, _SEPARABLE):
             return False
     return True

@@ -2,8 +2,9 @@
 
 Weights are relative contributions of each AU at full intensity of the emotion. The mixes follow the
 prototypes of EMFACS (Friesen & Ekman): happy 6+12+25, surprised 1+2+5+26, sad 1+4+15+17, angry
-4+5+7+23+24, fear 1+2+4+5+20+26, disgust 9+10+15+16. The AUs that open the mouth (25, 26) act only
-where the mouth is free: under mouth preservation 1 the speech owns the opening.
+4+5+7+10+23+24+25 (its bared-teeth form where the mouth is free, 4+5+7+10+23+24 under speech), fear
+1+2+4+5+20+25+26, disgust 9+10+15+16+25. The AUs that open the mouth (25, 26) act only where the mouth
+is free: under mouth preservation 1 the speech owns the opening.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ ACTION_UNITS: dict[str, str] = {
 
 EMOTION_AUS: dict[str, dict[str, float]] = {
     "neutral": {},
-    "angry": {"AU4": 1.0, "AU5": 0.6, "AU7": 0.8, "AU23": 0.8, "AU24": 0.5},
+    "angry": {"AU4": 1.0, "AU5": 0.6, "AU7": 0.8, "AU10": 0.5, "AU23": 0.8, "AU24": 0.3, "AU25": 0.5},
     "disgusted": {"AU9": 1.0, "AU10": 0.8, "AU15": 0.6, "AU16": 0.5, "AU25": 0.5},
     "fear": {"AU1": 0.8, "AU2": 0.6, "AU4": 0.5, "AU5": 1.0, "AU20": 0.8, "AU25": 0.8, "AU26": 0.35},
     "happy": {"AU6": 1.0, "AU12": 1.0, "AU25": 1.0},

@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 
 from ned_core import EMOTIONS
-from ned_core.errors import InvalidOptionError, MissingModelError
+from ned_core.errors import InvalidOptionError
 from ned_core.face3d import mesh
 from ned_core.face3d.base import FaceFit
 from ned_core.manipulate import au_fields
 from ned_core.manipulate.emotions import action_units
+from ned_core.model_files import load_arrays
 
 CALIBRATION_FILE = Path(__file__).resolve().parent.parent / "data" / "facs_smile.npz"
 PROPORTION_LIMITS = (0.7, 1.4)  # a face's proportions scale its fields at most this much
@@ -29,13 +30,7 @@ FOLD_FALLOFF = 0.6  # share of a vertex's motion cut that its neighbours give up
 
 def load_calibration(path: str | Path = CALIBRATION_FILE) -> dict[str, np.ndarray]:
     """The shipped smile calibration: template, au6, au12, triangles and the person split."""
-    path = Path(path)
-    if not path.is_file():
-        raise MissingModelError(
-            f"FACS calibration {path} is missing: run `python -m ned_core.manipulate.calibrate`",
-            path=str(path))
-    with np.load(path, allow_pickle=False) as data:
-        return {key: data[key] for key in data.files}
+    return load_arrays(path, "FACS calibration", "python -m ned_core.manipulate.calibrate")
 
 
 class FacsRig:

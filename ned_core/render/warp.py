@@ -82,6 +82,7 @@ class MeshWarpRenderer:
                                      field="interpolation")
         self.interpolation = interpolation
         self.field_size = _option("field_size", field_size)
+        self._identity_kept: np.ndarray | None = None
 
     def render(self, image: np.ndarray, face: FrameFace) -> RenderOutput:
         """Warp ``image`` ((H, W, C) or (H, W) float32) so its face takes the shape of ``face.edited``.
@@ -94,21 +95,33 @@ class MeshWarpRenderer:
         source, edited, triangles = _check_face(face)
         out = pixels.copy()
         matte = np.zeros((height, width), np.float32)
-        stmap = _identity_grid(0, 0, width, height)
+        grid = self._identity(width, height)
+        stmap = grid.copy()
 
         field = self._field(source, edited, triangles, width, height)
         if field is not None:
             (x0, y0, x1, y1), disp, mesh_matte = field
-            sample = _identity_grid(x0, y0, x1, y1) + disp
+            sample = grid[y0:y1, x0:x1] + disp
             flat = pixels.reshape(height, width, -1)
             warped = cv2.remap(flat, sample, None, INTERPOLATIONS[self.interpolation],
                                borderMode=cv2.BORDER_REPLICATE).reshape((y1 - y0, x1 - x0) + pixels.shape[2:])
-            moved = np.any(disp != 0, axis=-1)
+            nonzero = disp != 0
+            moved = nonzero[..., 0] | nonzero[..., 1]
             where = moved if pixels.ndim == 2 else moved[..., None]
             np.copyto(out[y0:y1, x0:x1], warped, where=where)
             stmap[y0:y1, x0:x1] = sample
             matte[y0:y1, x0:x1] = mesh_matte
         return RenderOutput(pixels=out, matte=matte, stmap=stmap)
+
+    def _identity(self, width: int, height: int) -> np.ndarray:
+        """The frame's identity STMap, kept per frame size (read-only: copying it is ~4x faster than
+        filling the two interleaved coordinates again)."""
+        kept = self._identity_kept
+        if kept is None or kept.shape[:2] != (height, width):
+            kept = _identity_grid(0, 0, width, height)
+            kept.flags.writeable = False
+            self._identity_kept = kept
+        return kept
 
     def _field(self, source: np.ndarray, edited: np.ndarray, triangles: np.ndarray, width: int, height: int
                ) -> tuple[tuple[int, int, int, int], np.ndarray, np.ndarray] | None:
@@ -269,17 +282,20 @@ def _triangle_tables(source: np.ndarray, edited: np.ndarray, triangles: np.ndarr
 def _affine_displacement(table: np.ndarray, ids: np.ndarray, flat_index: np.ndarray, row: int
                          ) -> np.ndarray:
     """(P, 2) backward displacement of the grid pixels ``flat_index`` (row-major, ``row`` wide)."""
-    rows = np.take(table, ids, axis=0).T.copy()  # take + transpose: contiguous columns, much faster
+    columns = np.ascontiguousarray(table.T)  # (10, F): each gather below reads one contiguous column
     v, u = np.divmod(flat_index, row)
     u, v = u.astype(np.float32), v.astype(np.float32)
     out = np.empty((len(ids), 2), np.float32)
     for k in range(2):
-        d = rows[3 * k] * u
-        d += rows[3 * k + 1] * v
-        d += rows[3 * k + 2]
+        d = columns[3 * k].take(ids)
+        d *= u
+        term = columns[3 * k + 1].take(ids)
+        term *= v
+        d += term
+        d += columns[3 * k + 2].take(ids)
         # Edge pixels the rasterizer includes lie slightly outside their triangle: clamping to the
         # vertices' range keeps thin triangles from extrapolating wildly there.
-        np.clip(d, rows[6 + 2 * k], rows[7 + 2 * k], out=out[:, k])
+        np.clip(d, columns[6 + 2 * k].take(ids), columns[7 + 2 * k].take(ids), out=out[:, k])
     return out
 
 

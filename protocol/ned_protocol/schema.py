@@ -152,8 +152,9 @@ OUTPUT = Struct("Output", "Where the frames go: an EXR pattern on the engine's f
     "half": Field(Bool(), "half-float RGBA (false: 32-bit float); default: half unless the plate's values, "
                           "or their conversion to `colorspace`, need float to come back exactly"),
     "colorspace": Field(Str(256, min_len=1), "the OCIO colourspace the EXRs are written in (tagged in their "
-                                             "header); default: the plate's own when scene-linear, else the "
-                                             "config's `scene_linear` role", since=(1, 1)),
+                                             "header); default: the plate's own when scene-linear, else "
+                                             "linearised (built-in config: Linear Rec.709 (sRGB); a site "
+                                             "config: its `scene_linear` role)", since=(1, 1)),
 }, (at_least_one("pattern", "inline"),))
 
 JOB_SPEC = Struct("JobSpec", "One edit: the CLI's `ned edit` arguments as data.", {
@@ -172,7 +173,8 @@ JOB_SPEC = Struct("JobSpec", "One edit: the CLI's `ned edit` arguments as data."
     "intensity": Field(Float(0, 10), "the constant emotion's intensity", default=1.0),
     "keys": Field(List(EMOTION_KEY, min_len=1, max_len=LIMITS["max_keys"]), "emotion keyframes"),
     "interpolation": Field(Str(8, choices=INTERPOLATIONS), "between keyframes", default="smooth"),
-    "mouth_preservation": Field(Float(0, 1), "how much of the speech's mouth motion is kept", default=1.0),
+    "mouth_preservation": Field(Float(0, 1), "how much of the speech's mouth motion is kept; default: 1 for "
+                                             "footage, 0 for a single still (it has no speech to keep)"),
     "backends": Field(BACKENDS, "backends per stage; default: the embedded ones"),
     "output": Field(OUTPUT, "where the frames go", required=True),
     "priority": Field(Int(-100, 100), "higher runs first; equal priorities run in submission order",

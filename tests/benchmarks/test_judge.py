@@ -64,16 +64,19 @@ def test_identity_distance_separates_persons() -> None:
     assert same < 0.6 < other
 
 
-def test_changed_outside_counts_half_rounded_plate_as_unchanged() -> None:
+def test_changed_outside_compares_codes_after_converting_back() -> None:
     import emotion_reads
 
+    from ned_core.io.colour import convert
+
+    srgb, linear = "sRGB Encoded Rec.709 (sRGB)", "Linear Rec.709 (sRGB)"
     plate = np.random.default_rng(0).integers(0, 256, (6, 8, 3)).astype(np.float32) / 255.0
     matte = np.zeros((6, 8), np.float32)
     matte[2:4, 2:4] = 1.0
-    stored = plate.astype(np.float16).astype(np.float32)
+    stored = convert(plate, srgb, linear).astype(np.float16).astype(np.float32)  # scene-linear half output
     stored[2, 2] = 0.5  # inside the matte: ignored
-    out = {"rgb": stored.copy(), "matte": matte, "half": True}
-    assert emotion_reads.changed_outside(plate, out) == (0, 1.0)
+    out = {"rgb": stored.copy(), "matte": matte, "colorspace": linear}
+    assert emotion_reads.changed_outside(plate, srgb, out) == (0, 1.0)
     out["rgb"][0, 0, 1] += 0.25
-    changed, fraction = emotion_reads.changed_outside(plate, out)
+    changed, fraction = emotion_reads.changed_outside(plate, srgb, out)
     assert changed == 1 and fraction == pytest.approx(1 - 1 / 44)

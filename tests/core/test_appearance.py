@@ -7,7 +7,7 @@ import pytest
 
 from ned_core import EMOTIONS, appearance
 from ned_core.appearance.ratio import MODEL_FILE, ExpressionAppearance, load_model
-from ned_core.errors import InvalidOptionError, MissingModelError
+from ned_core.errors import CorruptModelError, InvalidOptionError, MissingModelError
 from ned_core.face3d import mesh
 from ned_core.face3d.base import FaceFit
 from ned_core.face3d.landmark_fit import triangulate
@@ -112,3 +112,23 @@ def test_shipped_model_is_small_and_learned_from_every_london_pair() -> None:
     data = load_model()
     assert len(data["person_ids"]) == 35
     assert 0.0 <= float(data["mouth_skin_slope"]) <= 1.0
+
+
+def test_raised_lids_bare_white_and_leave_the_iris_unmoved(fit: FaceFit, stage: ExpressionAppearance) -> None:
+    plate, warped, out = render(fit, "surprised", 1.0, 1.0, stage)
+    pts = fit.to_image(0, fit.local_shape(0))
+    centre, ring = pts[468, :2], pts[469:473, :2]
+    radius = float(np.mean(np.linalg.norm(ring - centre, axis=1)))
+    x, y = np.round(centre).astype(int)
+    inner = max(1, int(radius * 0.5))
+    iris = (slice(y - inner, y + inner + 1), slice(x - inner, x + inner + 1))
+    # The warp drags the iris up with the lid; the eye layer shows the plate's own eyeball there.
+    assert not np.array_equal(warped.pixels[iris], plate[iris])
+    np.testing.assert_allclose(out.pixels[iris][..., :3], plate[iris][..., :3], atol=1e-5)
+
+
+def test_a_damaged_model_is_a_corrupt_model_error(tmp_path) -> None:
+    bad = tmp_path / "appearance.npz"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(CorruptModelError, match="appearance.build"):
+        ExpressionAppearance(model=str(bad))

@@ -1,10 +1,10 @@
 """The colour round trip (issue 8, section 1): display-referred plates come out scene-linear, and back.
 
-A video or 8-bit image plate is written as the OCIO config's ``scene_linear`` role (ACEScg in the built-in
-config), tagged in the header. Outside the matte the output is exactly the OCIO conversion of the source
-pixels, so converting it back to the plate's colourspace and quantising to 8 bits gives the source's code
-values bit for bit. Checked with the real pipeline on the demo clip and on JPEG stills, and for every
-8-bit colour through the conversions and depths the writer picks.
+A video or 8-bit image plate is written linearised (the built-in config: Linear Rec.709 (sRGB); a site
+config: its ``scene_linear`` role), tagged in the header. Outside the matte the output is exactly the
+OCIO conversion of the source pixels, so converting it back to the plate's colourspace and quantising
+to 8 bits gives the source's code values bit for bit. Checked with the real pipeline on the demo clip
+and on JPEG stills, and for every 8-bit colour through the conversions and depths the writer picks.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from ned_core.io.colour import (
     convert,
     output_colorspace,
     output_needs_float,
-    scene_linear,
     to_display_rgb8,
     to_output,
 )
@@ -102,15 +101,15 @@ def _check_round_trip(plate_path: str, pattern: str, frames: list[int], out_spac
 def test_demo_clip_comes_out_scene_linear_and_goes_back_bit_for_bit(tmp_path: Path, pipeline: Pipeline) -> None:
     pattern = str(tmp_path / "o.####.exr")
     pipeline.run(Shot(str(CLIP), frame_range=FRAMES), EmotionCurve.parse_emotion("happy"), OutputSpec(pattern))
-    assert scene_linear() == "ACEScg"  # the built-in config's scene_linear role
+    # The built-in config linearises video into its own primaries (its scene_linear role, ACEScg, would be
+    # a gamut change), so half keeps every code.
     spec = _header(frame_path(pattern, 1001))
-    assert spec.get_string_attribute("colorInteropID") == "lin_ap1_scene"
-    # the gamut matrix to ACEScg does not round-trip every colour through half: float it is
-    _check_round_trip(str(CLIP), pattern, list(range(FRAMES[0], FRAMES[1] + 1)), "ACEScg", "float")
+    assert spec.get_string_attribute("colorInteropID") == "lin_rec709_scene"
+    _check_round_trip(str(CLIP), pattern, list(range(FRAMES[0], FRAMES[1] + 1)), LINEAR, "half")
 
 
 @pytest.mark.parametrize(("requested", "expected", "depth"), [
-    ("lin_rec709_scene", LINEAR, "half"),  # a per-channel conversion: half holds every 8-bit code
+    ("ACEScg", "ACEScg", "float"),  # the gamut matrix does not round-trip every colour through half
     (SRGB, SRGB, "half"),  # the plate's own encoding: its pixels, untouched
 ])
 def test_demo_clip_in_a_chosen_output_colorspace(tmp_path: Path, pipeline: Pipeline, requested: str,
@@ -140,14 +139,14 @@ def test_a_jpeg_still_comes_out_scene_linear_and_goes_back_bit_for_bit(tmp_path:
     jpeg = _jpeg_of_a_demo_frame(tmp_path / "still.jpg")
     pattern = str(tmp_path / "j.####.exr")
     pipeline.run(Shot(jpeg), EmotionCurve.parse_emotion("happy"), OutputSpec(pattern))
-    _check_round_trip(jpeg, pattern, [1001], "ACEScg", "float")
+    _check_round_trip(jpeg, pattern, [1001], LINEAR, "half")
 
 
 @pytest.mark.skipif(not os.path.isfile(LONDON), reason="the London face set is not on this machine")
 def test_a_london_photo_round_trips(tmp_path: Path, pipeline: Pipeline) -> None:
     pattern = str(tmp_path / "l.####.exr")
     pipeline.run(Shot(LONDON), EmotionCurve.parse_emotion("surprised"), OutputSpec(pattern))
-    _check_round_trip(LONDON, pattern, [1001], "ACEScg", "float")
+    _check_round_trip(LONDON, pattern, [1001], LINEAR, "half")
 
 
 # -- every 8-bit code and colour -----------------------------------------------------------------------
@@ -198,9 +197,9 @@ def test_half_acescg_would_miss_some_colours_so_float_is_chosen() -> None:
 
 
 @pytest.mark.parametrize(("plate", "requested", "expected"), [
-    (SRGB, None, "ACEScg"),  # video, PNG, JPEG, integer TIFF
-    ("ADX10", None, "ACEScg"),  # log scans are not scene-linear either
-    ("Camera Rec.709", None, "ACEScg"),
+    (SRGB, None, LINEAR),  # video, PNG, JPEG, integer TIFF: linearised, in the built-in config
+    ("ADX10", None, LINEAR),  # log scans are not scene-linear either
+    ("Camera Rec.709", None, LINEAR),
     ("ACEScg", None, "ACEScg"),  # scene-linear plates keep their own
     (LINEAR, None, LINEAR),
     ("Raw", None, "Raw"),  # data is never converted
@@ -259,4 +258,4 @@ def test_preview_and_analysis_still_see_the_plate(tmp_path: Path, pipeline: Pipe
     rgb = np.stack([channels["R"], channels["G"], channels["B"]], -1)
     outside = channels[MATTE_LAYER] == 0
     # shown on an sRGB display, the scene-linear EXR is the plate (no double gamma)
-    np.testing.assert_array_equal(to_display_rgb8(rgb, "ACEScg")[outside], source.display_rgb8()[outside])
+    np.testing.assert_array_equal(to_display_rgb8(rgb, LINEAR)[outside], source.display_rgb8()[outside])

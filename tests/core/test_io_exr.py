@@ -33,6 +33,22 @@ def source(tmp_path: Path) -> Path:
                           "FramesPerSecond": ("rational", (24, 1))}))
 
 
+def parts(path: Path) -> list[tuple[str, tuple[str, ...], str]]:
+    """(part name, channel names, the one format) of every part of an EXR, checking shared windows."""
+    image = oiio.ImageInput.open(str(path))
+    found = []
+    index = 0
+    while index == 0 or image.seek_subimage(index, 0):
+        spec = image.spec()
+        assert not spec.channelformats  # one format per part
+        found.append((spec.get_string_attribute("name"), spec.channelnames, str(spec.format),
+                      (spec.x, spec.y, spec.width, spec.height, spec.full_x, spec.full_y, spec.full_width)))
+        index += 1
+    image.close()
+    assert len({windows for *_, windows in found}) == 1
+    return [(name, channels, fmt) for name, channels, fmt, _ in found]
+
+
 def _no_leftovers(directory: Path) -> None:
     assert [p.name for p in directory.iterdir() if p.name.startswith(".") or p.suffix == ".tmp"] == []
 
@@ -63,9 +79,9 @@ def test_write_keeps_the_source_header_and_types_channels(tmp_path: Path, source
     assert spec.get_string_attribute("compression") == "zip"  # the output's, not the source's piz
     assert spec.get_string_attribute("ned:colorspace") == "ACEScg"
     assert spec.get_string_attribute("colorInteropID") == "lin_ap1_scene"
-    formats = dict(zip(spec.channelnames, [str(f) for f in spec.channelformats], strict=True))
-    assert formats == {"R": "half", "G": "half", "B": "half", "A": "half",
-                       "ned.matte": "float", "stmap.u": "float", "stmap.v": "float"}
+    # One part per layer, one format per part, every part over the same windows (see exr.py).
+    assert parts(out) == [("rgba", ("R", "G", "B", "A"), "half"), ("ned", ("ned.matte",), "float"),
+                          ("stmap", ("stmap.u", "stmap.v"), "float")]
     channels = read_exr_channels(str(out))
     for i, name in enumerate("RGBA"):
         np.testing.assert_array_equal(channels[name], rgba[..., i])  # source was half: exact

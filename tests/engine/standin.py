@@ -2,9 +2,10 @@
 
 A fixed 7x7 grid of "landmarks" stands in for a face (found on every frame, or lost on the frames
 given by the job's ``track`` option ``lost``; its ``delay`` slows each analysed frame down), a trivial
-rig lifts the grid's centre by the happy weight, and the real mesh-warp renderer and matte compositor
-do the pixels. The job's ``render`` option ``delay`` (seconds, default ``NED_TEST_FRAME_DELAY``) slows
-each rendered frame down so a test can cancel or kill a job half way. Deterministic, so outputs can be
+rig lifts the grid's centre by the happy weight, no appearance layer (the grid is no MediaPipe face), and
+the real mesh-warp renderer and matte compositor do the pixels. The job's ``render`` option ``delay``
+(seconds, default ``NED_TEST_FRAME_DELAY``) slows each rendered frame down so a test can cancel or kill
+a job half way. Deterministic, so outputs can be
 compared bit for bit.
 """
 
@@ -18,6 +19,7 @@ import cv2
 import numpy as np
 
 from ned_core import render
+from ned_core.appearance.base import NoAppearance
 from ned_core.face3d.base import FaceFit
 from ned_core.track.base import FaceTrack
 
@@ -95,4 +97,4 @@ def stages(backends: Any = None) -> dict[str, Any]:
     """Fresh stage objects for a job's ``Backends`` (one set per worker and backend set)."""
     options = getattr(backends, "options", {}) or {}
     return {"track": GridTracker(**options.get("track", {})), "face3d": GridModeller(), "manipulate": LiftRig(),
-            "render": SlowWarp(**options.get("render", {}))}
+            "render": SlowWarp(**options.get("render", {})), "appearance": NoAppearance()}

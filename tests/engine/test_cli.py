@@ -102,7 +102,7 @@ def test_info_on_the_demo_clip():
     assert "360x288" in result.stdout
     assert "faces at 1001: 1" in result.stdout
     assert "colorspace: sRGB Encoded Rec.709 (sRGB)" in result.stdout
-    assert "output:     ACEScg (converted from sRGB Encoded Rec.709 (sRGB); RGBA float)" in result.stdout
+    assert "output:     Linear Rec.709 (sRGB) (converted from sRGB Encoded Rec.709 (sRGB); RGBA half)" in result.stdout
     own = ned("info", str(GRID), "--output-colorspace", "srgb_tx")
     assert "output:     sRGB Encoded Rec.709 (sRGB) (the plate's own; RGBA half)" in own.stdout, own.stderr
 

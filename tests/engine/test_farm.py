@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import OpenImageIO as oiio
 import pytest
 from ned_engine import farm
 
@@ -50,6 +51,28 @@ def test_chunks_on_separate_nodes_equal_one_run(tmp_path):
     for frame in range(1001, 1011):
         chunked = (tmp_path / "chunks" / f"sh.{frame}.exr").read_bytes()
         assert chunked == (tmp_path / "single" / f"sh.{frame}.exr").read_bytes(), f"frame {frame} differs"
+    # a video plate is written scene-linear by default
+    header = _header(tmp_path / "chunks" / "sh.1001.exr")
+    assert header.get_string_attribute("ned:colorspace") == "Linear Rec.709 (sRGB)"
+
+
+def _header(path: Path) -> oiio.ImageSpec:
+    image = oiio.ImageInput.open(str(path))
+    assert image is not None, oiio.geterror()
+    spec = image.spec()
+    image.close()
+    return spec
+
+
+def test_a_farm_job_writes_the_output_colorspace_it_names(tmp_path):
+    spec = farm.load_job(str(_job(tmp_path, str(tmp_path / "own" / "sh.####.exr"))))
+    spec["frame_range"] = [1001, 1002]
+    spec["output"]["colorspace"] = "sRGB Encoded Rec.709 (sRGB)"  # the plate's own encoding
+    farm.render(spec, cache_dir=str(tmp_path / "cache"))
+    header = _header(tmp_path / "own" / "sh.1001.exr")
+    assert header.get_string_attribute("ned:colorspace") == "sRGB Encoded Rec.709 (sRGB)"
+    assert header.get_string_attribute("ned:source_colorspace") == ""
+    assert str(header.channelformats[0]) == "half"  # 8-bit codes, not converted: half keeps them
 
 
 def test_farm_job_errors_are_one_line(tmp_path):

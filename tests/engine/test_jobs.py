@@ -82,7 +82,7 @@ def test_cli_args_become_the_same_edit(tmp_path, monkeypatch):
                  "--option", "render.falloff=0.2", "--option", "track.mode=fast")
     spec = jobs.job_from_cli_args(args)
     assert spec["backends"] == {"preset": "default", "options": {"render": {"falloff": 0.2}, "track": {"mode": "fast"}}}
-    assert jobs.plan(spec).backends == cli.backends_from_args(args)
+    assert jobs.plan(spec).backends == jobs.backends_from_args(args)
     assert spec["plate"] == str(tmp_path / "plate.####.exr") and spec["mask"] == str(tmp_path / "m.####.exr")
     assert spec["output"] == {"pattern": str(tmp_path / "out" / "o.####.exr"), "compression": "dwaa", "half": False}
     auto = jobs.job_from_cli_args(_args("p.####.exr", "-o", "o.####.exr", "--emotion", "sad",
@@ -127,3 +127,15 @@ def test_needs_frame_token():
     assert not jobs.needs_frame_token({"plate": "/a/still.exr"})
     assert not jobs.needs_frame_token({"plate": "/a/clip.mov", "frame_range": [7, 7]})
     assert not jobs.needs_frame_token({"plate_frames": [3]})
+
+
+def test_mouth_preservation_left_out_is_decided_by_the_plate():
+    # None: the pipeline keeps footage's speech (1) and frees a still's mouth (0)
+    assert jobs.plan(_spec()).mouth_preservation is None
+
+
+def test_the_appearance_stage_is_named_like_any_other():
+    assert jobs.plan(_spec(backends={"appearance": "none"})).backends.appearance == "none"
+    assert jobs.plan(_spec(backends={"preset": "ned"})).backends.appearance == "none"
+    with pytest.raises(UnknownBackendError):
+        jobs.plan(_spec(backends={"appearance": "paint"}))

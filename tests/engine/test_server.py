@@ -164,6 +164,21 @@ def test_inline_plate_and_inline_delivery_match_the_path_job(engine, plate, out)
         assert data == (out / f"p.{frame}.exr").read_bytes()
 
 
+def test_a_job_writes_the_output_colorspace_it_names(engine, plate, out):
+    spec = spec_for(plate, str(out / "c.####.exr"))
+    spec["output"]["colorspace"] = "lin_rec709_scene"
+    with engine.client() as client:
+        events = collect(client, client.submit(spec))
+    assert events[-1].type == "done"
+    image = oiio.ImageInput.open(str(out / "c.1001.exr"))
+    header = image.spec()
+    image.close()
+    assert header.get_string_attribute("ned:colorspace") == "Linear Rec.709 (sRGB)"
+    assert header.get_string_attribute("ned:source_colorspace") == "ACEScg"  # the plate's, converted
+    assert {str(f) for f in header.channelformats} <= {"float"}  # converted half values need float
+    assert str(header.format) == "float"
+
+
 def test_same_idempotency_key_returns_the_same_job(engine, plate, out):
     spec = spec_for(plate, str(out / "k.####.exr"))
     with engine.client() as client:
@@ -264,6 +279,11 @@ def test_bad_jobs_are_refused_at_submit(engine, plate, out):
             client.submit(spec_for(plate, plate))  # would overwrite the plate
         with pytest.raises(InvalidOptionError):
             client.submit(spec_for(plate, str(out / "x.####.exr"), colorspace="no such space"))
+        bad_output = spec_for(plate, str(out / "x.####.exr"))
+        bad_output["output"]["colorspace"] = "no such space"
+        with pytest.raises(InvalidOptionError) as error:
+            client.submit(bad_output)
+        assert error.value.field == "spec.output.colorspace"
         with pytest.raises(UnknownJobError):
             client.status("j-000000000000")
         with pytest.raises(UnauthorizedError):
@@ -352,5 +372,5 @@ def test_output_compression_and_depth_as_asked(engine, plate, out):
         assert collect(client, job)[-1].type == "done"
     spec = oiio.ImageInput.open(str(out / "m.1001.exr")).spec()
     assert spec.getattribute("compression") == "piz"
-    pixels = oiio.ImageBuf(str(out / "m.1001.exr")).get_pixels(oiio.FLOAT)
-    assert pixels.shape == (120, 160, 7) and np.isfinite(pixels).all()
+    channels = read_exr_channels(str(out / "m.1001.exr"))  # RGBA, then the layers' parts
+    assert len(channels) == 7 and all(c.shape == (120, 160) and np.isfinite(c).all() for c in channels.values())

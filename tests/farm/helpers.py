@@ -51,16 +51,23 @@ def ned_engine(*args: str, env: dict[str, str] | None = None, cwd: Path | None =
 
 
 def exr_pixels(path: Path) -> tuple[list[str], list[str], bytes]:
-    """Channel names, their stored formats, and every channel's pixels as float32 bytes."""
+    """Channel names, their stored formats, and every channel's pixels as float32 bytes (all parts)."""
     image = oiio.ImageInput.open(str(path))
     assert image is not None, oiio.geterror()
+    names: list[str] = []
+    formats: list[str] = []
+    data = b""
     try:
-        spec = image.spec()
-        formats = [str(f) for f in spec.channelformats] or [str(spec.format)] * spec.nchannels
-        pixels = image.read_image(0, 0, 0, spec.nchannels, "float")
+        part = 0
+        while part == 0 or image.seek_subimage(part, 0):  # the layers are parts after the RGBA
+            spec = image.spec()
+            names += spec.channelnames
+            formats += [str(f) for f in spec.channelformats] or [str(spec.format)] * spec.nchannels
+            data += np.ascontiguousarray(image.read_image(part, 0, 0, spec.nchannels, "float")).tobytes()
+            part += 1
     finally:
         image.close()
-    return list(spec.channelnames), formats, np.ascontiguousarray(pixels).tobytes()
+    return names, formats, data
 
 
 def assert_same_frames(produced: Path, reference: Path, name: str, frames: range) -> None:

@@ -147,7 +147,9 @@ def test_fields_newer_than_the_message_version_are_refused() -> None:
 def test_with_defaults_fills_documented_defaults_only_where_they_apply() -> None:
     message = schema.build("submit", spec=SPEC)
     spec = schema.with_defaults(message)["spec"]
-    assert spec["mouth_preservation"] == 1.0 and spec["priority"] == 0 and spec["start"] == 1001
+    assert spec["priority"] == 0 and spec["start"] == 1001
+    # no default for mouth preservation: 1 for footage, 0 for a still, decided by the pipeline
+    assert "mouth_preservation" not in spec
     # no default for half (the engine picks half or float per plate) nor for the output colourspace
     assert spec["output"] == {"pattern": SPEC["output"]["pattern"], "inline": False, "compression": "zip"}
     assert "interpolation" not in spec and "plate_format" not in spec  # they need keys / plate_frames

@@ -24,6 +24,7 @@ from . import standin
 from .helpers import EngineProcess, collect, make_plate, spec_for, stamp
 
 FRAMES = list(range(1001, 1013))
+WRITES_IN_FLIGHT = 2  # ned_core.pipeline._FrameWriter's depth: frames rendered, not yet in place
 CHUNK = re.compile(r"worker (\d) \(process (\d+)\): job (\S+) frames (\d+)-(\d+)")
 
 
@@ -156,8 +157,8 @@ def test_cancel_reaches_every_chunk_within_a_frame(engine, plate, root):
     assert events[-1].type == "cancelled" and busy == 2  # both processes had a chunk of the job
     written = _frames(events)
     # each process stops at its next frame boundary: what it had in hand when the cancel came (the
-    # frame it renders, and the one its writer thread is still writing) is finished, nothing after
-    assert at_cancel <= len(written) <= at_cancel + 2 * busy, written
+    # frame it renders, and those its writer threads are still writing) is finished, nothing after
+    assert at_cancel <= len(written) <= at_cancel + (1 + WRITES_IN_FLIGHT) * busy, written
     assert len(written) < len(FRAMES) and events[-1].body["frames_written"] == len(written)
     assert sorted(int(p.name.split(".")[1]) for p in out.glob("c.*.exr")) == sorted(written)
     assert not list(out.glob(".*.tmp"))

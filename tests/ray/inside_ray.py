@@ -97,7 +97,7 @@ def test_one_actor_per_gpu_on_a_local_cluster(tmp_path):
         ray.shutdown()
     assert cancelled[-1].type == "cancelled"
     written = _frames(cancelled)
-    assert at_cancel <= len(written) <= at_cancel + 2 < len(FRAMES)  # the frame in hand and the one being written
+    assert at_cancel <= len(written) <= at_cancel + 3 < len(FRAMES)  # the frame in hand and the writer's two
     assert sorted(int(p.name.split(".")[1]) for p in (tmp_path / "cancel").glob("c.*.exr")) == sorted(written)
     assert events[-1].type == "done" and events[-1].body["lost_frames"] == [1005]
     assert sorted(_frames(events)) == FRAMES

@@ -1,10 +1,12 @@
-"""A tiny pure-Python OpenEXR header reader: the attributes of a file's first part, and its colourspace.
+"""A tiny pure-Python OpenEXR header reader: the attributes of a file's parts, and its colourspace.
 
 Host plugins (Nuke, Blender) load NED's output frames and must set their colourspace from the file,
 never from a guess, but cannot count on OpenImageIO in the host's Python. An EXR header is small and
 simple: the magic number 20000630, a 4-byte version/flags field, then attributes
-``name\\0 type\\0 int32 size, value`` until an empty name. This module decodes the attribute types NED
-and hosts care about (strings, numbers, boxes, vectors, the channel list) and keeps the rest as bytes.
+``name\\0 type\\0 int32 size, value`` until an empty name; a multi-part file (flag bit 12, how NED
+writes its matte and STMap layers beside RGBA) has one such header per part and an empty one after the
+last. This module decodes the attribute types NED and hosts care about (strings, numbers, boxes,
+vectors, the channel list) and keeps the rest as bytes.
 
 Imports only the standard library (it installs into Nuke's and Blender's Python, 3.9 or newer).
 """
@@ -24,6 +26,7 @@ COLORSPACE_ATTRIBUTES = ("ned:colorspace", "colorInteropID", "oiio:ColorSpace")
 """Where a colourspace is named, most specific first: NED's own attribute, the EXR colour interop ID,
 and OpenImageIO's name."""
 _PIXEL_TYPES = ("uint", "half", "float")
+_MULTIPART = 0x1000
 
 
 class _Reader:
@@ -87,7 +90,12 @@ def _value(type_name: str, data: bytes) -> Any:
 
 
 def read_header(path: str) -> dict[str, Any]:
-    """The attributes of an EXR file's header (its first part), by name.
+    """The attributes of an EXR file's header (its first part), by name: see ``read_headers``."""
+    return read_headers(path)[0]
+
+
+def read_headers(path: str) -> list[dict[str, Any]]:
+    """The attributes of each part's header of an EXR file, by name (one dict for a single-part file).
 
     ``dataWindow``/``displayWindow`` are ``(xmin, ymin, xmax, ymax)``; ``channels`` is a list of
     ``{"name", "type", "sampling"}``; strings are ``str``; undecoded types stay ``bytes``.
@@ -107,22 +115,34 @@ def read_header(path: str) -> dict[str, Any]:
         raise InputNotFoundError(f"cannot open {path}: {error.strerror or error}", path=path) from None
     with stream:
         reader = _Reader(stream, path)
-        magic, _flags = struct.unpack("<iI", reader.take(8))
+        magic, flags = struct.unpack("<iI", reader.take(8))
         if magic != MAGIC:
             raise reader.corrupt("no OpenEXR magic number")
-        header: dict[str, Any] = {}
-        while True:
-            name = reader.name()
-            if not name:
-                return header
-            type_name = reader.name()
-            (size,) = struct.unpack("<i", reader.take(4))
-            if size < 0:
-                raise reader.corrupt(f"attribute {name!r} has a negative size")
-            try:
-                header[name] = _value(type_name, reader.take(size))
-            except (struct.error, ValueError):
-                raise reader.corrupt(f"attribute {name!r} of type {type_name!r} is malformed") from None
+        multipart = bool(flags & _MULTIPART)
+        headers = [_attributes(reader)]
+        while multipart:
+            header = _attributes(reader)
+            if not header:  # the empty header after the last part
+                break
+            headers.append(header)
+        return headers
+
+
+def _attributes(reader: _Reader) -> dict[str, Any]:
+    """One header's attributes, up to and including its terminating empty name."""
+    header: dict[str, Any] = {}
+    while True:
+        name = reader.name()
+        if not name:
+            return header
+        type_name = reader.name()
+        (size,) = struct.unpack("<i", reader.take(4))
+        if size < 0:
+            raise reader.corrupt(f"attribute {name!r} has a negative size")
+        try:
+            header[name] = _value(type_name, reader.take(size))
+        except (struct.error, ValueError):
+            raise reader.corrupt(f"attribute {name!r} of type {type_name!r} is malformed") from None
 
 
 def colorspace(header: dict[str, Any]) -> str | None:
@@ -135,9 +155,10 @@ def colorspace(header: dict[str, Any]) -> str | None:
     return None
 
 
-def channel_names(header: dict[str, Any]) -> list[str]:
-    """The header's channel names, in file order (EXR sorts them by name)."""
-    return [c["name"] for c in header.get("channels", [])]
+def channel_names(header: dict[str, Any] | list[dict[str, Any]]) -> list[str]:
+    """The channel names of a header, or of every part of ``read_headers``'s list, in file order."""
+    headers = header if isinstance(header, list) else [header]
+    return [c["name"] for h in headers for c in h.get("channels", [])]
 
 
-__all__ = ["COLORSPACE_ATTRIBUTES", "MAGIC", "channel_names", "colorspace", "read_header"]
+__all__ = ["COLORSPACE_ATTRIBUTES", "MAGIC", "channel_names", "colorspace", "read_header", "read_headers"]

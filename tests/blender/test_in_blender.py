@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import OpenImageIO as oiio
 import pytest
-from ned_blender.logic import colour, exr_header
+from ned_blender.logic import colour
+from ned_protocol import exr_header
 
 from ned_core.io import read_exr_channels
 
@@ -60,7 +61,7 @@ def test_process_demo_strip_against_a_real_engine(version, real_engine, blender_
         assert {"ned.matte", "stmap.u", "stmap.v"} <= set(read_exr_channels(str(folder / name)))
     # the colourspace comes from the EXR header (the engine wrote what the add-on asked: Blender's scene
     # linear), mapped to Blender's name for it
-    named = exr_header.colorspace_of(str(folder / result["files"][0]))
+    named = exr_header.colorspace(exr_header.read_header(str(folder / result["files"][0])))
     assert colour.blender_colorspace(named) == result["colorspace"] == "Linear Rec.709"
     assert report["outcome_report"].startswith("NED: done: 6 frames") and "colourspace" not in report["outcome_report"]
 

@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 import OpenImageIO as oiio
 import pytest
-from ned_blender.logic import colour, engine_cmd, exr_header, paths
+from ned_blender.logic import colour, engine_cmd, paths
 from ned_blender.logic.frames import FrameMap, result_run, sequence_pattern
 from ned_blender.logic.job import StripJob, for_version, job_spec
 from ned_blender.logic.keys import EMOTION_PROPERTIES, emotion_keys, mouth_preservation, weights_at
 from ned_blender.logic.tracker import JobTracker
+from ned_protocol import exr_header
 from ned_protocol.errors import FrameRangeError, InvalidOptionError, MissingDependencyError
 from ned_protocol.schema import EMOTIONS
 
@@ -147,26 +148,13 @@ def _write_exr(path: Path, attributes: dict[str, str], channels: int = 4) -> Non
     out.close()
 
 
-def test_exr_header_reads_oiio_written_files(tmp_path: Path) -> None:
+def test_result_colourspace_comes_from_the_shared_header_reader(tmp_path: Path) -> None:
     path = tmp_path / "a.exr"
     _write_exr(path, {"oiio:ColorSpace": "ACEScg", "ned:colorspace": "ACEScg", "compression": "zip"})
-    header = exr_header.read_header(str(path))
-    assert header["dataWindow"] == (0, 0, 7, 3) and header["compression"] == "zip"
-    assert [name for name, _ in header["channels"]] == ["A", "B", "G", "R"]
-    assert exr_header.colorspace_of(str(path)) in {"ACEScg", "lin_ap1_scene"}
+    assert colour.blender_colorspace(exr_header.colorspace(exr_header.read_header(str(path)))) == "ACEScg"
     plain = tmp_path / "plain.exr"
     _write_exr(plain, {}, channels=3)
-    assert exr_header.colorspace_of(str(plain)) is None
-
-
-def test_exr_header_refuses_what_is_not_an_exr(tmp_path: Path) -> None:
-    bad = tmp_path / "bad.exr"
-    bad.write_bytes(b"\x76\x2f\x31\x01\x02\x00\x00\x00channels\x00chl")
-    with pytest.raises(exr_header.ExrHeaderError):
-        exr_header.read_header(str(bad))
-    (tmp_path / "png.exr").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(40))
-    with pytest.raises(exr_header.ExrHeaderError):
-        exr_header.read_header(str(tmp_path / "png.exr"))
+    assert exr_header.colorspace(exr_header.read_header(str(plain))) is None
 
 
 # -- events -------------------------------------------------------------------------------------------------
@@ -198,7 +186,7 @@ def test_serve_command_binds_loopback_and_allows_only_existing_folders(tmp_path:
 # -- boundaries ---------------------------------------------------------------------------------------------
 def test_the_add_on_imports_no_heavy_package_and_logic_needs_no_bpy() -> None:
     code = (f"import sys; sys.path.insert(0, {str(PLUGIN)!r})\n"
-            "import ned_blender, ned_blender.engine, ned_blender.logic.job, ned_blender.logic.exr_header\n"
+            "import ned_blender, ned_blender.engine, ned_blender.logic.job, ned_protocol.exr_header\n"
             "import ned_blender.logic.colour, ned_blender.logic.tracker, ned_blender.logic.paths\n"
             "banned = {'torch', 'numpy', 'ned_core', 'ned_engine', 'cv2', 'OpenImageIO', 'bpy'}\n"
             "print(sorted({m.split('.')[0] for m in sys.modules} & banned))")

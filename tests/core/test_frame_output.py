@@ -158,8 +158,9 @@ def test_real_footage_frames_equal_the_reference_path(tmp_path: Path) -> None:
     assert sorted(result.written) == [1001, 1002, 1003, 1004]
     assert_same_frames([result.written[f] for f in sorted(result.written)], tmp_path / "ref")
     channels = stored(Path(result.written[1001]))[0]
-    # An 8-bit video converted to ACEScg needs float RGBA (README); the layers are always float.
-    assert channels == [("R", "float"), ("G", "float"), ("B", "float"), ("A", "float"), ("ned.matte", "float"),
+    # An 8-bit video linearised to Linear Rec.709 keeps every code in half RGBA (README); the layers are
+    # always float, each in a part of its own.
+    assert channels == [("R", "half"), ("G", "half"), ("B", "half"), ("A", "half"), ("ned.matte", "float"),
                         ("stmap.u", "float"), ("stmap.v", "float")]
 
 

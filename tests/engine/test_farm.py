@@ -72,7 +72,7 @@ def test_a_farm_job_writes_the_output_colorspace_it_names(tmp_path):
     header = _header(tmp_path / "own" / "sh.1001.exr")
     assert header.get_string_attribute("ned:colorspace") == "sRGB Encoded Rec.709 (sRGB)"
     assert header.get_string_attribute("ned:source_colorspace") == ""
-    assert str(header.channelformats[0]) == "half"  # 8-bit codes, not converted: half keeps them
+    assert str(header.channelformat(0)) == "half"  # 8-bit codes, not converted: half keeps them
 
 
 def test_farm_job_errors_are_one_line(tmp_path):

@@ -91,10 +91,11 @@ def test_two_clients_see_only_their_own_jobs_unless_they_watch(engine, plate, ou
 
 
 def test_cancel_mid_job_keeps_the_frames_written(engine, engine_root, out):
-    # 24 frames: two workers share the shot, and each has frames in flight (one rendering, the writer's
-    # queue) when the first is reported, so only a longer shot shows where the cancel stopped it
+    # 24 frames: two workers share the shot, and each has frames in flight (one rendering, two in its
+    # writer) when its first is reported, so only a longer shot shows where the cancel stopped it; a
+    # slow stand-in frame, so a loaded machine's event lag cannot outrun the two chunks
     long_plate = make_plate(engine_root / "plate24", range(1001, 1025), seed=24)
-    spec = spec_for(long_plate, str(out / "c.####.exr"), backends={"options": {"render": {"delay": 0.3}}})
+    spec = spec_for(long_plate, str(out / "c.####.exr"), backends={"options": {"render": {"delay": 0.5}}})
     with engine.client() as client:
         job = client.submit(spec)
         events = []

@@ -17,7 +17,7 @@ import pytest
 from ned_nuke import host
 from ned_nuke.logic import colorspace as colour
 from ned_nuke.logic import knobs
-from ned_protocol.exr_header import channel_names, read_header
+from ned_protocol.exr_header import channel_names, read_headers
 
 FRAMES = list(range(1001, 1009))
 
@@ -191,9 +191,9 @@ def test_process_end_to_end_against_a_real_engine(plate, shot, engine) -> None:
     assert (read.firstFrame(), read.lastFrame()) == (1001, 1008)
     assert read.stub_frames_on_disk() == FRAMES
     assert read.stub_reloads >= 1 and inner(node, "NEDSwitch")["which"].value() == 1
-    header = read_header(read.stub_frame_file(1001))
-    assert {"ned.matte", "stmap.u", "stmap.v", "R", "G", "B", "A"} <= set(channel_names(header))
-    expected = colour.knob_value(header["ned:colorspace"], read["colorspace"].values())
+    headers = read_headers(read.stub_frame_file(1001))
+    assert {"ned.matte", "stmap.u", "stmap.v", "R", "G", "B", "A"} <= set(channel_names(headers))
+    expected = colour.knob_value(headers[0]["ned:colorspace"], read["colorspace"].values())
     assert expected is not None and read["colorspace"].value() == expected
     assert (read.width(), read.height()) == (160, 120)
     task = nuke.stub_progress[-1]
@@ -224,9 +224,10 @@ def test_the_real_pipeline_on_a_movie_read_of_the_demo_clip(shot, real_engine) -
     assert node["status"].value() == "Done: 5 frames written", node["status"].value()
     result = inner(node, knobs.RESULT_READ)
     assert (result.firstFrame(), result.lastFrame()) == (1, 5) and result.stub_frames_on_disk() == [1, 2, 3, 4, 5]
-    header = read_header(result.stub_frame_file(3))
-    assert {"ned.matte", "stmap.u", "stmap.v"} <= set(channel_names(header))
-    assert result["colorspace"].value() == colour.knob_value(header["ned:colorspace"], result["colorspace"].values())
+    headers = read_headers(result.stub_frame_file(3))
+    assert {"ned.matte", "stmap.u", "stmap.v"} <= set(channel_names(headers))
+    named = headers[0]["ned:colorspace"]
+    assert result["colorspace"].value() == colour.knob_value(named, result["colorspace"].values())
     assert result["colorspace"].value() is not None
 
 

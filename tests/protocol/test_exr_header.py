@@ -9,7 +9,7 @@ import numpy as np
 import OpenImageIO as oiio
 import pytest
 from ned_protocol.errors import CorruptImageError, InputNotFoundError
-from ned_protocol.exr_header import MAGIC, channel_names, colorspace, read_header
+from ned_protocol.exr_header import MAGIC, channel_names, colorspace, read_header, read_headers
 
 
 def write(path, channels=("R", "G", "B", "A"), attributes=(), size=(16, 12), origin=(0, 0)) -> str:
@@ -50,7 +50,10 @@ def test_neds_own_output_frames(tmp_path) -> None:
     rgba = np.zeros((12, 16, 4), np.float32)
     write_exr(str(tmp_path / "n.exr"), rgba, layers={"ned.matte": rgba[..., 0]}, colorspace="Linear Rec.709 (sRGB)")
     header = read_header(str(tmp_path / "n.exr"))
-    assert colorspace(header) == "Linear Rec.709 (sRGB)" and "ned.matte" in channel_names(header)
+    assert colorspace(header) == "Linear Rec.709 (sRGB)" and channel_names(header) == ["A", "B", "G", "R"]
+    # the layers are parts of their own (multi-part EXR): every part's header is read
+    parts = read_headers(str(tmp_path / "n.exr"))
+    assert len(parts) == 2 and "ned.matte" in channel_names(parts)
 
 
 def test_bad_files_get_stable_codes(tmp_path) -> None:

@@ -14,10 +14,11 @@ import os
 from typing import Any
 
 import bpy
+from ned_protocol import exr_header
 from ned_protocol.errors import InputNotFoundError, InvalidOptionError
 
 from . import compat
-from .logic import colour, exr_header, paths
+from .logic import colour, paths
 from .logic.frames import FrameMap, result_run, sequence_pattern
 from .logic.job import StripJob, frames_of
 from .properties import FLOAT_PROPERTIES
@@ -129,9 +130,11 @@ def load_result(scene: Any, source: Any, frames: dict[int, str], frame_map: Fram
     result.frame_final_duration = len(files)
     warning = None
     header = exr_header.read_header(files[0])
-    header_name = exr_header.colorspace_in(header)
+    header_name = exr_header.colorspace(header)
     name = colour.blender_colorspace(header_name, colorspace_choices(result))
-    layers = [c for c, _ in header.get("channels", []) if c not in ("R", "G", "B", "A")]
+    # Blender shows a first part with more than RGBA as a multi-layer image (scene-linear whatever the
+    # strip says); NED's own frames keep their layers in parts of their own.
+    layers = [c for c in exr_header.channel_names(header) if c not in ("R", "G", "B", "A")]
     if name is not None and layers and name != FALLBACK_COLORSPACE:
         warning = (f"{files[0]} is in {header_name} but has layers ({', '.join(layers[:3])}), and Blender shows "
                    f"multi-layer EXRs as scene-linear: set the Output Colourspace to the engine's "

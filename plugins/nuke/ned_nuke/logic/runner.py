@@ -19,7 +19,7 @@ from dataclasses import replace
 from typing import Any
 
 from ned_protocol.errors import NedError
-from ned_protocol.exr_header import channel_names, colorspace, read_header
+from ned_protocol.exr_header import channel_names, colorspace, read_headers
 from ned_protocol.schema import new_id
 
 from ned_nuke.logic.events import JobStatus, accepted, apply, failed, submitting
@@ -161,12 +161,13 @@ class JobRunner:
         """The status with the first frame's colourspace and channels (from its EXR header)."""
         assert status.first_path is not None
         try:
-            header = read_header(status.first_path)
+            headers = read_headers(status.first_path)
         except NedError as error:  # an engine on another machine: its path is not ours to read
             logger.warning("cannot read %s: %s", status.first_path, error.message)
             return replace(status, detail={**status.detail, "colorspace": None})
-        return replace(status, detail={**status.detail, "colorspace": colorspace(header),
-                                       "channels": channel_names(header)})
+        # RGBA and the colourspace are in the first part; the matte and STMap layers in parts of their own.
+        return replace(status, detail={**status.detail, "colorspace": colorspace(headers[0]),
+                                       "channels": channel_names(headers)})
 
 
 __all__ = ["POLL", "JobRunner", "ProgressSink"]

@@ -27,6 +27,7 @@ import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from pathlib import Path
@@ -45,9 +46,12 @@ class Engine:
     def __init__(self, folder: Path, *args: str, python: str = sys.executable, pin: str | None = None) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
+        self.scratch: str | None = None
         if "--ray" in args:  # a new local Ray cluster writes its auth token under ~/.ray: keep it here
             (folder / "home").mkdir(exist_ok=True)
-            env.update(HOME=str(folder / "home"), RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
+            self.scratch = tempfile.mkdtemp(prefix="nedray-", dir="/tmp")  # its own cluster, never another's
+            env.update(HOME=str(folder / "home"), RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0",
+                       RAY_TMPDIR=self.scratch, NED_PROJECT_SITE=sysconfig.get_paths()["purelib"])
         self.log = open(folder / "engine.log", "w")  # noqa: SIM115 - closed in stop
         prefix = ["taskset", "-c", pin] if pin is not None else []  # the engine and its workers on those cores
         self.proc = subprocess.Popen(
@@ -62,7 +66,11 @@ class Engine:
             self.stop()
             raise RuntimeError(f"the engine did not start: {line!r}\n{Path(self.log.name).read_text()[-2000:]}")
         self.address, self.monitor = match.group(1), match.group(2)
-        self._wait_ready()
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + 300
@@ -80,6 +88,8 @@ class Engine:
             self.proc.terminate()
             self.proc.wait(60)
         self.log.close()
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 def spec(first: int, last: int, output: str) -> dict:

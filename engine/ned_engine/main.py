@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="frames per chunk of a job (default: its frames / workers, at most 100)")
     serve.add_argument("--ray", metavar="auto|ADDRESS", default=None,
                        help="run the workers as actors on a Ray cluster (extra ned-engine[ray]); auto: the cluster "
-                       "RAY_ADDRESS names, else a new local one")
+                       "RAY_ADDRESS names, else one running on this machine, else a new local one")
     serve.add_argument("--journal", default=None, help="SQLite journal (default $NED_ENGINE_HOME/journal.sqlite "
                        "or ~/.local/share/ned/engine/journal.sqlite; ':memory:' keeps nothing)")
     serve.add_argument("--allow-root", action="append", default=[], metavar="DIR",

@@ -214,8 +214,8 @@ class RayExecutor(Executor):
 
 
 def connect(address: str) -> dict[str, float]:
-    """Join (or, with ``auto`` and no cluster named by ``RAY_ADDRESS``, start) a Ray cluster; returns its
-    resources."""
+    """Join a Ray cluster; returns its resources. ``auto``: the one ``RAY_ADDRESS`` names, else one
+    running on this machine (found through Ray's temp folder, ``RAY_TMPDIR``), else a new local one."""
     ray = _ray()
     if not ray.is_initialized():
         if address == "auto":

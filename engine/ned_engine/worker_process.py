@@ -13,7 +13,8 @@ pipeline work it is handed over a ``multiprocessing`` pipe and reports back on t
 
 Cancelling crosses the process boundary through one ``multiprocessing.Event`` per worker (set by the
 parent when the job of the task in hand is cancelled), checked by the pipeline before every frame.
-The child limits its numeric libraries to ``threads`` threads (OpenMP, MKL, OpenBLAS, OpenCV, torch)
+The child limits its numeric libraries to ``threads`` threads (OpenMP, MKL, OpenBLAS, OpenCV,
+OpenImageIO/OpenEXR, torch)
 and, given a ``cuda:N`` device, sees only that GPU. It exits when the parent closes the pipe or dies.
 
 This module's top level imports only the standard library, so the thread limits are set before
@@ -133,8 +134,12 @@ class TaskRunner:
 
     def warm(self) -> None:
         import cv2
+        import OpenImageIO as oiio
 
-        cv2.setNumThreads(max(1, self.settings.threads))
+        threads = max(1, self.settings.threads)
+        cv2.setNumThreads(threads)
+        oiio.attribute("threads", threads)  # its own pool (and OpenEXR's) would take every core
+        oiio.attribute("exr_threads", threads)
         from ned_core.errors import NedError as CoreError
         from ned_core.pipeline import Backends
 

@@ -1,5 +1,6 @@
 """Runs in Ray's virtual environment (see test_ray.py): ``ned-engine serve --ray`` on a local cluster
-and on a two-node ``ray.cluster_utils.Cluster`` whose second node is killed mid-chunk."""
+(a job equal to a single run, a cancel reaching the actor) and on a two-node
+``ray.cluster_utils.Cluster`` whose second node is killed mid-chunk."""
 
 from __future__ import annotations
 
@@ -65,7 +66,8 @@ def _frames(events) -> list[int]:
 
 
 def test_one_actor_per_gpu_on_a_local_cluster(tmp_path):
-    info = ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, object_store_memory=80 << 20)
+    info = ray.init(address="local", num_cpus=2, num_gpus=1, include_dashboard=False,
+                    object_store_memory=80 << 20)  # a new cluster, never one already running here
     try:
         plate = make_plate(tmp_path / "plate", range(FRAMES[0], FRAMES[-1] + 1), seed=3)
         engine = EngineProcess(tmp_path / "state", "--ray", info.address_info["gcs_address"], roots=(str(tmp_path),),
@@ -77,10 +79,26 @@ def test_one_actor_per_gpu_on_a_local_cluster(tmp_path):
                             backends={"options": {"track": {"lost": [1005]}}})
             with engine.client() as client:
                 events = collect(client, client.submit(spec), timeout=180)
+                # a cancel reaches the actor's chunk at its next frame
+                slow = spec_for(plate, str(tmp_path / "cancel" / "c.####.exr"),
+                                backends={"options": {"render": {"delay": 0.4}}})
+                job = client.submit(slow)
+                cancelled = []
+                for event in client.events(job, timeout=180):
+                    cancelled.append(event)
+                    if event.type == "frame_ready" and len(_frames(cancelled)) == 1:
+                        assert client.cancel(job) == "running"
+                        at_cancel = len(list((tmp_path / "cancel").glob("c.*.exr")))
+                    if event.terminal:
+                        break
         finally:
             engine.stop()
     finally:
         ray.shutdown()
+    assert cancelled[-1].type == "cancelled"
+    written = _frames(cancelled)
+    assert at_cancel <= len(written) <= at_cancel + 3 < len(FRAMES)  # the frame in hand and the writer's two
+    assert sorted(int(p.name.split(".")[1]) for p in (tmp_path / "cancel").glob("c.*.exr")) == sorted(written)
     assert events[-1].type == "done" and events[-1].body["lost_frames"] == [1005]
     assert sorted(_frames(events)) == FRAMES
     _assert_identical_to_a_single_run(tmp_path / "out", "g", spec, tmp_path / "ref")

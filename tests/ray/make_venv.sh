@@ -34,8 +34,10 @@ if [ ! -f "$VENV/.complete" ] || [ "$(cat "$VENV/.complete")" != "$STAMP" ]; the
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "ray==2.60.*" $PINS
     echo "$STAMP" > "$VENV/.complete"
 fi
-# the project's packages after Ray's own (addsitedir also reads the project's editable-install .pth files)
+# the project's packages after Ray's own (addsitedir also reads the project's editable-install .pth
+# files): NED_PROJECT_SITE when set (the tests set it, so two checkouts sharing this venv each test
+# their own code), else the project that ran this script last
 PURELIB="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
-echo "import site; site.addsitedir('$SITE')" > "$PURELIB/ned_project.pth"
-"$VENV/bin/python" -c "import ray, ned_engine, ned_core.pipeline" >/dev/null
+echo "import os, site; site.addsitedir(os.environ.get('NED_PROJECT_SITE') or '$SITE')" > "$PURELIB/ned_project.pth"
+NED_PROJECT_SITE="$SITE" "$VENV/bin/python" -c "import ray, ned_engine, ned_core.pipeline" >/dev/null
 echo "ray venv ready: $VENV"

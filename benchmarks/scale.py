@@ -14,7 +14,7 @@ engine gets a fresh analysis cache):
       frames (the I/O floor) and the bytes written per frame;
   (c) the model's frames/s for 16-64 GPUs (see docs/engine.md, "Scaling"), with those costs.
 
-    .venv/bin/python benchmarks/scale.py [--frames 24] [--ray-python ~/.cache/ned/ray-venv/bin/python]
+    .venv/bin/python benchmarks/scale.py [--frames 48] [--ray-python ~/.cache/ned/ray-venv/bin/python]
 
 One round each (no best-of): on a shared 2-core machine the ratios move by ±15 % between runs.
 """
@@ -157,7 +157,8 @@ def model(gpus: int, frames: int, analysis: float, render: float, chunk_cost: fl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=24, help="frames of the one shot (the queue: 4 x half)")
+    parser.add_argument("--frames", type=int, default=48, help="frames of the one shot (the queue: 4 x half; "
+                        "at most 48 on the 75-frame clip)")
     parser.add_argument("--ray-python", help="a Python with Ray and this project (bash tests/ray/make_venv.sh)")
     parser.add_argument("--bandwidth-gbs", type=float, default=2.0, help="shared storage GB/s for the model (2)")
     args = parser.parse_args()
@@ -168,6 +169,7 @@ def main() -> None:
         ("1 worker, 1 core", ("--workers", "1", "--worker-threads", "1"), sys.executable, pin),
         (f"1 worker, {cores} cores", ("--workers", "1"), sys.executable, None),
         ("2 worker processes", ("--workers", "2"), sys.executable, None),
+        ("2 processes, pinned", ("--workers", "2", "--pin-cpus"), sys.executable, None),
     ]
     if args.ray_python:
         configs.append(("2 Ray actors", ("--workers", "2", "--ray", "auto"), args.ray_python, None))
@@ -181,7 +183,8 @@ def main() -> None:
             engine = Engine(folder, *options, python=python, pin=cpus)
             try:
                 one = run_jobs(engine, [spec(1001, 1000 + frames, str(folder / "one" / "o.####.exr"))])
-                queue = run_jobs(engine, [spec(1001 + frames + i * half, 1000 + frames + (i + 1) * half,
+                # four other frame ranges of the 75-frame clip (each its own analysis), overlapping
+                queue = run_jobs(engine, [spec(1002 + 7 * i, 1001 + 7 * i + half,
                                                str(folder / f"q{i}" / "q.####.exr")) for i in range(4)])
             finally:
                 engine.stop()

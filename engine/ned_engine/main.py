@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a worker process's device, e.g. cuda:0 (repeat: one per worker, round robin)")
     serve.add_argument("--chunk", type=int, default=None, metavar="N",
                        help="frames per chunk of a job (default: its frames / workers, at most 100)")
+    serve.add_argument("--pin-cpus", action="store_true",
+                       help="pin each worker process to its own --worker-threads cores")
     serve.add_argument("--ray", metavar="auto|ADDRESS", default=None,
                        help="run the workers as actors on a Ray cluster (extra ned-engine[ray]); auto: the cluster "
                        "RAY_ADDRESS names, else one running on this machine, else a new local one")
@@ -174,7 +176,8 @@ def run_serve(args: argparse.Namespace) -> int:
                           workers=workers, allow_roots=args.allow_root, cache_dir=args.cache_dir,
                           curve=curve, admin_keys=admin, limits=limits, stage_factory=_factory(args.stages),
                           hang_timeout=args.hang_timeout, retain_days=args.retain_days,
-                          worker_threads=args.worker_threads, devices=args.device, chunk=args.chunk, ray=args.ray)
+                          worker_threads=args.worker_threads, devices=args.device, chunk=args.chunk, ray=args.ray,
+                          pin_cpus=args.pin_cpus)
     engine = Engine(config)
     engine.start()
     monitor = None

@@ -93,6 +93,8 @@ class EngineConfig:
     """One device per worker process, round robin (``--device``)."""
     chunk: int | None = None
     """Frames per chunk of a job (None: the job's frames ÷ workers, at most ``workers.MAX_CHUNK``)."""
+    pin_cpus: bool = False
+    """Pin each worker process to its own cores (``--pin-cpus``)."""
     ray: str | None = None
     """``auto`` or a Ray cluster's address: workers are Ray actors (``ray_backend``); ``workers`` 0 is
     one actor per GPU of the cluster, else per CPU slot."""
@@ -212,7 +214,8 @@ class Engine:
                                 metrics=self.metrics, policy=self.policy, spool=self.spool, limits=self.limits,
                                 cache_dir=self.config.cache_dir, stage_factory=self.config.stage_factory,
                                 hang_timeout=self.config.hang_timeout, workers=max(1, workers),
-                                threads=threads, devices=list(self.config.devices), chunk=self.config.chunk)
+                                threads=threads, devices=list(self.config.devices), chunk=self.config.chunk,
+                                pin_cpus=self.config.pin_cpus and not self.config.ray)
         self._worker_context = context
         self.workers = [Worker(i, context, executor) for i in range(max(1, workers))]
         for worker in self.workers:
@@ -696,7 +699,8 @@ class Engine:
         now = time.monotonic()
         workers = [{"index": w.index, "job": w.job, "ready": w.ready, "alive": w.is_alive(), "hung": w.hung,
                     "heartbeat_age": round(now - w.beat, 3), "pid": w.pid, "restarts": w.restarts,
-                    "threads": w.threads, "device": w.device, "node": getattr(w.executor, "node", None)}
+                    "threads": w.threads, "device": w.device, "cpus": list(w.settings.cpus),
+                    "node": getattr(w.executor, "node", None)}
                    for w in self.workers]
         loop_age = now - self._loop_beat
         problems = []

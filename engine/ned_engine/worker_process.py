@@ -54,6 +54,8 @@ class ProcessSettings:
     cache_dir: str | None = None
     stage_factory: Any = None
     """``FUNCTION(backends)`` returning stage objects (``ned-engine serve --stages``); must pickle."""
+    cpus: tuple[int, ...] = ()
+    """CPU cores the process is pinned to (``--pin-cpus``); empty: wherever the system schedules it."""
 
 
 def child_environment(settings: ProcessSettings) -> dict[str, str]:
@@ -93,6 +95,8 @@ class EventToken:
 def serve(settings: ProcessSettings, conn: Any, cancel_event: Any) -> None:
     """The child's main function: warm the default backends, then run tasks until the pipe closes."""
     os.environ.update(child_environment(settings))
+    if settings.cpus:
+        os.sched_setaffinity(0, settings.cpus)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent decides
     _watch_parent()
     child = TaskRunner(settings, conn, cancel_event)

@@ -246,6 +246,8 @@ class WorkerContext:
     """One device per worker, round robin (``--device``); none: the backends' own default."""
     chunk: int | None = None
     """Frames per chunk (None: a job's frames ÷ workers, at most ``MAX_CHUNK``)."""
+    pin_cpus: bool = False
+    """Pin worker process i to its own ``threads`` cores (``--pin-cpus``)."""
     stopping: threading.Event = field(default_factory=threading.Event)
     render_ratio: float = 1.0
     """Render seconds per frame ÷ analysis seconds per frame, learned from finished jobs: lets a job
@@ -299,6 +301,15 @@ def cores() -> int:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         return os.cpu_count() or 1
+
+
+def _cpus(index: int, threads: int) -> tuple[int, ...]:
+    """The cores worker ``index`` is pinned to: its own ``threads`` of the cores this engine may use."""
+    try:
+        allowed = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return ()
+    return tuple(allowed[(index * threads + i) % len(allowed)] for i in range(threads))
 
 
 def check_picklable(factory: StageFactory | None) -> None:
@@ -464,7 +475,8 @@ class Worker(threading.Thread):
         self.device = ctx.devices[index % len(ctx.devices)] if ctx.devices else None
         self.threads = ctx.threads or max(1, cores() // max(1, ctx.workers))
         self.settings = ProcessSettings(index=index, threads=self.threads, device=self.device,
-                                        cache_dir=ctx.cache_dir, stage_factory=ctx.stage_factory)
+                                        cache_dir=ctx.cache_dir, stage_factory=ctx.stage_factory,
+                                        cpus=_cpus(index, self.threads) if ctx.pin_cpus else ())
         self.executor = executor(self) if executor is not None else ProcessExecutor(self.settings)
 
     @property

@@ -202,6 +202,20 @@ def test_each_process_gets_its_threads_and_device(tmp_path):
         assert envs[0]["CUDA_VISIBLE_DEVICES"] == "3" and "CUDA_VISIBLE_DEVICES" not in envs[1]
 
 
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="pins two workers to cores of their own")
+def test_pin_cpus_gives_each_process_its_own_cores(tmp_path):
+    process = EngineProcess(tmp_path / "state", "--workers", "2", "--worker-threads", "1", "--pin-cpus",
+                            roots=(str(tmp_path),))
+    try:
+        workers = _status(process)["workers"]
+        allowed = [os.sched_getaffinity(w["pid"]) for w in workers]
+    finally:
+        process.stop()
+    cores = sorted(os.sched_getaffinity(0))
+    assert [w["cpus"] for w in workers] == [[cores[0]], [cores[1]]]
+    assert allowed == [{cores[0]}, {cores[1]}]
+
+
 def test_the_scheduler_hands_out_started_work_first():
     from ned_engine.workers import Chunk, Scheduler
 

@@ -37,6 +37,7 @@ import pickle
 import re
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -347,7 +348,7 @@ class _TaskFailed(Exception):
         self.fields = fields
 
 
-class Executor:
+class Executor(ABC):
     """Where a worker's tasks run: a spawned process here; a Ray actor in ``ray_backend``.
 
     ``start`` blocks until the backends are warm; ``send`` hands over one task; ``poll`` returns the
@@ -360,19 +361,19 @@ class Executor:
     pid: int | None = None
     description = "process"
 
-    def start(self, beat: Callable[[], None]) -> str | None:
-        raise NotImplementedError
+    @abstractmethod
+    def start(self, beat: Callable[[], None]) -> str | None: ...
 
-    def send(self, message: tuple[Any, ...]) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def send(self, message: tuple[Any, ...]) -> None: ...
 
-    def poll(self, timeout: float) -> tuple[Any, ...] | None:
-        raise NotImplementedError
+    @abstractmethod
+    def poll(self, timeout: float) -> tuple[Any, ...] | None: ...
 
-    def cancel(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def cancel(self) -> None: ...
 
-    def done(self) -> None:
+    def done(self) -> None:  # noqa: B027 - a hook most executors need not fill
         """The task has ended (its answer was read)."""
 
     def replace(self, beat: Callable[[], None], stopping: threading.Event) -> bool:
@@ -380,8 +381,8 @@ class Executor:
         self.start(beat)
         return True
 
-    def close(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def close(self) -> None: ...
 
 
 class ProcessExecutor(Executor):

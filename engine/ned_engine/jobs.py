@@ -16,8 +16,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from ned_protocol.errors import InvalidMessageError
-from ned_protocol.schema import COMPRESSIONS, JOB_SPEC, PROTOCOL_VERSION
+from ned_protocol.errors import InvalidOptionError as ProtocolError
+from ned_protocol.schema import COMPRESSIONS, JOB_SPEC, check_job_spec
 
 from ned_core import appearance, composite, face3d, manipulate, render, track
 from ned_core.errors import InvalidOptionError, UnknownBackendError
@@ -59,9 +59,9 @@ def check_spec(spec: Any) -> None:
         The spec is outside the schema; ``field`` is the path at fault (``spec.keys[0].frame``).
     """
     try:
-        JOB_SPEC.check(spec, "spec", PROTOCOL_VERSION)
-    except InvalidMessageError as error:
-        raise InvalidOptionError(f"bad job spec: {error.message}", field=error.field) from None
+        check_job_spec(spec)
+    except ProtocolError as error:  # the protocol's error class, as ned_core's for the engine's callers
+        raise InvalidOptionError(error.message, field=error.field) from None
 
 
 def plan(spec: dict[str, Any], *, plate: str | None = None, output: str | None = None) -> JobPlan:

@@ -23,6 +23,7 @@ from ned_protocol.errors import (
     MAX_PATH,
     MAX_TEXT,
     InvalidMessageError,
+    InvalidOptionError,
     UnsupportedVersionError,
 )
 from ned_protocol.fields import (
@@ -485,6 +486,22 @@ def validate(message: Any, payloads: Sequence[Any] | None = None, *, sender: str
         raise InvalidMessageError(f"{name}: {error.message}", field=error.field) from None
     if payloads is not None:
         _check_payloads(spec, message["body"], payloads)
+
+
+def check_job_spec(spec: Any, version: Version = PROTOCOL_VERSION) -> dict[str, Any]:
+    """``spec`` if it is a valid ``JobSpec`` (what the engine checks on submit): for the specs that are not
+    in a message yet — a host plugin's, a farm's JOB.json.
+
+    Raises
+    ------
+    InvalidOptionError
+        The spec is outside the schema; ``field`` is the path at fault (``spec.keys[3].weights``).
+    """
+    try:
+        JOB_SPEC.check(spec, "spec", version)
+    except InvalidMessageError as error:
+        raise InvalidOptionError(f"bad job spec: {error.message}", field=error.field) from None
+    return spec
 
 
 def with_defaults(message: dict[str, Any]) -> dict[str, Any]:

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ned_protocol.errors import InvalidMessageError, InvalidOptionError
+from ned_protocol.errors import InvalidOptionError
 from ned_protocol.fields import Struct
-from ned_protocol.schema import JOB_SPEC, PROTOCOL_VERSION
+from ned_protocol.schema import JOB_SPEC, check_job_spec
 
 from .frames import FrameMap
 from .keys import Samples, emotion_keys, mouth_preservation
@@ -50,18 +50,8 @@ class StripJob:
 
 
 def check(spec: dict[str, Any]) -> dict[str, Any]:
-    """``spec`` if it is a valid ``JobSpec``.
-
-    Raises
-    ------
-    InvalidOptionError
-        The spec is outside the schema; ``field`` is the path at fault (``spec.face.point``).
-    """
-    try:
-        JOB_SPEC.check(spec, "spec", PROTOCOL_VERSION)
-    except InvalidMessageError as error:
-        raise InvalidOptionError(f"bad job: {error.message}", field=error.field) from None
-    return spec
+    """``spec`` checked against the protocol's ``JobSpec`` schema: see ``schema.check_job_spec``."""
+    return check_job_spec(spec)
 
 
 def job_spec(job: StripJob) -> dict[str, Any]:

@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ned_protocol.errors import InvalidMessageError, InvalidOptionError
-from ned_protocol.schema import EMOTIONS, JOB_SPEC, LIMITS, PROTOCOL_VERSION
+from ned_protocol.errors import InvalidOptionError
+from ned_protocol.schema import EMOTIONS, LIMITS, check_job_spec
 
 Sampler = Callable[[int], float]
 """A knob's value at a frame (the host passes ``lambda f: knob.getValueAt(f)``)."""
@@ -113,18 +113,8 @@ def face_point(face: tuple[float, float], height: int) -> list[float]:
 
 
 def check(spec: dict[str, Any]) -> dict[str, Any]:
-    """``spec`` checked against the protocol's ``JobSpec`` schema (what the engine will check).
-
-    Raises
-    ------
-    InvalidOptionError
-        Outside the schema; ``field`` is the path at fault (``spec.keys[3].weights``).
-    """
-    try:
-        JOB_SPEC.check(spec, "spec", PROTOCOL_VERSION)
-    except InvalidMessageError as error:
-        raise InvalidOptionError(f"bad job: {error.message}", field=error.field) from None
-    return spec
+    """``spec`` checked against the protocol's ``JobSpec`` schema: see ``schema.check_job_spec``."""
+    return check_job_spec(spec)
 
 
 def spec(values: NodeValues) -> dict[str, Any]:

@@ -40,7 +40,6 @@ from ned_core.render.warp import mesh_map
 MODEL_FILE = Path(__file__).resolve().parent.parent / "data" / "appearance.npz"
 INTENSITY_CEILING = 1.3  # creases stop deepening here however exaggerated the edit
 _AU = {name: i for i, name in enumerate(ACTION_UNIT_ORDER)}
-_LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
 
 
 def load_model(path: str | Path = MODEL_FILE) -> dict[str, np.ndarray]:
@@ -73,8 +72,6 @@ class ExpressionAppearance:
         self.log_ratio = np.ascontiguousarray(data["smile_log_ratio"], np.float32)
         self.mouth_texture = np.ascontiguousarray(data["mouth"], np.float32)
         self.mouth_skin_slope = float(data["mouth_skin_slope"])
-        # How bright the learned teeth get (their 95th percentile), against which a plate's mouth is read.
-        self._teeth_peak = float(np.percentile(self.mouth_texture @ _LUMA, 95))
         # The drawn creases of the AUs the London pairs do not cover, one map per AU that has any.
         maps = crease_maps(ACTION_UNIT_ORDER)
         self._crease_units = [i for i in range(len(maps)) if maps[i].any()]
@@ -157,25 +154,9 @@ class ExpressionAppearance:
         # must be painted. Inside the plate's opening the real mouth shows, unless the edit bares teeth.
         fresh = np.ones(shape, np.float32)
         src_frame = texture.MouthFrame(source, unit)
-        linear_space = scene_linear()
-        space = face.colorspace or linear_space
-        rgb = plate[..., :3]
-        plate_linear = rgb if space == linear_space else None
-        skin = _skin(plate_linear, rgb, space, linear_space, source, unit)
-        level = float(max(skin @ _LUMA, 1e-4)) ** self.mouth_skin_slope
         # A plate mouth open by under two pixels shows nothing real inside: all of the new opening is new.
-        plate_open = src_frame.opening(np.linspace(0.2, 0.8, 7)).max() * unit >= 2.0
-        if plate_open:
+        if rendered.stmap is not None and src_frame.opening(np.linspace(0.2, 0.8, 7)).max() * unit >= 2.0:
             own = _polygon_alpha(src_frame.polygon(), rendered.pixels.shape[:2])
-            # The plate's own mouth says how much light gets in: teeth no brighter than what it shows
-            # (down to half the skin's guess, so a dark open mouth still shows a smile's teeth).
-            shown = own >= 0.99
-            if shown.sum() >= 4:
-                inner = rgb[shown] if plate_linear is not None else convert(
-                    np.ascontiguousarray(rgb[shown][None]), space, linear_space)[0]
-                peak = float(np.percentile(inner @ _LUMA, 90))
-                level *= float(np.clip(peak / max(level * self._teeth_peak, 1e-6), 0.5, 1.0))
-        if rendered.stmap is not None and plate_open:
             where = rendered.stmap[int(origin[1]):int(origin[1]) + shape[0],
                                    int(origin[0]):int(origin[0]) + shape[1]]
             fresh = 1.0 - cv2.remap(own, where[..., 0], where[..., 1], cv2.INTER_LINEAR,
@@ -189,6 +170,12 @@ class ExpressionAppearance:
         alpha = inside * np.maximum(fresh * wider, bare)
         tx, ty = texture.mouth_texel(along, depth)
         ratio = cv2.remap(self.mouth_texture, tx, ty, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        linear_space = scene_linear()
+        space = face.colorspace or linear_space
+        rgb = plate[..., :3]
+        plate_linear = rgb if space == linear_space else None
+        skin = _skin(plate_linear, rgb, space, linear_space, source, unit)
+        level = float(max(skin @ np.array([0.2126, 0.7152, 0.0722]), 1e-4)) ** self.mouth_skin_slope
         return alpha.astype(np.float32), (ratio * level).astype(np.float32)
 
 

@@ -47,14 +47,22 @@ def engine(root):
 
 
 def _pixels(path: Path) -> tuple[list[str], list[str], bytes]:
-    """Channel names, formats and every pixel byte of an EXR, as OpenImageIO reads them."""
+    """Channel names, their stored formats and every pixel byte of an EXR, over all its parts (the matte
+    and STMap layers are parts after the RGBA), as OpenImageIO reads them."""
     image = oiio.ImageInput.open(str(path))
     assert image is not None, oiio.geterror()
-    spec = image.spec()
-    formats = [str(f) for f in spec.channelformats] or [str(spec.format)] * spec.nchannels
-    data = image.read_image(0, 0, 0, spec.nchannels, "unknown")
+    names: list[str] = []
+    formats: list[str] = []
+    data = b""
+    part = 0
+    while part == 0 or image.seek_subimage(part, 0):
+        spec = image.spec()
+        names += spec.channelnames
+        formats += [str(f) for f in spec.channelformats] or [str(spec.format)] * spec.nchannels
+        data += np.ascontiguousarray(image.read_image(part, 0, 0, spec.nchannels, "unknown")).tobytes()
+        part += 1
     image.close()
-    return list(spec.channelnames), formats, np.ascontiguousarray(data).tobytes()
+    return names, formats, data
 
 
 def _reference(folder: Path, spec: dict) -> dict[int, Path]:

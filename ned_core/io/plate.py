@@ -36,6 +36,17 @@ _SKIP_PREFIXES = ("oiio:", "openexr:", "tiff:", "dpx:", "png:", "jpeg:", "jpeg20
                   "targa:", "bmp:", "webp:", "heif:", "raw:", "ffmpeg:", "photoshop:", "psd:", "gif:")
 
 _MOVIE_CACHE_FRAMES = 8
+_decode_threads = 0  # 0: FFmpeg picks (one per core and one more); see set_decode_threads
+
+
+def set_decode_threads(threads: int) -> None:
+    """Threads each movie decoder of this process uses (0: FFmpeg's choice, one per core and one more).
+
+    A worker process held to a share of the cores sets its share here, as it does for its other
+    libraries. FFmpeg's threaded decoding is bit-exact, so no pixel changes.
+    """
+    global _decode_threads
+    _decode_threads = max(0, int(threads))
 
 
 def carried_attribute(name: str) -> bool:
@@ -244,6 +255,8 @@ class _MovieDecoder:
         self._container = self._av.open(self.path)
         stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"
+        if _decode_threads:
+            stream.codec_context.thread_count = _decode_threads
         self._frames = self._container.decode(stream)
         self._next = 0
 

@@ -35,6 +35,7 @@ from ned_core.errors import (
 from ned_core.io import Plate, PlateImage, frame_path, write_exr
 from ned_core.io.colour import check_colorspace, output_colorspace, output_needs_float, to_display_rgb8
 from ned_core.io.exr import COMPRESSIONS
+from ned_core.io.plate import widen_half
 from ned_core.keyframes import EmotionCurve
 from ned_core.render.base import FrameFace
 from ned_core.track.base import FaceHint
@@ -427,16 +428,19 @@ class KeptFrames:
     def put(self, image: PlateImage) -> None:
         if image.frame not in self._wanted or self._budget <= 0:
             return
-        pixels = image.pixels
-        compact = _exact_half(pixels) if image.info.source_format == "half" else None
-        if compact is None:
-            compact = pixels
+        pixels, stored = image.pixels, image.stored
+        if stored is not None and stored.dtype == np.float16 and stored.shape == pixels.shape:
+            compact = stored  # pixels were widened from these halves: nothing to convert or check
+        else:
+            compact = _exact_half(pixels) if image.info.source_format == "half" else None
+            if compact is None:
+                compact = pixels
         with self._lock:
             if self._used + compact.nbytes > self._budget:
                 self._wanted.discard(image.frame)
                 return
             self._used += compact.nbytes
-            self._kept[image.frame] = dataclasses.replace(image, pixels=compact)
+            self._kept[image.frame] = dataclasses.replace(image, pixels=compact, stored=None)
 
     def take(self, frame: int) -> PlateImage | None:
         """The kept frame (its memory given back), or None when it was not kept."""
@@ -447,21 +451,19 @@ class KeptFrames:
             self._used -= image.pixels.nbytes
         if image.pixels.dtype == np.float32:
             return image
-        shape = image.pixels.shape
-        pixels = cv2.convertFp16(image.pixels.reshape(shape[0], -1)).reshape(shape)
-        return dataclasses.replace(image, pixels=pixels)
+        return dataclasses.replace(image, pixels=widen_half(image.pixels), stored=image.pixels)
 
 
 def _exact_half(pixels: np.ndarray) -> np.ndarray | None:
-    """``pixels`` (float32) as half-float bits (int16, OpenCV's SIMD conversion: ~15x numpy's), or None
-    when a value would not come back bit for bit (not a half-float image after all)."""
+    """``pixels`` (float32) as float16 (OpenCV's SIMD conversion: ~15x numpy's), or None when a value
+    would not come back bit for bit (not a half-float image after all)."""
     if pixels.dtype != np.float32 or pixels.ndim != 3 or not pixels.flags.c_contiguous:
         return None
     flat = pixels.reshape(pixels.shape[0], -1)
     half = cv2.convertFp16(flat)
     if not np.array_equal(cv2.convertFp16(half).view(np.uint32), flat.view(np.uint32)):
         return None
-    return half.reshape(pixels.shape)
+    return half.view(np.float16).reshape(pixels.shape)
 
 
 _READ_AHEAD = 8

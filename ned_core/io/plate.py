@@ -17,6 +17,7 @@ from fractions import Fraction
 from types import TracebackType
 from typing import Any
 
+import cv2
 import numpy as np
 import OpenImageIO as oiio
 
@@ -113,6 +114,9 @@ class PlateImage:
     channel_names: tuple[str, ...]
     info: ImageInfo
     colorspace: str
+    stored: np.ndarray | None = field(default=None, repr=False, compare=False)
+    """The same pixels as half floats, when the file stores them so (``pixels`` was widened from them):
+    lets a frame be kept in half the memory without converting it again."""
 
     def display_rgb8(self) -> np.ndarray:
         """uint8 (H, W, 3) display-referred sRGB of the RGB, for analysis (never for output)."""
@@ -166,11 +170,29 @@ def _channel_layout(names: tuple[str, ...], alpha_channel: int) -> tuple[list[in
     return [grey, grey, grey], alpha
 
 
+def widen_half(half: np.ndarray) -> np.ndarray:
+    """float16 → float32 with the bits OpenImageIO's conversion gives (checked over all 65536 halves):
+    OpenCV's SIMD conversion, or numpy's when a NaN or infinity is there (OpenCV quiets signalling NaNs)."""
+    shape = half.shape
+    flat = np.ascontiguousarray(half).reshape(shape[0], -1) if half.ndim > 1 else half.reshape(1, -1)
+    wide = cv2.convertFp16(flat.view(np.int16))
+    if not cv2.checkRange(wide)[0]:
+        wide = flat.astype(np.float32)
+    return wide.reshape(shape)
+
+
 def read_image(path: str, frame: int | None = None) -> tuple[np.ndarray, tuple[str, ...], ImageInfo, str]:
     """Read one image file: (float32 pixels RGB[A], channel names, info, colourspace the file implies).
 
     Raises InputNotFoundError for a missing file and CorruptImageError for one that cannot be decoded.
     """
+    pixels, names, info, colorspace, _ = _read_image(path, frame)
+    return pixels, names, info, colorspace
+
+
+def _read_image(path: str, frame: int | None
+                ) -> tuple[np.ndarray, tuple[str, ...], ImageInfo, str, np.ndarray | None]:
+    """``read_image``, and the pixels as half floats when the file stores them so (else None)."""
     image = _open_image(path, frame)
     try:
         spec = image.spec()
@@ -188,8 +210,13 @@ def read_image(path: str, frame: int | None = None) -> tuple[np.ndarray, tuple[s
         if data is None or image.has_error:
             reason = _first_error_line(image.geterror(), "truncated or corrupt pixel data")
             raise CorruptImageError(f"cannot read {path}: {reason}", path=path, frame=frame)
-        data = np.asarray(data).astype(np.float32, copy=False).reshape(spec.height, spec.width, stop)
+        stored = None
+        if native_half:
+            stored = np.asarray(data, np.float16).reshape(spec.height, spec.width, stop)
+            data = widen_half(stored)
+        data = np.asarray(data, np.float32).reshape(spec.height, spec.width, stop)
         if wanted != list(range(stop)):
+            stored = None
             gathered = np.zeros((spec.height, spec.width, len(wanted)), np.float32)
             for out_index, in_index in enumerate(wanted):
                 if in_index is not None:
@@ -197,7 +224,7 @@ def read_image(path: str, frame: int | None = None) -> tuple[np.ndarray, tuple[s
             data = gathered
         names = ("R", "G", "B", "A") if alpha is not None else ("R", "G", "B")
         colorspace = colorspace_of_spec(spec, os.path.splitext(path)[1])
-        return data, names, ImageInfo.from_spec(spec), colorspace
+        return data, names, ImageInfo.from_spec(spec), colorspace, stored
     finally:
         image.close()
         oiio.geterror()  # clear OIIO's global error so it is not reported against a later file
@@ -460,8 +487,8 @@ class Plate:
                              self._movie.pixel_aspect, metadata, types)
             return PlateImage(frame, pixels, ("R", "G", "B"), info, self.colorspace)
         path = frame_path(self.path, frame) if self.kind == "sequence" else self.path
-        pixels, names, info, _ = read_image(path, frame)
-        return PlateImage(frame, pixels, names, info, self.colorspace)
+        pixels, names, info, _, stored = _read_image(path, frame)
+        return PlateImage(frame, pixels, names, info, self.colorspace, stored=stored)
 
     def files(self) -> list[str]:
         """The files the shot reads, in frame order (one for a movie or a still)."""

@@ -335,3 +335,18 @@ def test_half_files_read_to_the_float_bits_openimageio_gives(tmp_path) -> None:
     pixels = read_image(path)[0]
     assert pixels.dtype == np.float32 and pixels.shape == (256, 256, 3)
     assert pixels.tobytes() == np.ascontiguousarray(want, np.float32).tobytes()
+
+
+def test_widen_half_gives_numpy_s_bits_for_every_half() -> None:
+    """OpenCV's fast path (no NaN or infinity in the frame) and the fallback both give, for every half
+    value, the float32 bits numpy's exact conversion (which OpenImageIO's matches) gives."""
+    import numpy as np
+
+    from ned_core.io.plate import widen_half
+
+    every = np.arange(65536, dtype=np.uint32).astype(np.uint16).view(np.float16).reshape(256, 256, 1)
+    finite = every[np.isfinite(every)].reshape(-1, 62, 1)  # 63488 finite halves: the OpenCV path
+    for halves in (finite, every):
+        wide = widen_half(halves)
+        assert wide.dtype == np.float32 and wide.shape == halves.shape
+        assert wide.tobytes() == halves.astype(np.float32).tobytes()

@@ -174,7 +174,12 @@ class TaskRunner:
         for name in STAGES:
             warm = getattr(pipeline.stage(name), "warm", None)
             if callable(warm):
-                warm()
+                try:
+                    warm()
+                except Exception:  # noqa: BLE001 - only a head start: a real failure shows in the first job
+                    import logging
+
+                    logging.getLogger(__name__).warning("stage %s did not warm up", name, exc_info=True)
 
     def _limit_torch(self) -> None:
         torch = sys.modules.get("torch")  # only where a backend imported it: importing costs seconds

@@ -25,9 +25,9 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ned_core import mesh
 from ned_core.appearance import texture
 from ned_core.errors import InputNotFoundError, NedError
-from ned_core.face3d import mesh
 from ned_core.io.colour import convert, scene_linear, srgb_encoded
 from ned_core.manipulate import au_fields, calibrate
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ned_core.face3d import mesh
+from ned_core import mesh
 from ned_core.render.warp import mesh_map
 
 FACE_BOX = (-0.95, -0.65, 0.95, 1.45)  # face-local x0, y0, x1, y1 the face texture covers

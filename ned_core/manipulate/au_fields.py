@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ned_core.face3d import mesh
+from ned_core import mesh
 
 # Outlines, outer corner to inner corner (subject's right = image left = negative x).
 RIGHT_EYE_UPPER = (33, 246, 161, 160, 159, 158, 157, 173, 133)

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ned_core import EMOTIONS
+from ned_core import EMOTIONS, mesh
 from ned_core.errors import InvalidOptionError
-from ned_core.face3d import mesh
 from ned_core.face3d.base import FaceFit
 from ned_core.manipulate import au_fields
 from ned_core.manipulate.emotions import action_units

@@ -11,7 +11,7 @@ into 5023 vertices. The ``FaceFit`` holds:
   with the crop transform, mapping the face-local frame to analysed-frame pixels.
 
 Face-local frame: FLAME's coordinates (metres) with y flipped, so x points to the image's right, y
-down and z toward the viewer, as in the default face model (``ned_core.face3d.mesh``).
+down and z toward the viewer, as in the default face model (``ned_core.mesh``).
 
 ``params`` keeps DECA's per-frame codes as (T, ...) arrays (``shape, tex, exp, pose, cam, light``), the
 crop transforms ``tform`` (T, 3, 3, analysed-frame pixels to crop pixels), ``identity_shape`` (the

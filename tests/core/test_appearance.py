@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ned_core import EMOTIONS, appearance
+from ned_core import EMOTIONS, appearance, mesh
 from ned_core.appearance.ratio import MODEL_FILE, ExpressionAppearance, load_model
 from ned_core.errors import CorruptModelError, InvalidOptionError, MissingModelError
-from ned_core.face3d import mesh
 from ned_core.face3d.base import FaceFit
 from ned_core.face3d.landmark_fit import triangulate
 from ned_core.manipulate.facs import FacsRig

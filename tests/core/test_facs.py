@@ -7,9 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from ned_core import EMOTIONS, manipulate
+from ned_core import EMOTIONS, manipulate, mesh
 from ned_core.errors import InvalidOptionError, MissingModelError
-from ned_core.face3d import mesh
 from ned_core.face3d.base import FaceFit
 from ned_core.manipulate import au_fields, calibrate
 from ned_core.manipulate.facs import FacsRig

@@ -2,7 +2,8 @@
 
 Face-local units: the origin is the centroid of the STABLE points, one unit is the distance between the
 outer eye corners, x points to the image's right (the subject's left eye), y down (toward the chin), z
-toward the viewer. Every backend of the default path (face3d fit, FACS rig, calibration) uses this frame.
+toward the viewer. Every backend of the default path (tracker smoothing, face3d fit, FACS rig, calibration,
+appearance) uses this frame. It sits below the stages, so any of them may import it.
 """
 
 from __future__ import annotations

@@ -25,6 +25,10 @@ CALIBRATION_FILE = Path(__file__).resolve().parent.parent / "data" / "facs_smile
 PROPORTION_LIMITS = (0.7, 1.4)  # a face's proportions scale its fields at most this much
 LOCAL_PASSES = 4  # rounds of local fold relief before the per-frame guard
 FOLD_FALLOFF = 0.6  # share of a vertex's motion cut that its neighbours give up too (per ring)
+# A blink belongs to the actor, as the speech does: an eye this shut keeps its opening exactly. Relative to
+# the shot's open eye (its 90th percentile opening), and absolute (opening over eye width) for a still.
+BLINK_RELATIVE = (0.3, 0.7)
+BLINK_ABSOLUTE = (0.04, 0.10)
 
 
 def load_calibration(path: str | Path = CALIBRATION_FILE) -> dict[str, np.ndarray]:
@@ -47,10 +51,13 @@ class FacsRig:
     adapt_to_face
         Scale each AU by the face's proportions relative to the calibration mean (mouth width for the
         mouth AUs, eye opening for the lids, brow height for the brows...).
+    keep_blinks
+        Keep the plate's eye opening on frames where an eye is shut or closing (see ``lid_freedom``): a
+        raised or narrowed lid must not open a blink.
     """
 
     def __init__(self, calibration: str | None = None, max_intensity: float = 1.6,
-                 min_area_ratio: float = 0.25, adapt_to_face: bool = True) -> None:
+                 min_area_ratio: float = 0.25, adapt_to_face: bool = True, keep_blinks: bool = True) -> None:
         if not 1.0 <= max_intensity <= 3.0:
             raise InvalidOptionError(f"max_intensity {max_intensity} must be within 1..3",
                                      field="max_intensity")
@@ -64,6 +71,7 @@ class FacsRig:
         self.max_intensity = float(max_intensity)
         self.min_area_ratio = float(min_area_ratio)
         self.adapt_to_face = bool(adapt_to_face)
+        self.keep_blinks = bool(keep_blinks)
         self._template_proportions = au_fields.proportions(self.template)
 
     # -- weights to activations ---------------------------------------------------------------------
@@ -105,7 +113,7 @@ class FacsRig:
             1 keeps every inner-lip pair's opening exactly (the rig moves corners, cheeks, lids, brows and
             nose around it); 0 lets the AUs move the lips freely; in between blends the two.
 
-        Frames where the face was lost come back unchanged.
+        Frames where the face was lost come back unchanged; in a blink the lids keep their opening.
         """
         self._check(fit, weights, mouth_preservation)
         expression = np.asarray(fit.expression, dtype=np.float64)
@@ -121,7 +129,11 @@ class FacsRig:
         triangles = np.asarray(fit.triangles, dtype=np.int64).reshape(-1, 3)
         if len(triangles) == 0:
             triangles = self.triangles
-        out[rows] += self.limit_folds(base, move, triangles)
+        move = self.limit_folds(base, move, triangles)
+        if self.keep_blinks:
+            shapes = np.asarray(fit.identity, dtype=np.float64)[None] + expression
+            move = hold_lids(move, lid_freedom(shapes, np.asarray(fit.found, dtype=bool))[rows])
+        out[rows] += move
         return out
 
     def limit_folds(self, base: np.ndarray, move: np.ndarray, triangles: np.ndarray) -> np.ndarray:
@@ -216,3 +228,40 @@ class FacsRig:
         if not (isinstance(mouth_preservation, Real) and 0.0 <= mouth_preservation <= 1.0):
             raise InvalidOptionError(f"mouth_preservation {mouth_preservation} must be within 0..1",
                                      field="mouth_preservation")
+
+
+def _smoothstep(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    t = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+def lid_freedom(shapes: np.ndarray, found: np.ndarray) -> np.ndarray:
+    """(T, 2) share of the edit's change to each eye's opening a frame may take: 0 in a blink, 1 open.
+
+    ``shapes`` are the (T, N, 3) face-local shapes of the plate. An eye counts as open when its opening
+    is at least 0.7 of the shot's open eye (90th percentile over the frames with a face) and 0.1 of its
+    width; it is held shut at 0.3 and 0.04, smoothly in between, so the hold fades in and out with the
+    blink's own motion.
+    """
+    openings = mesh.eye_openings(shapes)
+    seen = openings[found] if found.any() else openings
+    reference = np.maximum(np.quantile(seen, 0.9, axis=0), 1e-6)
+    relative = _smoothstep(openings / reference, *BLINK_RELATIVE)
+    return np.minimum(relative, _smoothstep(openings, *BLINK_ABSOLUTE))
+
+
+def hold_lids(move: np.ndarray, freedom: np.ndarray) -> np.ndarray:
+    """``move`` (T, N, 3) with each lid pair's change of opening scaled by ``freedom`` (T, 2).
+
+    The pair keeps its mean motion (a raised brow still lifts a shut lid), so at freedom 0 the eye's
+    opening is exactly the plate's.
+    """
+    move = move.copy()
+    for eye, pairs in enumerate(mesh.LID_PAIRS):
+        upper = [u for u, _ in pairs]
+        lower = [lo for _, lo in pairs]
+        mean = 0.5 * (move[:, upper] + move[:, lower])
+        keep = freedom[:, eye, None, None]
+        move[:, upper] = mean + keep * (move[:, upper] - mean)
+        move[:, lower] = mean + keep * (move[:, lower] - mean)
+    return move

@@ -9,10 +9,10 @@ Owns applying ``ned_core/data/appearance.npz`` (see ``build``) to one rendered f
    drawn creases (``creases.py``) the same way, each by its activation. It all follows the tracked mesh,
    so it does not flicker, and fades with a keyframed intensity.
 2. **The mouth**: where the edited lips are apart, the mouth's inside (upper teeth under the upper lip,
-   the dark beyond) is drawn in mouth space, as bright as the frame's own skin beside the mouth says. Pixels
-   the warp pulled out of a closed mouth (the lips parted by the edit) always get it; inside the plate's
-   own opening it is blended in by how much the edit bares the teeth (AU10, AU12), so a talking mouth
-   keeps its own tongue and teeth unless the smile shows them.
+   lower teeth and tongue above the lower lip, the dark between) is drawn in mouth space, as bright as the
+   frame's own skin beside the mouth says. Pixels the warp pulled out of a closed mouth (the lips parted by
+   the edit) always get it; inside the plate's own opening it is blended in by how much the edit bares
+   the teeth (AU10, AU12), so a talking mouth keeps its own tongue and teeth unless the smile shows them.
 3. **The eyes**: inside the edited lids the eyeball stays unmoved, and eyeball newly bared by raised lids
    is drawn (``eyes.py``), so a wide-eyed surprise shows white above the iris instead of a stretched iris.
 
@@ -39,6 +39,9 @@ from ned_core.render.warp import mesh_map
 
 MODEL_FILE = Path(__file__).resolve().parent.parent / "data" / "appearance.npz"
 INTENSITY_CEILING = 1.3  # creases stop deepening here however exaggerated the edit
+MOUTH_BLEND = 0.02  # face-local width over which the mouth's upper and lower halves meet
+MOUTH_FEATHER = 0.012  # face-local band inside each lip over which the mouth layer fades in
+CORNER_FEATHER = 0.06  # share of the mouth's length at each corner over which it fades in
 _AU = {name: i for i, name in enumerate(ACTION_UNIT_ORDER)}
 
 
@@ -71,6 +74,9 @@ class ExpressionAppearance:
         self.triangles = texture.skin_triangles(data["triangles"])
         self.log_ratio = np.ascontiguousarray(data["smile_log_ratio"], np.float32)
         self.mouth_texture = np.ascontiguousarray(data["mouth"], np.float32)
+        # A model built before the lower half was learned shows the upper half's texture all the way down.
+        lower = data["mouth_lower"] if "mouth_lower" in data else data["mouth"]
+        self.mouth_lower = np.ascontiguousarray(lower, np.float32)
         self.mouth_skin_slope = float(data["mouth_skin_slope"])
         # The drawn creases of the AUs the London pairs do not cover, one map per AU that has any.
         maps = crease_maps(ACTION_UNIT_ORDER)
@@ -87,6 +93,9 @@ class ExpressionAppearance:
         act = action_units(face.weights, ACTION_UNIT_ORDER, INTENSITY_CEILING)[0]
         smile = 0.5 * (act[_AU["AU6"]] + act[_AU["AU12"]]) * self.creases
         bare = min(1.0, act[_AU["AU12"]] + act[_AU["AU10"]]) * self.mouth
+        # The lower half learned from smiles (lower teeth over a near-closed jaw) fits bared teeth; a
+        # dropped jaw (AU26) shows the dark over a lowered tongue, which the smiles have no data for.
+        jaw = act[_AU["AU26"]] / max(act[_AU["AU26"]] + act[_AU["AU12"]] + act[_AU["AU10"]], 1e-6)
         box = _box(rendered.matte)
         if box is None:
             return rendered
@@ -112,7 +121,7 @@ class ExpressionAppearance:
                                   borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
             gain = np.where(covered, np.exp(log_ratio), 1.0).astype(np.float32)
         eye_alpha, eye_colour = self._eyes(plate, face, edited, origin, box, space, linear_space)
-        alpha, colour = self._mouth(plate, rendered, face, edited, source, unit, origin, shape, bare)
+        alpha, colour = self._mouth(plate, rendered, face, edited, source, unit, origin, shape, bare, jaw)
         changed = (gain != 1.0) | (alpha > 0.0) | (eye_alpha > 0.0)
         if not changed.any():
             return rendered
@@ -140,8 +149,8 @@ class ExpressionAppearance:
         return eye_layer(linear, source, edited)
 
     def _mouth(self, plate: np.ndarray, rendered: RenderOutput, face: FrameFace, edited: np.ndarray,
-               source: np.ndarray, unit: float, origin: np.ndarray, shape: tuple[int, int], bare: float
-               ) -> tuple[np.ndarray, np.ndarray]:
+               source: np.ndarray, unit: float, origin: np.ndarray, shape: tuple[int, int], bare: float,
+               jaw: float) -> tuple[np.ndarray, np.ndarray]:
         """(alpha (h, w), linear colour (h, w, 3)) of the mouth layer inside the edited lips."""
         none = np.zeros(shape, np.float32), np.zeros(shape + (3,), np.float32)
         frame = texture.MouthFrame(edited, unit)
@@ -167,9 +176,21 @@ class ExpressionAppearance:
         # Only where the edit opened the lips wider than the plate's (mouth preservation below 1) is
         # there new mouth to paint; a kept opening only changes shape at its rim.
         wider = np.clip((frame.opening(along) - src_frame.opening(along)) * unit / 2.0, 0.0, 1.0)
-        alpha = inside * np.maximum(fresh * wider, bare)
+        height = frame.contour(frame.lower, along) - coords[..., 1]
+        # A real lip's inner edge rolls into the mouth: the layer fades in over a short band inside each
+        # lip and toward the corners instead of starting at a hard outline.
+        rim = np.clip(np.minimum(np.minimum(depth, height) / MOUTH_FEATHER,
+                                 np.minimum(along, 1.0 - along) / CORNER_FEATHER), 0.0, 1.0)
+        alpha = inside * np.maximum(fresh * wider, bare) * (rim * rim * (3.0 - 2.0 * rim))
+        # The upper half of the opening shows what a smile shows under the upper lip, the lower half what
+        # it shows above the lower lip, meeting smoothly at the middle.
         tx, ty = texture.mouth_texel(along, depth)
         ratio = cv2.remap(self.mouth_texture, tx, ty, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        tx, ty = texture.mouth_texel(along, height)
+        from_below = cv2.remap(self.mouth_lower, tx, ty, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        lower = np.clip(0.5 + (depth - height) / (2.0 * MOUTH_BLEND), 0.0, 1.0)
+        lower = ((1.0 - jaw) * lower * lower * (3.0 - 2.0 * lower)).astype(np.float32)[..., None]
+        ratio = ratio + lower * (from_below - ratio)
         linear_space = scene_linear()
         space = face.colorspace or linear_space
         rgb = plate[..., :3]

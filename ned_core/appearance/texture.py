@@ -16,7 +16,8 @@ from ned_core.render.warp import mesh_map
 
 FACE_BOX = (-0.95, -0.65, 0.95, 1.45)  # face-local x0, y0, x1, y1 the face texture covers
 TEXELS_PER_UNIT = 128  # one unit is the outer eye-corner distance
-MOUTH_DEPTH = (-0.02, 0.34)  # depth below the upper inner lip the mouth texture covers (face-local)
+MOUTH_DEPTH = (-0.02, 0.34)  # depth below the upper (or height above the lower) inner lip the mouth
+# textures cover (face-local)
 MOUTH_SIZE = (96, 160)  # mouth texture (along, depth) samples
 UPPER_INNER = tuple(u for u, _ in mesh.INNER_LIP_PAIRS)
 LOWER_INNER = tuple(lo for _, lo in mesh.INNER_LIP_PAIRS)
@@ -94,6 +95,11 @@ class MouthFrame:
     def to_image(self, along: np.ndarray, depth: np.ndarray) -> np.ndarray:
         """(..., 2) image points of mouth-space samples."""
         offset = self.contour(self.upper, along) + depth
+        return self.origin + along[..., None] * self.axis + (offset * self.unit)[..., None] * self.down
+
+    def to_image_above_lower(self, along: np.ndarray, height: np.ndarray) -> np.ndarray:
+        """(..., 2) image points ``height`` face-local units above the lower inner lip."""
+        offset = self.contour(self.lower, along) - height
         return self.origin + along[..., None] * self.axis + (offset * self.unit)[..., None] * self.down
 
     def polygon(self) -> np.ndarray:

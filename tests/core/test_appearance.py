@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from ned_core import EMOTIONS, appearance, mesh
+from ned_core.appearance import texture
 from ned_core.appearance.ratio import MODEL_FILE, ExpressionAppearance, load_model
 from ned_core.errors import CorruptModelError, InvalidOptionError, MissingModelError
 from ned_core.face3d.base import FaceFit
@@ -111,6 +112,27 @@ def test_shipped_model_is_small_and_learned_from_every_london_pair() -> None:
     data = load_model()
     assert len(data["person_ids"]) == 35
     assert 0.0 <= float(data["mouth_skin_slope"]) <= 1.0
+    # Both halves of the mouth, learned from the same smiles: the upper one's teeth are bright near the
+    # upper lip, and both end in the same dark, so they meet without a seam in a wide mouth.
+    upper, lower = data["mouth"].astype(np.float32), data["mouth_lower"].astype(np.float32)
+    assert upper.shape == lower.shape
+    assert np.allclose(upper[-1], lower[-1], atol=2e-3)
+    mid = upper.shape[1] // 2
+    assert upper[upper.shape[0] // 8, mid].mean() > 3.0 * upper[-1, mid].mean()
+
+
+def test_the_mouth_layer_fades_in_at_the_lips(fit: FaceFit, stage: ExpressionAppearance) -> None:
+    _, warped, free = render(fit, "happy", 1.0, 0.0, stage)
+    edited = FacsRig().edit(fit, weights("happy", 1.0)[None], mouth_preservation=0.0)
+    frame = texture.MouthFrame(fit.to_image(0, fit.local_shape(0, edited[0])), float(fit.scale[0]))
+    changed = np.abs(free.pixels - warped.pixels)[..., :3].max(axis=-1)
+
+    def change_at(depth_share: float) -> float:
+        xy = frame.to_image(np.array([0.5]), frame.opening(np.array([0.5])) * depth_share)[0]
+        return float(changed[int(round(xy[1])), int(round(xy[0]))])
+
+    # Right at the lower lip's edge the plate's lip still shows; a little inside, the mouth is drawn.
+    assert change_at(0.5) > change_at(0.999)
 
 
 def test_raised_lids_bare_white_and_leave_the_iris_unmoved(fit: FaceFit, stage: ExpressionAppearance) -> None:

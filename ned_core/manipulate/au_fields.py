@@ -231,6 +231,23 @@ class _Face:
         up = np.clip((self.y - self.top_y) / span, 0.0, 1.0)
         return np.where(self.brow_dy < 0.0, up, np.exp(-(self.brow_dy / below) ** 2))
 
+    def raised_brow_band(self) -> np.ndarray:
+        """``brow_band`` for a brow that rises: the brow's hair rises as one (1 from its upper edge down
+        to 0.3 of the way from the brow line to the upper lid margin); above it the forehead takes up
+        the motion toward the outline, below it the lid skin above the margin takes the stretch, as on
+        a real face. (A field that falls off from the brow line itself would squeeze or stretch the
+        brow into a thick band wherever the hair reaches past the tracked line.)"""
+        edge = np.array([self.t[a] for a, _ in RIGHT_BROW + LEFT_BROW])
+        order = np.argsort(edge[:, 0])
+        brow_top = np.minimum(np.interp(self.x, edge[order, 0], edge[order, 1]), self.brow_y)
+        top = np.minimum(self.top_y, brow_top)
+        above = np.clip((self.y - top) / np.maximum(brow_top - top, 1e-6), 0.0, 1.0)
+        lid_y = np.where(self.x < 0.0, _curve(self.t, RIGHT_EYE_UPPER, self.x),
+                         _curve(self.t, LEFT_EYE_UPPER, self.x))
+        share = self.brow_dy / np.maximum(lid_y - self.brow_y, 0.05)
+        below = 1.0 - _smoothstep((share - 0.3) / 0.7)
+        return np.where(self.y < brow_top, above, np.where(self.brow_dy < 0.0, 1.0, below))
+
     def bump(self, cx: float, cy: float, sx: float, sy: float, sy_below: float | None = None) -> np.ndarray:
         """Gaussian bump centred at (±cx, cy) on both halves of the face."""
         dy = self.y - cy
@@ -258,14 +275,15 @@ def facs_fields(template: np.ndarray) -> dict[str, np.ndarray]:
     f = _Face(template)
     n = len(template)
     band = f.brow_band()
+    raised = f.raised_brow_band()
     fields: dict[str, np.ndarray] = {}
 
     # AU1 inner brow raiser: the medial brow and the forehead above it rise; the brow becomes oblique.
     inner = np.exp(-((f.ax - 0.19) / 0.17) ** 2)
-    fields["AU1"] = _field(dy=-0.11 * band * inner, n=n)
+    fields["AU1"] = _field(dy=-0.11 * raised * inner, n=n)
     # AU2 outer brow raiser: the lateral brow rises and arches.
     outer = np.exp(-((f.ax - 0.55) / 0.16) ** 2)
-    fields["AU2"] = _field(dy=-0.10 * band * outer, n=n)
+    fields["AU2"] = _field(dy=-0.10 * raised * outer, n=n)
     # AU4 brow lowerer: brows pulled down and together, pressing on the upper lids.
     low = np.exp(-((f.ax - 0.2) / 0.22) ** 2) * f.brow_band(below=0.11)
     medial = np.exp(-((f.ax - 0.17) / 0.13) ** 2) * f.brow_band(below=0.09)

@@ -92,21 +92,22 @@ class MouthFrame:
         """Gap between the inner lips at ``along`` (face-local units, 0 where shut)."""
         return np.maximum(self.contour(self.lower, along) - self.contour(self.upper, along), 0.0)
 
+    def _image(self, along: np.ndarray, offset: np.ndarray) -> np.ndarray:
+        """(..., 2) image points at ``along`` and ``offset`` below the mouth axis (face-local units)."""
+        return self.origin + along[..., None] * self.axis + (offset * self.unit)[..., None] * self.down
+
     def to_image(self, along: np.ndarray, depth: np.ndarray) -> np.ndarray:
         """(..., 2) image points of mouth-space samples."""
-        offset = self.contour(self.upper, along) + depth
-        return self.origin + along[..., None] * self.axis + (offset * self.unit)[..., None] * self.down
+        return self._image(along, self.contour(self.upper, along) + depth)
 
     def to_image_above_lower(self, along: np.ndarray, height: np.ndarray) -> np.ndarray:
         """(..., 2) image points ``height`` face-local units above the lower inner lip."""
-        offset = self.contour(self.lower, along) - height
-        return self.origin + along[..., None] * self.axis + (offset * self.unit)[..., None] * self.down
+        return self._image(along, self.contour(self.lower, along) - height)
 
     def polygon(self) -> np.ndarray:
         """(K, 2) image outline of the mouth opening (upper contour, then the lower one back)."""
-        along = np.concatenate([self.upper[:, 0], self.lower[::-1, 0]])
-        offset = np.concatenate([self.upper[:, 1], self.lower[::-1, 1]])
-        return self.origin + along[:, None] * self.axis + (offset * self.unit)[:, None] * self.down
+        return self._image(np.concatenate([self.upper[:, 0], self.lower[::-1, 0]]),
+                           np.concatenate([self.upper[:, 1], self.lower[::-1, 1]]))
 
 
 def mouth_grid() -> tuple[np.ndarray, np.ndarray]:

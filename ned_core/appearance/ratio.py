@@ -40,7 +40,7 @@ from ned_core.render.warp import mesh_map
 MODEL_FILE = Path(__file__).resolve().parent.parent / "data" / "appearance.npz"
 INTENSITY_CEILING = 1.3  # creases stop deepening here however exaggerated the edit
 MOUTH_BLEND = 0.02  # face-local width over which the mouth's upper and lower halves meet
-MOUTH_FEATHER = 0.012  # face-local band inside each lip over which the mouth layer fades in
+MOUTH_FEATHER = 0.012  # face-local band above a dropped jaw's lower lip over which the mouth layer fades in
 CORNER_FEATHER = 0.06  # share of the mouth's length at each corner over which it fades in
 _AU = {name: i for i, name in enumerate(ACTION_UNIT_ORDER)}
 
@@ -177,11 +177,12 @@ class ExpressionAppearance:
         # there new mouth to paint; a kept opening only changes shape at its rim.
         wider = np.clip((frame.opening(along) - src_frame.opening(along)) * unit / 2.0, 0.0, 1.0)
         height = frame.contour(frame.lower, along) - coords[..., 1]
-        # A real lip's inner edge rolls into the mouth: the layer fades in over a short band inside each
-        # lip and toward the corners instead of starting at a hard outline.
-        rim = np.clip(np.minimum(np.minimum(depth, height) / MOUTH_FEATHER,
-                                 np.minimum(along, 1.0 - along) / CORNER_FEATHER), 0.0, 1.0)
-        alpha = inside * np.maximum(fresh * wider, bare) * (rim * rim * (3.0 - 2.0 * rim))
+        # The learned textures start on the lips themselves, so they carry a real lip's edge into the
+        # mouth; the dark of a dropped jaw has no such edge: there the layer fades in over a short band
+        # above the lower lip and toward the corners instead of starting at a hard outline.
+        rim = np.clip(np.minimum(height / MOUTH_FEATHER, np.minimum(along, 1.0 - along) / CORNER_FEATHER), 0.0, 1.0)
+        fade = 1.0 - jaw * (1.0 - rim * rim * (3.0 - 2.0 * rim))
+        alpha = inside * np.maximum(fresh * wider, bare) * fade
         # The upper half of the opening shows what a smile shows under the upper lip, the lower half what
         # it shows above the lower lip, meeting smoothly at the middle.
         tx, ty = texture.mouth_texel(along, depth)

@@ -121,9 +121,9 @@ def test_shipped_model_is_small_and_learned_from_every_london_pair() -> None:
     assert upper[upper.shape[0] // 8, mid].mean() > 3.0 * upper[-1, mid].mean()
 
 
-def test_the_mouth_layer_fades_in_at_the_lips(fit: FaceFit, stage: ExpressionAppearance) -> None:
-    _, warped, free = render(fit, "happy", 1.0, 0.0, stage)
-    edited = FacsRig().edit(fit, weights("happy", 1.0)[None], mouth_preservation=0.0)
+def test_a_dropped_jaws_mouth_fades_in_above_the_lower_lip(fit: FaceFit, stage: ExpressionAppearance) -> None:
+    _, warped, free = render(fit, "surprised", 1.0, 0.0, stage)
+    edited = FacsRig().edit(fit, weights("surprised", 1.0)[None], mouth_preservation=0.0)
     frame = texture.MouthFrame(fit.to_image(0, fit.local_shape(0, edited[0])), float(fit.scale[0]))
     changed = np.abs(free.pixels - warped.pixels)[..., :3].max(axis=-1)
 

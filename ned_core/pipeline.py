@@ -246,9 +246,13 @@ class Pipeline:
 
     # -- editing ----------------------------------------------------------------------------------------
     def edit(self, analysis: Analysis, curve: EmotionCurve, mouth_preservation: float = 1.0) -> np.ndarray:
-        """Edited (T, N, 3) expressions of the whole shot (chunks of a shot all use the same result)."""
+        """Edited (T, N, 3) expressions of the whole shot (chunks of a shot all use the same result).
+
+        ``mouth_preservation`` is the job's value; keys that set their own make it per frame.
+        """
         weights = curve.weights(analysis.frames)
-        return self.stage("manipulate").edit(analysis.fit, weights, mouth_preservation=mouth_preservation)
+        return self.stage("manipulate").edit(analysis.fit, weights,
+                                             mouth_preservation=_mouth(curve, analysis, mouth_preservation))
 
     def render_frame(self, image: PlateImage, index: int, analysis: Analysis, edited: np.ndarray,
                      mask: np.ndarray | None = None, weights: np.ndarray | None = None) -> FrameResult:
@@ -284,7 +288,7 @@ class Pipeline:
         The analysis and the edit always cover the whole shot, so any chunk of frames is bit-identical
         to the same frames of a single run. Frames are written one by one, each atomically.
         ``mouth_preservation`` None keeps the speech of moving footage (1) and frees the mouth of a
-        still, which has no speech to keep (0).
+        still, which has no speech to keep (0); keys that set their own override it on their frames.
         """
         self.load()
         _recycle_frame_buffers()
@@ -303,7 +307,8 @@ class Pipeline:
             if mouth_preservation is None:
                 mouth_preservation = 0.0 if plate.kind == "still" and len(plate.frames) == 1 else 1.0
             weights = curve.weights(analysis.frames)
-            edited = self.stage("manipulate").edit(analysis.fit, weights, mouth_preservation=mouth_preservation)
+            edited = self.stage("manipulate").edit(analysis.fit, weights,
+                                                   mouth_preservation=_mouth(curve, analysis, mouth_preservation))
             index_of = {f: i for i, f in enumerate(analysis.frames)}
             out_space = output_colorspace(plate.colorspace, output.colorspace)
             written: dict[int, str] = {}
@@ -591,3 +596,8 @@ def _preview_pair(image: PlateImage, result: FrameResult) -> tuple[np.ndarray, n
         before = cv2.resize(before, size, interpolation=cv2.INTER_AREA)
         after = cv2.resize(after, size, interpolation=cv2.INTER_AREA)
     return before, after
+
+
+def _mouth(curve: EmotionCurve, analysis: Analysis, default: float) -> float | np.ndarray:
+    """The manipulate stage's mouth preservation: the job's value, or (T,) per frame where keys set it."""
+    return curve.mouth_preservation(analysis.frames, default) if curve.keys_mouth else default

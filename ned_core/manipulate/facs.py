@@ -2,7 +2,8 @@
 
 Owns: turning per-frame emotion weights into action-unit activations (EMOTION_AUS), the soft clamp of
 exaggerated intensities, scaling the AU fields to one face's proportions, keeping the speech (every
-inner-lip pair moves as one under ``mouth_preservation`` 1) and keeping the edited mesh free of folds.
+inner-lip pair moves as one under ``mouth_preservation`` 1, per shot or per frame) and keeping the edited
+mesh free of folds.
 The fields themselves come from ``au_fields`` and the shipped smile calibration (``calibrate``).
 Must not import mediapipe, torch or other stages' backends.
 """
@@ -100,7 +101,8 @@ class FacsRig:
 
     # -- the edit ---------------------------------------------------------------------------------------
 
-    def edit(self, fit: FaceFit, weights: np.ndarray, mouth_preservation: float = 1.0) -> np.ndarray:
+    def edit(self, fit: FaceFit, weights: np.ndarray,
+             mouth_preservation: float | np.ndarray = 1.0) -> np.ndarray:
         """Edited (T, N, 3) face-local expression offsets of ``fit`` toward per-frame ``weights``.
 
         Parameters
@@ -111,7 +113,8 @@ class FacsRig:
             (T, 7) non-negative emotion weights in NED's label order, one row per frame of ``fit``.
         mouth_preservation
             1 keeps every inner-lip pair's opening exactly (the rig moves corners, cheeks, lids, brows and
-            nose around it); 0 lets the AUs move the lips freely; in between blends the two.
+            nose around it); 0 lets the AUs move the lips freely; in between blends the two. One value
+            for the shot, or a (T,) array, one per frame (keyed mouth preservation).
 
         Frames where the face was lost come back unchanged; in a blink the lids keep their opening.
         """
@@ -123,8 +126,14 @@ class FacsRig:
         rows = np.flatnonzero(np.asarray(fit.found, dtype=bool) & np.any(act != 0.0, axis=1))
         if len(rows) == 0:
             return out
-        fields = self.face_fields(fit.identity, mouth_preservation)
-        move = np.einsum("ta,anc->tnc", act[rows], fields)
+        # Frames that share a mouth preservation share one blend of the fields: a constant array takes
+        # exactly the scalar's arithmetic, so it gives the same result bit for bit.
+        per_frame = np.broadcast_to(np.asarray(mouth_preservation, dtype=np.float64), (len(act),))[rows]
+        move = np.empty((len(rows), expression.shape[1], 3))
+        for p in np.unique(per_frame):
+            group = per_frame == p
+            fields = self.face_fields(fit.identity, float(p))
+            move[group] = np.einsum("ta,anc->tnc", act[rows[group]], fields)
         base = np.asarray(fit.identity, dtype=np.float64)[None] + expression[rows]
         triangles = np.asarray(fit.triangles, dtype=np.int64).reshape(-1, 3)
         if len(triangles) == 0:
@@ -204,7 +213,7 @@ class FacsRig:
     # -- input checks -----------------------------------------------------------------------------------
 
     @staticmethod
-    def _check(fit: FaceFit, weights: np.ndarray, mouth_preservation: float) -> None:
+    def _check(fit: FaceFit, weights: np.ndarray, mouth_preservation: float | np.ndarray) -> None:
         if fit.topology != mesh.TOPOLOGY:
             raise InvalidOptionError(
                 f"the facs rig works on the {mesh.TOPOLOGY} face model, not {fit.topology!r}: "
@@ -225,8 +234,19 @@ class FacsRig:
             row = int(np.argwhere(bad)[0, 0])
             raise InvalidOptionError("emotion weights must be finite and >= 0", frame=fit.frames[row],
                                      field="emotion")
-        if not (isinstance(mouth_preservation, Real) and 0.0 <= mouth_preservation <= 1.0):
-            raise InvalidOptionError(f"mouth_preservation {mouth_preservation} must be within 0..1",
+        if isinstance(mouth_preservation, Real):
+            if not 0.0 <= mouth_preservation <= 1.0:
+                raise InvalidOptionError(f"mouth_preservation {mouth_preservation} must be within 0..1",
+                                         field="mouth_preservation")
+            return
+        p = np.asarray(mouth_preservation)
+        if p.shape != (n_frames,) or not np.issubdtype(p.dtype, np.number):
+            raise InvalidOptionError(f"mouth_preservation must be one number or one per frame ({n_frames},), "
+                                     f"not shape {p.shape}", field="mouth_preservation")
+        bad = ~((p >= 0.0) & (p <= 1.0))  # NaN fails both
+        if np.any(bad):
+            row = int(np.flatnonzero(bad)[0])
+            raise InvalidOptionError(f"mouth_preservation {p[row]} must be within 0..1", frame=fit.frames[row],
                                      field="mouth_preservation")
 
 

@@ -10,7 +10,8 @@ Owns applying ``ned_core/data/appearance.npz`` (see ``build``) to one rendered f
    so it does not flicker, and fades with a keyframed intensity.
 2. **The mouth**: where the edited lips are apart, the mouth's inside (upper teeth under the upper lip,
    lower teeth and tongue above the lower lip, the dark between) is drawn in mouth space, as bright as the
-   frame's own skin beside the mouth says. Pixels the warp pulled out of a closed mouth (the lips parted by
+   frame's own skin beside the mouth says, dimmed once per shot where the plate's own open mouth is
+   darker inside (``measure_shot``). Pixels the warp pulled out of a closed mouth (the lips parted by
    the edit) always get it; inside the plate's own opening it is blended in by how much the edit bares
    the teeth (AU10, AU12), so a talking mouth keeps its own tongue and teeth unless the smile shows them.
 3. **The eyes**: inside the edited lids the eyeball stays unmoved, and eyeball newly bared by raised lids
@@ -21,15 +22,19 @@ Must not import mediapipe, torch or other stages' backends.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from ned_core import mesh
 from ned_core.appearance import texture
 from ned_core.appearance.creases import crease_maps
 from ned_core.appearance.eyes import EYES, eye_layer
 from ned_core.errors import InvalidOptionError
+from ned_core.face3d.base import FaceFit
+from ned_core.io import PlateImage
 from ned_core.io.colour import convert, scene_linear
 from ned_core.manipulate.au_fields import ACTION_UNIT_ORDER
 from ned_core.manipulate.emotions import action_units
@@ -42,7 +47,10 @@ INTENSITY_CEILING = 1.3  # creases stop deepening here however exaggerated the e
 MOUTH_BLEND = 0.02  # face-local width over which the mouth's upper and lower halves meet
 MOUTH_FEATHER = 0.012  # face-local band above a dropped jaw's lower lip over which the mouth layer fades in
 CORNER_FEATHER = 0.06  # share of the mouth's length at each corner over which it fades in
+TEETH_FRAMES = 3  # the plate's most open mouths a shot's teeth light is read from
+TEETH_FLOOR = 0.5  # a dark plate mouth dims the teeth at most this much (a smile's teeth still show)
 _AU = {name: i for i, name in enumerate(ACTION_UNIT_ORDER)}
+_LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
 
 
 def load_model(path: str | Path = MODEL_FILE) -> dict[str, np.ndarray]:
@@ -78,6 +86,8 @@ class ExpressionAppearance:
         lower = data["mouth_lower"] if "mouth_lower" in data else data["mouth"]
         self.mouth_lower = np.ascontiguousarray(lower, np.float32)
         self.mouth_skin_slope = float(data["mouth_skin_slope"])
+        # How bright the learned teeth get (their 95th percentile), against which a plate's mouth is read.
+        self._teeth_peak = float(np.percentile(self.mouth_texture @ _LUMA, 95))
         # The drawn creases of the AUs the London pairs do not cover, one map per AU that has any.
         maps = crease_maps(ACTION_UNIT_ORDER)
         self._crease_units = [i for i in range(len(maps)) if maps[i].any()]
@@ -85,6 +95,53 @@ class ExpressionAppearance:
         self.creases = float(creases)
         self.mouth = float(mouth)
         self._texels = texture.texels(self.template)
+
+    def measure_shot(self, fit: FaceFit, read: Callable[[int], PlateImage]) -> float | None:
+        """How bright the plate's own open mouth is against the learned teeth, once for the shot.
+
+        The learned teeth are lit by the skin beside the mouth; a talking mouth is often darker inside
+        than that says. The plate's most open mouths (``TEETH_FRAMES`` of them, at least two pixels
+        open) are read: the brightest tenth of what each shows inside, over the teeth the layer would
+        draw there, clipped to ``TEETH_FLOOR``..1; the median scales the mouth layer on every frame. One
+        value per shot, so the teeth do not flicker with the plate's mouth (a per-frame level did).
+        None for a shot whose mouth never opens (a still with closed lips): the skin alone lights it.
+        """
+        if fit.topology != mesh.TOPOLOGY:
+            return None
+        along = np.linspace(0.2, 0.8, 7)
+        openings = []
+        for index in np.flatnonzero(np.asarray(fit.found, dtype=bool)):
+            points = fit.to_image(int(index), fit.local_shape(int(index)))
+            unit = float(fit.scale[index])
+            openings.append((-texture.MouthFrame(points, unit).opening(along).max() * unit, int(index)))
+        picked = [index for negative, index in sorted(openings)[:TEETH_FRAMES] if -negative >= 2.0]
+        lights = [light for index in picked
+                  if (light := self._mouth_light(read(fit.frames[index]), fit, index)) is not None]
+        return float(np.median(lights)) if lights else None
+
+    def _mouth_light(self, image: PlateImage, fit: FaceFit, index: int) -> float | None:
+        """One frame's plate mouth brightness over the layer's teeth there (``measure_shot``)."""
+        points = fit.to_image(index, fit.local_shape(index))[:, :2]
+        unit = float(fit.scale[index])
+        polygon = texture.MouthFrame(points, unit).polygon()
+        height, width = image.pixels.shape[:2]
+        x0, y0 = np.maximum(np.floor(polygon.min(axis=0)).astype(int) - 1, 0)
+        x1, y1 = np.minimum(np.ceil(polygon.max(axis=0)).astype(int) + 2, (width, height))
+        if x1 <= x0 or y1 <= y0:
+            return None
+        shown = _polygon_alpha(polygon - (x0, y0), (int(y1 - y0), int(x1 - x0))) >= 0.99
+        if shown.sum() < 4:
+            return None
+        linear_space = scene_linear()
+        space = image.colorspace or linear_space
+        rgb = image.pixels[..., :3]
+        inner = np.ascontiguousarray(rgb[y0:y1, x0:x1][shown])
+        if space != linear_space:
+            inner = convert(inner[None], space, linear_space)[0]
+        skin = _skin(rgb if space == linear_space else None, rgb, space, linear_space, points, unit)
+        level = float(max(skin @ _LUMA, 1e-4)) ** self.mouth_skin_slope
+        peak = float(np.percentile(inner @ _LUMA, 90))
+        return float(np.clip(peak / max(level * self._teeth_peak, 1e-6), TEETH_FLOOR, 1.0))
 
     def apply(self, plate: np.ndarray, rendered: RenderOutput, face: FrameFace) -> RenderOutput:
         # The learned data lives on MediaPipe's mesh; other face models get no appearance layer.
@@ -197,7 +254,9 @@ class ExpressionAppearance:
         rgb = plate[..., :3]
         plate_linear = rgb if space == linear_space else None
         skin = _skin(plate_linear, rgb, space, linear_space, source, unit)
-        level = float(max(skin @ np.array([0.2126, 0.7152, 0.0722]), 1e-4)) ** self.mouth_skin_slope
+        level = float(max(skin @ _LUMA, 1e-4)) ** self.mouth_skin_slope
+        if face.shot_light is not None:  # as bright as the plate's own mouth shows, per shot
+            level *= face.shot_light
         return alpha.astype(np.float32), (ratio * level).astype(np.float32)
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+import cv2
 import numpy as np
 import pytest
 
@@ -153,3 +156,62 @@ def test_a_damaged_model_is_a_corrupt_model_error(tmp_path) -> None:
     bad.write_bytes(b"not a zip")
     with pytest.raises(CorruptModelError, match="appearance.build"):
         ExpressionAppearance(model=str(bad))
+
+
+def talking(fit: FaceFit, drops: list[float]) -> FaceFit:
+    """``fit`` over one frame per drop: everything below the mouth line lowered by that much (face-local)."""
+    template = fit.identity
+    mouth_y = template[[mesh.UPPER_LIP_INNER, mesh.LOWER_LIP_INNER], 1].mean()
+    below = ((template[:, 1] > mouth_y) & (np.abs(template[:, 0]) < 0.45)).astype(np.float64)
+    expression = np.zeros((len(drops), mesh.N_VERTICES, 3))
+    expression[:, :, 1] = np.asarray(drops)[:, None] * below[None]
+    n = len(drops)
+    return FaceFit(frames=list(range(1, n + 1)), identity=template, expression=expression,
+                   rotation=np.repeat(fit.rotation, n, axis=0), scale=np.repeat(fit.scale, n),
+                   translation=np.repeat(fit.translation, n, axis=0), found=np.ones(n, dtype=bool),
+                   topology=mesh.TOPOLOGY, triangles=fit.triangles)
+
+
+def plate_with_mouth(fit: FaceFit, index: int, inside: float) -> SimpleNamespace:
+    """A skin plate whose open mouth (frame ``index`` of ``fit``) shows ``inside`` times the skin."""
+    pixels = skin()
+    polygon = texture.MouthFrame(fit.to_image(index, fit.local_shape(index)), float(fit.scale[index])).polygon()
+    mask = np.zeros(pixels.shape[:2], np.uint8)
+    cv2.fillPoly(mask, [np.round(polygon).astype(np.int32)], 1)
+    pixels[mask > 0, :3] = np.float32(0.35 * inside)
+    return SimpleNamespace(pixels=pixels, colorspace=None)
+
+
+def test_the_plates_own_mouth_lights_the_teeth_once_per_shot(fit: FaceFit, stage: ExpressionAppearance) -> None:
+    shot = talking(fit, [0.0, 0.05, 0.09, 0.02])
+    read_frames: list[int] = []
+
+    def reader(inside: float):
+        def read(frame: int) -> SimpleNamespace:
+            read_frames.append(frame)
+            return plate_with_mouth(shot, shot.frames.index(frame), inside)
+        return read
+
+    dark = stage.measure_shot(shot, reader(0.05))
+    assert dark == pytest.approx(0.5)  # a dark mouth dims the teeth down to the floor
+    assert set(read_frames) <= {2, 3, 4} and 1 not in read_frames  # only the most open mouths are read
+    assert stage.measure_shot(shot, reader(20.0)) == 1.0  # never brighter than the skin's guess
+    middle = stage.measure_shot(shot, reader(0.7))
+    assert 0.5 < middle < 1.0
+    assert stage.measure_shot(talking(fit, [0.0, 0.0]), reader(0.05)) is None  # a mouth never open
+    # The layer is drawn that much dimmer.
+    w = weights("happy")
+    edited = FacsRig().edit(fit, w[None], mouth_preservation=0.0)
+    box = mouth_box(fit)
+
+    def drawn(light: float | None) -> np.ndarray:
+        face = FrameFace(source=fit.to_image(0, fit.local_shape(0)),
+                         edited=fit.to_image(0, fit.local_shape(0, edited[0])), triangles=fit.triangles, fit=fit,
+                         index=0, colorspace=None, weights=w[None], shot_light=light)
+        plate = skin()
+        return stage.apply(plate, MeshWarpRenderer().render(plate, face), face).pixels[box][..., :3]
+
+    full, dimmed = drawn(None), drawn(0.5)
+    teeth = full > dimmed + 1e-4
+    assert teeth.sum() > 50  # the mouth layer is what changed, and it is darker
+    assert float(dimmed[teeth].mean()) < 0.8 * float(full[teeth].mean())

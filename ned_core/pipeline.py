@@ -255,10 +255,12 @@ class Pipeline:
                                              mouth_preservation=_mouth(curve, analysis, mouth_preservation))
 
     def render_frame(self, image: PlateImage, index: int, analysis: Analysis, edited: np.ndarray,
-                     mask: np.ndarray | None = None, weights: np.ndarray | None = None) -> FrameResult:
+                     mask: np.ndarray | None = None, weights: np.ndarray | None = None,
+                     shot_light: np.ndarray | None = None) -> FrameResult:
         """Render and composite one frame; a frame where the face is lost passes through untouched.
 
-        ``weights`` (7,) are the frame's emotion weights, for the appearance stage.
+        ``weights`` (7,) are the frame's emotion weights and ``shot_light`` the appearance stage's
+        measure of the shot (``Appearance.measure_shot``), both for the appearance stage.
         """
         pixels = image.pixels
         height, width = pixels.shape[:2]
@@ -271,7 +273,7 @@ class Pipeline:
         target = fit.to_image(index, fit.local_shape(index, edited[index]))
         face = FrameFace(source=source, edited=target, triangles=fit.triangles, fit=fit, index=index,
                          edited_expression=edited[index], edited_sequence=edited, colorspace=image.colorspace,
-                         weights=None if weights is None else np.asarray(weights)[None])
+                         weights=None if weights is None else np.asarray(weights)[None], shot_light=shot_light)
         rendered = self.stage("render").render(rgba, face)
         rendered = self.stage("appearance").apply(rgba, rendered, face)
         out, matte = self.stage("composite").composite(rgba, rendered, mask)
@@ -309,6 +311,7 @@ class Pipeline:
             weights = curve.weights(analysis.frames)
             edited = self.stage("manipulate").edit(analysis.fit, weights,
                                                    mouth_preservation=_mouth(curve, analysis, mouth_preservation))
+            shot_light = self.stage("appearance").measure_shot(analysis.fit, weights, plate.read)
             index_of = {f: i for i, f in enumerate(analysis.frames)}
             out_space = output_colorspace(plate.colorspace, output.colorspace)
             written: dict[int, str] = {}
@@ -332,7 +335,7 @@ class Pipeline:
                         cancel.check()
                     image, mask = reader.next()
                     result = self.render_frame(image, index_of[frame], analysis, edited, mask,
-                                               weights[index_of[frame]])
+                                               weights[index_of[frame]], shot_light)
                     layers = {MATTE_LAYER: result.matte, STMAP_LAYERS[0]: result.stmap_uv[..., 0],
                               STMAP_LAYERS[1]: result.stmap_uv[..., 1]}
                     writer.write(frame, frame_path(output.pattern, frame), result.rgba, like=image.info,

@@ -21,11 +21,13 @@ from ned_core.render.base import FrameFace, RenderOutput
 class Appearance(Protocol):
     """Adds an expression's appearance to one rendered frame."""
 
-    def measure_shot(self, fit: FaceFit, read: Callable[[int], PlateImage]) -> float | None:
+    def measure_shot(self, fit: FaceFit, weights: np.ndarray, read: Callable[[int], PlateImage]
+                     ) -> np.ndarray | None:
         """One measure of the whole shot that every frame's ``apply`` gets as ``face.shot_light``.
 
-        Called once per render with the shot's analysis (``read`` gives a plate frame by number), so
-        every chunk of a shot gets the same value and a frame looks the same whichever chunk renders it.
+        Called once per render with the shot's fit, its (T, 7) emotion weights and ``read`` (a plate
+        frame by number), so every chunk of a shot gets the same value and a frame looks the same
+        whichever chunk renders it.
         """
         ...
 
@@ -41,7 +43,8 @@ class Appearance(Protocol):
 class NoAppearance:
     """Leaves the renderer's pixels as they are (for renderers that paint the face themselves)."""
 
-    def measure_shot(self, fit: FaceFit, read: Callable[[int], PlateImage]) -> float | None:
+    def measure_shot(self, fit: FaceFit, weights: np.ndarray, read: Callable[[int], PlateImage]
+                     ) -> np.ndarray | None:
         return None
 
     def apply(self, plate: np.ndarray, rendered: RenderOutput, face: FrameFace) -> RenderOutput:

@@ -10,8 +10,8 @@ Owns applying ``ned_core/data/appearance.npz`` (see ``build``) to one rendered f
    so it does not flicker, and fades with a keyframed intensity.
 2. **The mouth**: where the edited lips are apart, the mouth's inside (upper teeth under the upper lip,
    lower teeth and tongue above the lower lip, the dark between) is drawn in mouth space, as bright as the
-   frame's own skin beside the mouth says, dimmed once per shot where the plate's own open mouth is
-   darker inside (``measure_shot``). Pixels the warp pulled out of a closed mouth (the lips parted by
+   frame's own skin beside the mouth says, dimmed and tinted once per shot as the plate's own open mouth
+   shows (``measure_shot``). Pixels the warp pulled out of a closed mouth (the lips parted by
    the edit) always get it; inside the plate's own opening it is blended in by how much the edit bares
    the teeth (AU10, AU12), so a talking mouth keeps its own tongue and teeth unless the smile shows them.
 3. **The eyes**: inside the edited lids the eyeball stays unmoved, and eyeball newly bared by raised lids
@@ -49,6 +49,7 @@ MOUTH_FEATHER = 0.012  # face-local band above a dropped jaw's lower lip over wh
 CORNER_FEATHER = 0.06  # share of the mouth's length at each corner over which it fades in
 TEETH_FRAMES = 3  # the plate's most open mouths a shot's teeth light is read from
 TEETH_FLOOR = 0.5  # a dark plate mouth dims the teeth at most this much (a smile's teeth still show)
+TEETH_TINT = (0.3, 2.0)  # per-channel bounds of the plate light's tint on the teeth
 _AU = {name: i for i, name in enumerate(ACTION_UNIT_ORDER)}
 _LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
 
@@ -86,8 +87,12 @@ class ExpressionAppearance:
         lower = data["mouth_lower"] if "mouth_lower" in data else data["mouth"]
         self.mouth_lower = np.ascontiguousarray(lower, np.float32)
         self.mouth_skin_slope = float(data["mouth_skin_slope"])
-        # How bright the learned teeth get (their 95th percentile), against which a plate's mouth is read.
-        self._teeth_peak = float(np.percentile(self.mouth_texture @ _LUMA, 95))
+        # How bright the learned teeth get (their 95th percentile), against which a plate's mouth is read,
+        # and their colour (the brightest 5%'s mean, over its luminance).
+        teeth_luma = self.mouth_texture @ _LUMA
+        self._teeth_peak = float(np.percentile(teeth_luma, 95))
+        brightest = self.mouth_texture[teeth_luma >= self._teeth_peak].mean(axis=0)
+        self._teeth_chroma = (brightest / max(float(brightest @ _LUMA), 1e-6)).astype(np.float32)
         # The drawn creases of the AUs the London pairs do not cover, one map per AU that has any.
         maps = crease_maps(ACTION_UNIT_ORDER)
         self._crease_units = [i for i in range(len(maps)) if maps[i].any()]
@@ -96,17 +101,24 @@ class ExpressionAppearance:
         self.mouth = float(mouth)
         self._texels = texture.texels(self.template)
 
-    def measure_shot(self, fit: FaceFit, read: Callable[[int], PlateImage]) -> float | None:
-        """How bright the plate's own open mouth is against the learned teeth, once for the shot.
+    def measure_shot(self, fit: FaceFit, weights: np.ndarray, read: Callable[[int], PlateImage]
+                     ) -> np.ndarray | None:
+        """The mouth layer's (3,) linear gain for the shot: as bright and as tinted as the plate's own
+        open mouth shows.
 
-        The learned teeth are lit by the skin beside the mouth; a talking mouth is often darker inside
-        than that says. The plate's most open mouths (``TEETH_FRAMES`` of them, at least two pixels
-        open) are read: the brightest tenth of what each shows inside, over the teeth the layer would
-        draw there, clipped to ``TEETH_FLOOR``..1; the median scales the mouth layer on every frame. One
-        value per shot, so the teeth do not flicker with the plate's mouth (a per-frame level did).
-        None for a shot whose mouth never opens (a still with closed lips): the skin alone lights it.
+        The learned teeth are white in the London photos' light and as bright as the skin beside the
+        mouth says; a talking mouth is often darker inside than that, and a warm light makes teeth
+        cream. The plate's most open mouths (``TEETH_FRAMES`` of them, at least two pixels open) are
+        read: the brightest tenth of what each shows inside gives the level (over the layer's teeth,
+        clipped to ``TEETH_FLOOR``..1) and the colour (over the learned teeth's); the per-channel median
+        scales the layer on every frame. One value per shot, so the teeth do not flicker with the
+        plate's mouth (a per-frame level did). None for a shot whose mouth never opens (a still with
+        closed lips) or whose edit draws no mouth (no AU10, AU12, AU25 or AU26 on any frame): nothing
+        is read then, and the skin alone lights the layer.
         """
-        if fit.topology != mesh.TOPOLOGY:
+        mouth_units = [_AU[name] for name in ("AU10", "AU12", "AU25", "AU26")]
+        act = action_units(np.asarray(weights, dtype=np.float64), ACTION_UNIT_ORDER, INTENSITY_CEILING)
+        if fit.topology != mesh.TOPOLOGY or not np.any(act[:, mouth_units] > 0.0):
             return None
         along = np.linspace(0.2, 0.8, 7)
         openings = []
@@ -115,12 +127,12 @@ class ExpressionAppearance:
             unit = float(fit.scale[index])
             openings.append((-texture.MouthFrame(points, unit).opening(along).max() * unit, int(index)))
         picked = [index for negative, index in sorted(openings)[:TEETH_FRAMES] if -negative >= 2.0]
-        lights = [light for index in picked
-                  if (light := self._mouth_light(read(fit.frames[index]), fit, index)) is not None]
-        return float(np.median(lights)) if lights else None
+        gains = [gain for index in picked
+                 if (gain := self._mouth_gain(read(fit.frames[index]), fit, index)) is not None]
+        return np.median(gains, axis=0).astype(np.float32) if gains else None
 
-    def _mouth_light(self, image: PlateImage, fit: FaceFit, index: int) -> float | None:
-        """One frame's plate mouth brightness over the layer's teeth there (``measure_shot``)."""
+    def _mouth_gain(self, image: PlateImage, fit: FaceFit, index: int) -> np.ndarray | None:
+        """One frame's plate mouth over the layer's teeth there (``measure_shot``)."""
         points = fit.to_image(index, fit.local_shape(index))[:, :2]
         unit = float(fit.scale[index])
         polygon = texture.MouthFrame(points, unit).polygon()
@@ -140,8 +152,12 @@ class ExpressionAppearance:
             inner = convert(inner[None], space, linear_space)[0]
         skin = _skin(rgb if space == linear_space else None, rgb, space, linear_space, points, unit)
         level = float(max(skin @ _LUMA, 1e-4)) ** self.mouth_skin_slope
-        peak = float(np.percentile(inner @ _LUMA, 90))
-        return float(np.clip(peak / max(level * self._teeth_peak, 1e-6), TEETH_FLOOR, 1.0))
+        luma = inner @ _LUMA
+        brightest = inner[luma >= np.percentile(luma, 90)].mean(axis=0)
+        peak = float(brightest @ _LUMA)
+        light = float(np.clip(peak / max(level * self._teeth_peak, 1e-6), TEETH_FLOOR, 1.0))
+        tint = np.clip(brightest / max(peak, 1e-6) / self._teeth_chroma, *TEETH_TINT)
+        return (light * tint).astype(np.float32)
 
     def apply(self, plate: np.ndarray, rendered: RenderOutput, face: FrameFace) -> RenderOutput:
         # The learned data lives on MediaPipe's mesh; other face models get no appearance layer.
@@ -255,9 +271,10 @@ class ExpressionAppearance:
         plate_linear = rgb if space == linear_space else None
         skin = _skin(plate_linear, rgb, space, linear_space, source, unit)
         level = float(max(skin @ _LUMA, 1e-4)) ** self.mouth_skin_slope
-        if face.shot_light is not None:  # as bright as the plate's own mouth shows, per shot
-            level *= face.shot_light
-        return alpha.astype(np.float32), (ratio * level).astype(np.float32)
+        colour = ratio * level
+        if face.shot_light is not None:  # as bright and tinted as the plate's own mouth shows, per shot
+            colour = colour * face.shot_light
+        return alpha.astype(np.float32), colour.astype(np.float32)
 
 
 def _skin(plate_linear: np.ndarray | None, rgb: np.ndarray, space: str, linear_space: str, source: np.ndarray,

@@ -32,7 +32,7 @@ class FrameFace:
     edited_sequence: np.ndarray | None = None
     colorspace: str | None = None
     weights: np.ndarray | None = None
-    shot_light: float | None = None
+    shot_light: np.ndarray | None = None
 
 
 @dataclass

@@ -172,46 +172,55 @@ def talking(fit: FaceFit, drops: list[float]) -> FaceFit:
                    topology=mesh.TOPOLOGY, triangles=fit.triangles)
 
 
-def plate_with_mouth(fit: FaceFit, index: int, inside: float) -> SimpleNamespace:
-    """A skin plate whose open mouth (frame ``index`` of ``fit``) shows ``inside`` times the skin."""
+def plate_with_mouth(fit: FaceFit, index: int, inside: float, tint: tuple[float, float, float] = (1.0, 1.0, 1.0)
+                     ) -> SimpleNamespace:
+    """A skin plate whose open mouth (frame ``index`` of ``fit``) shows ``inside`` times the skin, tinted."""
     pixels = skin()
     polygon = texture.MouthFrame(fit.to_image(index, fit.local_shape(index)), float(fit.scale[index])).polygon()
     mask = np.zeros(pixels.shape[:2], np.uint8)
     cv2.fillPoly(mask, [np.round(polygon).astype(np.int32)], 1)
-    pixels[mask > 0, :3] = np.float32(0.35 * inside)
+    pixels[mask > 0, :3] = np.float32(0.35 * inside) * np.asarray(tint, np.float32)
     return SimpleNamespace(pixels=pixels, colorspace=None)
 
 
 def test_the_plates_own_mouth_lights_the_teeth_once_per_shot(fit: FaceFit, stage: ExpressionAppearance) -> None:
     shot = talking(fit, [0.0, 0.05, 0.09, 0.02])
+    happy4 = np.tile(weights("happy"), (4, 1))
     read_frames: list[int] = []
+    luma = np.array([0.2126, 0.7152, 0.0722])
 
-    def reader(inside: float):
+    def reader(inside: float, tint: tuple[float, float, float] = (1.0, 1.0, 1.0)):
         def read(frame: int) -> SimpleNamespace:
             read_frames.append(frame)
-            return plate_with_mouth(shot, shot.frames.index(frame), inside)
+            return plate_with_mouth(shot, shot.frames.index(frame), inside, tint)
         return read
 
-    dark = stage.measure_shot(shot, reader(0.05))
-    assert dark == pytest.approx(0.5)  # a dark mouth dims the teeth down to the floor
+    def teeth_level(gain: np.ndarray) -> float:
+        """How much the gain scales the learned teeth's luminance."""
+        return float((gain * stage._teeth_chroma) @ luma)
+
+    dark = stage.measure_shot(shot, happy4, reader(0.05))
+    assert teeth_level(dark) == pytest.approx(0.5, abs=1e-3)  # a dark mouth dims the teeth to the floor
     assert set(read_frames) <= {2, 3, 4} and 1 not in read_frames  # only the most open mouths are read
-    assert stage.measure_shot(shot, reader(20.0)) == 1.0  # never brighter than the skin's guess
-    middle = stage.measure_shot(shot, reader(0.7))
-    assert 0.5 < middle < 1.0
-    assert stage.measure_shot(talking(fit, [0.0, 0.0]), reader(0.05)) is None  # a mouth never open
+    assert teeth_level(stage.measure_shot(shot, happy4, reader(20.0))) == pytest.approx(1.0, abs=1e-3)
+    assert 0.5 < teeth_level(stage.measure_shot(shot, happy4, reader(0.7))) < 1.0
+    warm = stage.measure_shot(shot, happy4, reader(20.0, (1.3, 1.0, 0.6)))
+    assert warm[0] > 1.1 * warm[1] > 1.3 * warm[2]  # a warm light makes cream teeth
+    assert stage.measure_shot(talking(fit, [0.0, 0.0]), happy4[:2], reader(0.05)) is None  # a mouth never open
+    assert stage.measure_shot(shot, np.tile(weights("sad"), (4, 1)), reader(0.05)) is None  # no mouth drawn
     # The layer is drawn that much dimmer.
     w = weights("happy")
     edited = FacsRig().edit(fit, w[None], mouth_preservation=0.0)
     box = mouth_box(fit)
 
-    def drawn(light: float | None) -> np.ndarray:
+    def drawn(gain: np.ndarray | None) -> np.ndarray:
         face = FrameFace(source=fit.to_image(0, fit.local_shape(0)),
                          edited=fit.to_image(0, fit.local_shape(0, edited[0])), triangles=fit.triangles, fit=fit,
-                         index=0, colorspace=None, weights=w[None], shot_light=light)
+                         index=0, colorspace=None, weights=w[None], shot_light=gain)
         plate = skin()
         return stage.apply(plate, MeshWarpRenderer().render(plate, face), face).pixels[box][..., :3]
 
-    full, dimmed = drawn(None), drawn(0.5)
+    full, dimmed = drawn(None), drawn(dark)
     teeth = full > dimmed + 1e-4
     assert teeth.sum() > 50  # the mouth layer is what changed, and it is darker
     assert float(dimmed[teeth].mean()) < 0.8 * float(full[teeth].mean())

@@ -39,6 +39,7 @@ from ned_core.io.colour import convert, scene_linear
 from ned_core.manipulate.au_fields import ACTION_UNIT_ORDER
 from ned_core.manipulate.emotions import action_units
 from ned_core.model_files import load_arrays
+from ned_core.ramps import smoothstep
 from ned_core.render.base import FrameFace, RenderOutput
 from ned_core.render.warp import mesh_map
 
@@ -253,8 +254,8 @@ class ExpressionAppearance:
         # The learned textures start on the lips themselves, so they carry a real lip's edge into the
         # mouth; the dark of a dropped jaw has no such edge: there the layer fades in over a short band
         # above the lower lip and toward the corners instead of starting at a hard outline.
-        rim = np.clip(np.minimum(height / MOUTH_FEATHER, np.minimum(along, 1.0 - along) / CORNER_FEATHER), 0.0, 1.0)
-        fade = 1.0 - jaw * (1.0 - rim * rim * (3.0 - 2.0 * rim))
+        rim = np.minimum(height / MOUTH_FEATHER, np.minimum(along, 1.0 - along) / CORNER_FEATHER)
+        fade = 1.0 - jaw * (1.0 - smoothstep(rim))
         alpha = inside * np.maximum(fresh * wider, bare) * fade
         # The upper half of the opening shows what a smile shows under the upper lip, the lower half what
         # it shows above the lower lip, meeting smoothly at the middle.
@@ -262,8 +263,7 @@ class ExpressionAppearance:
         ratio = cv2.remap(self.mouth_texture, tx, ty, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         tx, ty = texture.mouth_texel(along, height)
         from_below = cv2.remap(self.mouth_lower, tx, ty, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        lower = np.clip(0.5 + (depth - height) / (2.0 * MOUTH_BLEND), 0.0, 1.0)
-        lower = ((1.0 - jaw) * lower * lower * (3.0 - 2.0 * lower)).astype(np.float32)[..., None]
+        lower = ((1.0 - jaw) * smoothstep(0.5 + (depth - height) / (2.0 * MOUTH_BLEND))).astype(np.float32)[..., None]
         ratio = ratio + lower * (from_below - ratio)
         linear_space = scene_linear()
         space = face.colorspace or linear_space

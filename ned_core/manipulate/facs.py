@@ -21,6 +21,7 @@ from ned_core.face3d.base import FaceFit
 from ned_core.manipulate import au_fields
 from ned_core.manipulate.emotions import action_units
 from ned_core.model_files import load_arrays
+from ned_core.ramps import smoothstep
 
 CALIBRATION_FILE = Path(__file__).resolve().parent.parent / "data" / "facs_smile.npz"
 PROPORTION_LIMITS = (0.7, 1.4)  # a face's proportions scale its fields at most this much
@@ -250,11 +251,6 @@ class FacsRig:
                                      field="mouth_preservation")
 
 
-def _smoothstep(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    t = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
-    return t * t * (3.0 - 2.0 * t)
-
-
 def lid_freedom(shapes: np.ndarray, found: np.ndarray) -> np.ndarray:
     """(T, 2) share of the edit's change to each eye's opening a frame may take: 0 in a blink, 1 open.
 
@@ -266,8 +262,9 @@ def lid_freedom(shapes: np.ndarray, found: np.ndarray) -> np.ndarray:
     openings = mesh.eye_openings(shapes)
     seen = openings[found] if found.any() else openings
     reference = np.maximum(np.quantile(seen, 0.9, axis=0), 1e-6)
-    relative = _smoothstep(openings / reference, *BLINK_RELATIVE)
-    return np.minimum(relative, _smoothstep(openings, *BLINK_ABSOLUTE))
+    (r0, r1), (a0, a1) = BLINK_RELATIVE, BLINK_ABSOLUTE
+    relative = smoothstep((openings / reference - r0) / (r1 - r0))
+    return np.minimum(relative, smoothstep((openings - a0) / (a1 - a0)))
 
 
 def hold_lids(move: np.ndarray, freedom: np.ndarray) -> np.ndarray:

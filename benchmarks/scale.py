@@ -14,9 +14,10 @@ engine gets a fresh analysis cache):
       frames (the I/O floor) and the bytes written per frame;
   (c) the model's frames/s for 16-64 GPUs (see docs/engine.md, "Scaling"), with those costs.
 
-    .venv/bin/python benchmarks/scale.py [--frames 48] [--ray-python ~/.cache/ned/ray-venv/bin/python]
+    .venv/bin/python benchmarks/scale.py [--frames 48] [--rounds 1] [--ray-python ~/.cache/ned/ray-venv/bin/python]
 
-One round each (no best-of): on a shared 2-core machine the ratios move by ±15 % between runs.
+One round each by default (no best-of): on a shared 2-core machine the ratios move by ±15 % between
+runs; ``--rounds N`` repeats every configuration N times, interleaved, and prints the range.
 """
 
 from __future__ import annotations
@@ -161,6 +162,8 @@ def main() -> None:
                         "at most 48 on the 75-frame clip)")
     parser.add_argument("--ray-python", help="a Python with Ray and this project (bash tests/ray/make_venv.sh)")
     parser.add_argument("--bandwidth-gbs", type=float, default=2.0, help="shared storage GB/s for the model (2)")
+    parser.add_argument("--rounds", type=int, default=1, help="run every configuration this many times, "
+                        "interleaved, and print each round's ratios and their range (1)")
     args = parser.parse_args()
     frames, half = args.frames, max(1, args.frames // 2)
     cores = len(os.sched_getaffinity(0))
@@ -176,25 +179,39 @@ def main() -> None:
     print(f"demo clip 360x288, real default backends, {cores} cores (load average {os.getloadavg()[0]:.1f} "
           f"at the start), analysis included (fresh cache per engine); one round each")
     rows = []
+    ratios: dict[str, list[tuple[float, float]]] = {name: [] for name, *_ in configs}
     with tempfile.TemporaryDirectory(prefix="ned-scale-") as tmp:
         base = Path(tmp)
-        for name, options, python, cpus in configs:
-            folder = base / re.sub(r"\W+", "_", name)
-            engine = Engine(folder, *options, python=python, pin=cpus)
-            try:
-                one = run_jobs(engine, [spec(1001, 1000 + frames, str(folder / "one" / "o.####.exr"))])
-                # four other frame ranges of the 75-frame clip (each its own analysis), overlapping
-                queue = run_jobs(engine, [spec(1002 + 7 * i, 1001 + 7 * i + half,
-                                               str(folder / f"q{i}" / "q.####.exr")) for i in range(4)])
-            finally:
-                engine.stop()
-            rows.append((name, frames / one["wall"], 4 * half / queue["wall"], one, folder))
-            print(f"  {name:<22} one shot {frames / one['wall']:6.2f} frames/s   "
-                  f"queue of 4 {4 * half / queue['wall']:6.2f} frames/s", flush=True)
-        first = rows[0]
-        print("(a) ratios to 1 worker held to one core (same run):")
-        for name, one_rate, queue_rate, _, _ in rows:
-            print(f"  {name:<22} one shot x{one_rate / first[1]:.2f}   queue of 4 x{queue_rate / first[2]:.2f}")
+        for round_ in range(max(1, args.rounds)):
+            rows = []
+            if args.rounds > 1:
+                print(f"round {round_ + 1} (load average {os.getloadavg()[0]:.1f})")
+            for name, options, python, cpus in configs:
+                folder = base / f"r{round_}" / re.sub(r"\W+", "_", name)
+                engine = Engine(folder, *options, python=python, pin=cpus)
+                try:
+                    one = run_jobs(engine, [spec(1001, 1000 + frames, str(folder / "one" / "o.####.exr"))])
+                    # four other frame ranges of the 75-frame clip (each its own analysis), overlapping
+                    queue = run_jobs(engine, [spec(1002 + 7 * i, 1001 + 7 * i + half,
+                                                   str(folder / f"q{i}" / "q.####.exr")) for i in range(4)])
+                finally:
+                    engine.stop()
+                rows.append((name, frames / one["wall"], 4 * half / queue["wall"], one, folder))
+                print(f"  {name:<22} one shot {frames / one['wall']:6.2f} frames/s   "
+                      f"queue of 4 {4 * half / queue['wall']:6.2f} frames/s", flush=True)
+            first = rows[0]
+            print("(a) ratios to 1 worker held to one core (same run):")
+            for name, one_rate, queue_rate, _, _ in rows:
+                ratios[name].append((one_rate / first[1], queue_rate / first[2]))
+                print(f"  {name:<22} one shot x{one_rate / first[1]:.2f}   queue of 4 x{queue_rate / first[2]:.2f}")
+        if args.rounds > 1:
+            print(f"    over {args.rounds} rounds (min..median..max):")
+            for name, values in ratios.items():
+                cells = []
+                for label, column in (("one shot", 0), ("queue of 4", 1)):
+                    got = sorted(v[column] for v in values)
+                    cells.append(f"{label} x{got[0]:.2f}..x{got[len(got) // 2]:.2f}..x{got[-1]:.2f}")
+                print(f"  {name:<22} " + "   ".join(cells))
         single = rows[0][3]
         analysis = single["analysis_end"] / frames  # load + track + fit, per frame of the shot
         render = (single["wall"] - single["analysis_end"]) / frames

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import os
 import sys
 import threading
@@ -167,6 +168,8 @@ class RunResult:
     written: dict[int, str]
     lost_frames: list[int]
     analysis_cached: bool
+    shot_lost_frames: list[int] = field(default_factory=list)
+    """Frames of the whole shot (not only those written) where the face was lost."""
 
 
 class Pipeline:
@@ -207,10 +210,15 @@ class Pipeline:
         }
 
     def analyze(self, shot: Shot, plate: Plate | None = None, progress: ProgressFn | None = None,
-                cancel: CancelToken | None = None) -> tuple[Analysis, bool]:
-        """Track and fit the face through the whole shot; returns (analysis, came_from_cache)."""
+                cancel: CancelToken | None = None, keep: KeptFrames | None = None) -> tuple[Analysis, bool]:
+        """Track and fit the face through the whole shot; returns (analysis, came_from_cache).
+
+        ``keep`` receives the frames the analysis read (up to its memory budget), so a render pass
+        that follows need not read them again.
+        """
         own = plate is None
         plate = plate or open_plate(shot)
+        resources = contextlib.ExitStack()
         try:
             key = analysis_key(plate.content_key(), self.analysis_settings(shot))
             if self.cache is not None and (cached := self.cache.load(key)) is not None:
@@ -218,15 +226,26 @@ class Pipeline:
             frames = plate.frames
             total = len(frames)
 
+            def display(frame: int) -> np.ndarray:
+                image = plate.read(frame)
+                if keep is not None:
+                    keep.put(image)
+                return image.display_rgb8()
+
+            # The next frames are read and made display-referred while the tracker looks at this one
+            # (reading and the colour conversion cost a 1080p frame ten times what tracking does, so
+            # image sequences are read by two threads at once; a movie decodes in order, on one). The
+            # reading starts before the tracker, whose first call imports its library (~1 s).
+            reader = resources.enter_context(_FrameReader(display, frames, threads=_reader_threads(plate),
+                                                          ahead=_READ_AHEAD))
+
             def images() -> Iterator[np.ndarray]:
-                # The next frame is read and made display-referred while the tracker looks at this one.
-                with _FrameReader(lambda frame: plate.read(frame).display_rgb8(), frames) as reader:
-                    for done, frame in enumerate(frames):
-                        if cancel is not None:
-                            cancel.check()
-                        yield reader.next()
-                        if progress is not None:
-                            progress(Progress("analyze", frame, done + 1, total))
+                for done, frame in enumerate(frames):
+                    if cancel is not None:
+                        cancel.check()
+                    yield reader.next()
+                    if progress is not None:
+                        progress(Progress("analyze", frame, done + 1, total))
 
             face_track = self.stage("track").track(frames, images(), hint=shot.face)
             if not face_track.found.any():
@@ -241,6 +260,7 @@ class Pipeline:
                 self.cache.save(key, analysis)
             return analysis, False
         finally:
+            resources.close()  # the reader threads stop before the plate closes
             if own:
                 plate.close()
 
@@ -305,7 +325,8 @@ class Pipeline:
             if mask_plate is not None:
                 resources.enter_context(mask_plate)
             check_not_overwriting_inputs(shot, plate, mask_plate, output, todo, preview)
-            analysis, cached = self.analyze(shot, plate, progress, cancel)
+            kept = KeptFrames(todo)
+            analysis, cached = self.analyze(shot, plate, progress, cancel, keep=kept)
             if mouth_preservation is None:
                 mouth_preservation = 0.0 if plate.kind == "still" and len(plate.frames) == 1 else 1.0
             weights = curve.weights(analysis.frames)
@@ -325,7 +346,7 @@ class Pipeline:
                     progress(Progress("render", frame, len(written), len(todo)))
 
             def read(frame: int) -> tuple[PlateImage, np.ndarray | None]:
-                image = plate.read(frame)
+                image = kept.take(frame) or plate.read(frame)  # what the analysis just read, else the file
                 return image, read_mask(mask_plate, frame, image) if mask_plate is not None else None
 
             # Three stages overlap: the next frame is read, this one rendered, earlier ones written.
@@ -350,32 +371,36 @@ class Pipeline:
                 write_preview(preview, previews, fps=fps, audio_from=shot.plate if plate.has_audio else None,
                               audio_offset=(todo[0] - shot.start) / fps)
             lost = [f for f in todo if not analysis.fit.found[index_of[f]]]
-            return RunResult(written=written, lost_frames=lost, analysis_cached=cached)
+            shot_lost = [int(f) for f, ok in zip(analysis.frames, analysis.fit.found, strict=True) if not ok]
+            return RunResult(written=written, lost_frames=lost, analysis_cached=cached, shot_lost_frames=shot_lost)
 
 
 class _FrameReader:
-    """Reads the frames of ``todo`` one ahead on a background thread, in order.
+    """Reads the frames of ``todo`` ahead on ``threads`` background threads, handed out in order.
 
     ``next()`` returns what ``read(frame)`` returned for the next frame (raising what it raised) and
-    starts reading the one after, so reading overlaps rendering. Only this thread reads the plate.
+    starts reading another, so reading overlaps rendering; ``threads`` frames are read at once (only
+    for a ``read`` that may run on several threads: one thread reads a movie, which decodes in order),
+    and up to ``ahead`` (at least ``threads``) are read or waiting.
     """
 
-    def __init__(self, read: Callable[[int], Any], todo: list[int]) -> None:
+    def __init__(self, read: Callable[[int], Any], todo: list[int], threads: int = 1, ahead: int = 1) -> None:
         self._read = read
         self._todo = iter(todo)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ned-read")
-        self._ahead: Future[Any] | None = None
-        self._start_next()
+        self._executor = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="ned-read")
+        self._ahead: deque[Future[Any]] = deque()
+        for _ in range(max(1, threads, ahead)):
+            self._start_next()
 
     def _start_next(self) -> None:
         frame = next(self._todo, None)
-        self._ahead = None if frame is None else self._executor.submit(self._read, frame)
+        if frame is not None:
+            self._ahead.append(self._executor.submit(self._read, frame))
 
     def next(self) -> Any:
-        if self._ahead is None:
+        if not self._ahead:
             raise StopIteration
-        current = self._ahead
-        value = current.result()
+        value = self._ahead.popleft().result()
         self._start_next()
         return value
 
@@ -384,6 +409,80 @@ class _FrameReader:
 
     def __exit__(self, *exc: object) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+KEEP_FRAMES_BYTES = int(float(os.environ.get("NED_KEEP_FRAMES_MB", "1024")) * (1 << 20))
+"""Memory the analysis may hold decoded frames in for the render pass that follows (``NED_KEEP_FRAMES_MB``,
+default 1024; 0 reads every frame twice). A 1080p half-float RGB frame takes 12 MB."""
+
+
+class KeptFrames:
+    """Frames the analysis read, kept for the render pass of the same run up to ``KEEP_FRAMES_BYTES``.
+
+    Only frames the run renders are kept, the earliest first (the render reads in order and gives each
+    back as it takes it). Pixels that half floats hold exactly (a half-float EXR's, checked bit for
+    bit) are kept as half, half the memory, and come back as the same float32 bits; the rest stay
+    float32. Thread-safe.
+    """
+
+    def __init__(self, frames: list[int], budget: int | None = None) -> None:
+        self._wanted = set(frames)
+        self._budget = KEEP_FRAMES_BYTES if budget is None else budget
+        self._used = 0
+        self._kept: dict[int, tuple[PlateImage, np.ndarray]] = {}
+        self._lock = threading.Lock()
+
+    def put(self, image: PlateImage) -> None:
+        if image.frame not in self._wanted or self._budget <= 0:
+            return
+        pixels = image.pixels
+        compact = _exact_half(pixels) if image.info.source_format == "half" else None
+        if compact is None:
+            compact = pixels
+        with self._lock:
+            if self._used + compact.nbytes > self._budget:
+                self._wanted.discard(image.frame)
+                return
+            self._used += compact.nbytes
+            self._kept[image.frame] = dataclasses.replace(image, pixels=compact)
+
+    def take(self, frame: int) -> PlateImage | None:
+        """The kept frame (its memory given back), or None when it was not kept."""
+        with self._lock:
+            image = self._kept.pop(frame, None)
+            if image is None:
+                return None
+            self._used -= image.pixels.nbytes
+        if image.pixels.dtype == np.float32:
+            return image
+        shape = image.pixels.shape
+        pixels = cv2.convertFp16(image.pixels.reshape(shape[0], -1)).reshape(shape)
+        return dataclasses.replace(image, pixels=pixels)
+
+
+def _exact_half(pixels: np.ndarray) -> np.ndarray | None:
+    """``pixels`` (float32) as half-float bits (int16, OpenCV's SIMD conversion: ~15x numpy's), or None
+    when a value would not come back bit for bit (not a half-float image after all)."""
+    if pixels.dtype != np.float32 or pixels.ndim != 3 or not pixels.flags.c_contiguous:
+        return None
+    flat = pixels.reshape(pixels.shape[0], -1)
+    half = cv2.convertFp16(flat)
+    if not np.array_equal(cv2.convertFp16(half).view(np.uint32), flat.view(np.uint32)):
+        return None
+    return half.reshape(pixels.shape)
+
+
+_READ_AHEAD = 8
+"""Frames the analysis reads ahead of the tracker (display-referred 8-bit frames, 6 MB each at 1080p):
+enough for the reading threads to keep busy while the tracker starts up (imports, graph set-up)."""
+
+
+def _reader_threads(plate: Plate) -> int:
+    """Threads reading a plate ahead: two for image files (decoding and colour conversion release
+    Python's lock), one for a movie (decoded in order) or a process held to one thread."""
+    if plate.kind == "movie":
+        return 1
+    return 2 if cv2.getNumThreads() > 1 else 1
 
 
 class _FrameWriter:
@@ -433,7 +532,8 @@ _ALLOCATOR_TUNED = False
 
 
 def _recycle_frame_buffers() -> None:
-    """Let glibc reuse freed frame-sized buffers instead of mapping fresh pages for every array.
+    """Let glibc reuse freed frame-sized buffers instead of mapping fresh pages for every array, and
+    fault fresh pages in without waiting on huge-page compaction.
 
     A 1080p RGBA float32 frame (33 MB) is above glibc's largest automatic mmap threshold (32 MB), so
     each one is mapped, zero-filled by the kernel page by page and unmapped again, several times per
@@ -445,6 +545,14 @@ def _recycle_frame_buffers() -> None:
     if _ALLOCATOR_TUNED or not sys.platform.startswith("linux"):
         return
     _ALLOCATOR_TUNED = True
+    # numpy asks the kernel for transparent huge pages on every large array (madvise); where THP
+    # "defrag" is madvise (a common default) each fresh 12 MB frame then waits on memory compaction:
+    # 42 ms instead of 5 ms on the development machine. Off, unless NUMPY_MADVISE_HUGEPAGE says otherwise.
+    if os.environ.get("NUMPY_MADVISE_HUGEPAGE") is None:
+        with contextlib.suppress(AttributeError, ImportError):
+            from numpy._core.multiarray import _set_madvise_hugepage
+
+            _set_madvise_hugepage(False)
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):  # not glibc (musl): nothing to tune

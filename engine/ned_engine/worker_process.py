@@ -6,16 +6,17 @@ pipeline work it is handed over a ``multiprocessing`` pipe and reports back on t
 - ``("analyze", spec, plate, output)``: track and fit the job's whole shot into the shared analysis
   cache; answers ``("result", {"lost": [...], "cached": bool})``.
 - ``("render", spec, plate, output, frames)``: ``Pipeline.run`` over those frames only (the run loads
-  the cached analysis and edits the whole shot, so any chunk equals a single run bit for bit); one
-  ``("frame", frame, path)`` per frame renamed into place, then ``("result", {})``.
+  the cached analysis, or makes it when the task is a whole shot, and edits the whole shot, so any chunk
+  equals a single run bit for bit); one ``("frame", frame, path)`` per frame renamed into place, then
+  ``("result", {"lost": [...], "cached": bool})``.
 - while either runs: ``("progress", stage, frame, done, total)``; a failure answers
   ``("error", wire_fields, cancelled)``.
 
 Cancelling crosses the process boundary through one ``multiprocessing.Event`` per worker (set by the
 parent when the job of the task in hand is cancelled), checked by the pipeline before every frame.
 The child limits its numeric libraries to ``threads`` threads (OpenMP, MKL, OpenBLAS, OpenCV,
-OpenImageIO/OpenEXR, torch)
-and, given a ``cuda:N`` device, sees only that GPU. It exits when the parent closes the pipe or dies.
+OpenImageIO/OpenEXR, FFmpeg's decoders, torch) and, given a ``cuda:N`` device, sees only that GPU. It
+exits when the parent closes the pipe or dies.
 
 This module's top level imports only the standard library, so the thread limits are set before
 numpy, OpenCV or torch are first imported in the child; ``serve`` imports ned_core and the engine's
@@ -144,16 +145,36 @@ class TaskRunner:
         cv2.setNumThreads(threads)
         oiio.attribute("threads", threads)  # its own pool (and OpenEXR's) would take every core
         oiio.attribute("exr_threads", threads)
+        from ned_core.io.plate import set_decode_threads
+
+        set_decode_threads(threads)  # FFmpeg's movie decoders
         from ned_core.errors import NedError as CoreError
         from ned_core.pipeline import Backends
 
         error = None
         try:
-            self.pipeline(Backends()).load()
+            pipeline = self.pipeline(Backends())
+            pipeline.load()
+            self._warm_stages(pipeline)
         except CoreError as failure:
             error = failure.one_line()
         self._limit_torch()
         self.send(("ready", os.getpid(), error))
+
+    @staticmethod
+    def _warm_stages(pipeline: Any) -> None:
+        """Let each stage pay its one-time start-up now (a backend's ``warm()``: imports, graph set-up)
+        and load the colour configuration, so the first job is as fast as the next ones."""
+        from ned_core.io.colour import scene_linear
+        from ned_core.pipeline import STAGES
+
+        scene_linear()
+        with contextlib.suppress(ImportError):
+            import av  # noqa: F401 - PyAV (movies) takes ~70 ms to import
+        for name in STAGES:
+            warm = getattr(pipeline.stage(name), "warm", None)
+            if callable(warm):
+                warm()
 
     def _limit_torch(self) -> None:
         torch = sys.modules.get("torch")  # only where a backend imported it: importing costs seconds
@@ -257,11 +278,13 @@ class TaskRunner:
     def render(self, spec: dict[str, Any], plate: str | None, output: str | None,
                frames: list[int]) -> dict[str, Any]:
         plan = self._plan(spec, plate, output)
-        self.pipeline(plan.backends).run(plan.shot, plan.curve, plan.output, frames=list(frames),
-                                         mouth_preservation=plan.mouth_preservation, progress=self.progress,
-                                         cancel=self.token,
-                                         on_frame=lambda frame, path: self.send(("frame", int(frame), path)))
-        return {}
+        result = self.pipeline(plan.backends).run(
+            plan.shot, plan.curve, plan.output, frames=list(frames), mouth_preservation=plan.mouth_preservation,
+            progress=self.progress, cancel=self.token,
+            on_frame=lambda frame, path: self.send(("frame", int(frame), path)))
+        # Lost frames and the cache flag let a task that analysed the shot itself (a whole shot in one
+        # task) stand for the job's analysis task.
+        return {"lost": result.shot_lost_frames, "cached": bool(result.analysis_cached)}
 
 
 @contextlib.contextmanager

@@ -12,6 +12,10 @@ work, the thread does the bookkeeping. A job runs in two steps:
    scheduler; each chunk's process loads the cached analysis, edits the whole shot and writes only its
    frames, so the output equals a single run bit for bit.
 
+When every other worker already has a task waiting (a queue of shots), the head runs the job whole
+instead: one task that analyses and renders every frame, as a single run does, so no shot is opened,
+decoded and edited once per chunk.
+
 Every event is journaled first (which numbers it) by the engine process and then handed to the socket
 loop through ``post``; the processes never touch the journal or the socket. A worker process that dies
 (``kill -9``, a crash in a backend) is replaced and its task run again: frames the journal already marks
@@ -108,6 +112,9 @@ class Chunk:
     frames: list[int] | None
     attempts: int = 0
     since: float | None = None
+    whole: bool = False
+    """The job's analysis and all its frames in one task (the pipeline analyses, then renders): what a
+    worker does with a job when the other workers have work of their own."""
 
 
 class Scheduler:
@@ -208,6 +215,12 @@ class Scheduler:
     def queued(self) -> int:
         with self._cond:
             return len(self._queued)
+
+    @property
+    def backlog(self) -> int:
+        """Tasks waiting for a worker: queued jobs (not paused) and running jobs' chunks."""
+        with self._cond:
+            return len(self._chunks) + (0 if self._paused else len(self._queued))
 
     @property
     def running(self) -> int:
@@ -588,7 +601,16 @@ class Worker(threading.Thread):
         except BaseException as error:  # noqa: BLE001 - recorded; the job's last task reports it
             run.task_done(error)
             return
-        self._run_task(Chunk(run, None))  # the analysis, here unless this worker dies on it
+        # When every other worker has a task waiting for it, splitting this shot gains nothing: each
+        # chunk would open and decode the plate again and load the analysis and edit the shot again.
+        # The job then runs whole here (one task: analysis, then every frame; at most a chunk's worth,
+        # so no worker is left alone with a long shot at the end of a queue); otherwise its analysis
+        # runs first and its frames are split into chunks that idle workers take.
+        if (ctx.chunk is None and 0 < len(run.todo_frames) <= MAX_CHUNK
+                and ctx.scheduler.backlog >= ctx.workers - 1):
+            self._run_task(Chunk(run, list(run.todo_frames), whole=True))
+        else:
+            self._run_task(Chunk(run, None))  # the analysis, here unless this worker dies on it
 
     # -- one task: the analysis (frames None) or a chunk of frames ----------------------------------------
     def _run_task(self, task: Chunk) -> None:
@@ -601,9 +623,13 @@ class Worker(threading.Thread):
             else:
                 frames = run.unfinished(task.frames, task.since)
                 if frames:
-                    logger.debug("worker %d (%s %s): job %s frames %d-%d", self.index, self.executor.description,
-                                  self.pid, run.job_id, frames[0], frames[-1])
-                    self._call(("render", *run.task_args(), frames), run)
+                    logger.debug("worker %d (%s %s): job %s frames %d-%d%s", self.index, self.executor.description,
+                                  self.pid, run.job_id, frames[0], frames[-1], " (whole job)" if task.whole else "")
+                    result = self._call(("render", *run.task_args(), frames), run)
+                    if task.whole:
+                        run.lost, run.cached = result.get("lost", []), bool(result.get("cached"))
+                elif task.whole:  # a re-run that found every frame in place: the analysis still reports
+                    self._analyze(run, split=False)
         except Died as died:
             task.attempts += 1
             task.since = started if task.since is None else min(task.since, started)
@@ -621,15 +647,17 @@ class Worker(threading.Thread):
         else:
             run.task_done(None)
 
-    def _analyze(self, run: _JobRun) -> None:
+    def _analyze(self, run: _JobRun, split: bool = True) -> None:
         """The job's one analysis (into the shared cache), then its chunks for every worker."""
         ctx = self.ctx
         analysis = self._call(("analyze", *run.task_args()), run)
         run.lost, run.cached = analysis["lost"], analysis["cached"]
         run.token.check()
         todo = run.todo_frames
-        if todo:
+        if todo and split:
             size = ctx.chunk or min(MAX_CHUNK, math.ceil(len(todo) / max(1, ctx.workers)))
+            if ctx.chunk is None and ctx.scheduler.backlog >= ctx.workers - 1:
+                size = min(MAX_CHUNK, len(todo))  # the others have work (jobs queued meanwhile): big chunks
             chunks = [Chunk(run, todo[i:i + size]) for i in range(0, len(todo), size)]
             run.add_tasks(len(chunks))
             ctx.scheduler.add_chunks(run.record.priority, chunks)

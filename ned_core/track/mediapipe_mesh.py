@@ -10,11 +10,13 @@ the track, reporting frames where it is lost (NaN rows, ``found`` False), and th
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import re
 import sys
 import tempfile
 import threading
+import types
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -100,9 +102,39 @@ class _NativeLogGate:
 _quiet_native_logs = _NativeLogGate().quiet
 
 
+class _DeferredModule(types.ModuleType):
+    """Stands in for a module while MediaPipe imports; the real one is imported on first use."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(importlib.import_module(self.__name__), name)
+
+
+@contextlib.contextmanager
+def _defer_matplotlib() -> Iterator[None]:
+    """MediaPipe's drawing helpers import ``matplotlib.pyplot`` (half a second of a cold run's CPU) that
+    tracking never uses: while MediaPipe imports, matplotlib is a stand-in that imports the real module
+    if anything ever touches it; afterwards ``sys.modules`` is as before, so any later ``import
+    matplotlib`` gets the real one. Nothing is deferred when matplotlib is already imported."""
+    if "matplotlib" in sys.modules or "matplotlib.pyplot" in sys.modules:
+        yield
+        return
+    package, pyplot = _DeferredModule("matplotlib"), _DeferredModule("matplotlib.pyplot")
+    package.__path__ = []  # a package, so "import matplotlib.pyplot" resolves to the stand-ins
+    package.pyplot = pyplot
+    sys.modules["matplotlib"], sys.modules["matplotlib.pyplot"] = package, pyplot
+    try:
+        yield
+    finally:
+        for name, stand_in in (("matplotlib", package), ("matplotlib.pyplot", pyplot)):
+            if sys.modules.get(name) is stand_in:
+                del sys.modules[name]
+
+
 def _import_mediapipe() -> Any:
     try:
-        with _quiet_native_logs():
+        with _quiet_native_logs(), _defer_matplotlib():
             import mediapipe as mp  # heavy and noisy: only when a shot is tracked
     except ImportError as exc:
         raise MissingDependencyError(
@@ -234,6 +266,21 @@ class MediaPipeTracker:
         self.min_tracking_confidence = float(min_tracking_confidence)
         self.smoothing = float(smoothing)
         self.reacquire_radius = float(reacquire_radius)
+
+    def warm(self) -> None:
+        """Import MediaPipe and run its graph once on a blank image, so a long-lived process (an engine
+        worker) pays that start-up (~0.5 s of CPU, mostly MediaPipe importing matplotlib) before its
+        first shot rather than inside it. Changes no result."""
+        mp = _import_mediapipe()
+        with _quiet_native_logs():
+            face_mesh = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=False, max_num_faces=self.max_faces, refine_landmarks=True,
+                min_detection_confidence=self.min_detection_confidence,
+                min_tracking_confidence=self.min_tracking_confidence)
+            try:
+                face_mesh.process(np.zeros((64, 64, 3), np.uint8))
+            finally:
+                face_mesh.close()
 
     def track(self, frames: list[int], images: Iterable[np.ndarray], hint: FaceHint | None = None,
               progress: ProgressFn | None = None) -> FaceTrack:

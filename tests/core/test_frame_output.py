@@ -230,3 +230,70 @@ def test_reader_reads_ahead_in_order_and_raises_at_the_frame_that_failed() -> No
         with pytest.raises(ValueError, match="frame 3"):
             reader.next()
     assert seen == [1, 2, 3]  # nothing read past the failure
+
+
+def test_reader_with_two_threads_hands_frames_out_in_order() -> None:
+    import threading
+    import time
+
+    from ned_core.pipeline import _FrameReader
+
+    names: set[str] = set()
+
+    def read(frame: int) -> int:
+        names.add(threading.current_thread().name)
+        time.sleep(0.01 * (frame % 3))  # finish out of order
+        return frame
+
+    with _FrameReader(read, list(range(20)), threads=2, ahead=4) as reader:
+        assert [reader.next() for _ in range(20)] == list(range(20))
+        with pytest.raises(StopIteration):
+            reader.next()
+    assert len(names) == 2
+
+
+def test_kept_frames_come_back_exactly_within_their_budget() -> None:
+    from ned_core.io.plate import ImageInfo, PlateImage
+    from ned_core.pipeline import KeptFrames
+
+    rng = np.random.default_rng(5)
+    info = ImageInfo(32, 16, (0, 0, 32, 16), (0, 0, 32, 16), source_format="half", source_bits=16)
+    halves = [rng.normal(size=(16, 32, 3)).astype(np.float16).astype(np.float32) for _ in range(3)]
+    halves[1][0, 0] = np.nan
+    kept = KeptFrames([1, 2, 3], budget=2 * halves[0].astype(np.float16).nbytes)
+    for frame, pixels in zip((1, 2, 3), halves, strict=True):
+        kept.put(PlateImage(frame, pixels, ("R", "G", "B"), info, "lin_rec709_scene"))
+    kept.put(PlateImage(4, halves[0], ("R", "G", "B"), info, "lin_rec709_scene"))  # not a frame to render
+    for frame in (1, 2):  # kept as half, back as the very same float32 bits
+        image = kept.take(frame)
+        assert image is not None and image.pixels.dtype == np.float32 and image.pixels.shape == (16, 32, 3)
+        assert image.pixels.tobytes() == halves[frame - 1].tobytes()
+    assert kept.take(3) is None and kept.take(4) is None  # over the budget; never wanted
+    # values a half cannot hold (a file with float channels among half ones) stay float32
+    floats = rng.normal(size=(16, 32, 3)).astype(np.float32)
+    roomy = KeptFrames([7], budget=1 << 20)
+    roomy.put(PlateImage(7, floats, ("R", "G", "B"), info, "lin_rec709_scene"))
+    back = roomy.take(7)
+    assert back is not None and back.pixels is floats
+
+
+def test_a_cold_run_reads_each_frame_once(tmp_path: Path) -> None:
+    """The analysis keeps the frames it read for the render pass (within the budget)."""
+    from unittest import mock
+
+    from ned_core.io import Plate
+
+    stages = {"track": FakeTracker(), "face3d": FakeModeller(), "manipulate": FakeManipulator()}
+    pipeline = Pipeline(cache=AnalysisCache(tmp_path / "cache"), stages=stages)
+    shot = Shot(str(DEMO), frame_range=(1001, 1006))
+    reads: list[int] = []
+    original = Plate.read
+
+    def counting(self: Plate, frame: int):  # noqa: ANN202
+        reads.append(frame)
+        return original(self, frame)
+
+    with mock.patch.object(Plate, "read", counting):
+        result = pipeline.run(shot, EmotionCurve.parse_emotion("happy"), OutputSpec(str(tmp_path / "e.####.exr")))
+    assert sorted(result.written) == list(range(1001, 1007))
+    assert sorted(reads) == list(range(1001, 1007))

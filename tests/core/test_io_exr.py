@@ -281,3 +281,37 @@ def test_layers_sorted_by_openexr_are_found_by_name(tmp_path: Path) -> None:
     with Plate.open(str(tmp_path / "l.exr")) as plate:
         np.testing.assert_allclose(plate.read(1001).pixels, rgba, atol=1e-3)
     assert oiio.geterror() == ""
+
+
+@pytest.mark.parametrize("with_nan", [False, True])
+def test_half_rgba_has_the_bits_openimageio_would_convert_to(tmp_path, with_nan) -> None:
+    """write_exr converts half RGBA itself (no conversion left to the writer); every value, NaN
+    payloads, infinities, overflow, denormals and ties included, gets the half OpenImageIO gives."""
+    import numpy as np
+    import OpenImageIO as oiio
+
+    from ned_core.io.exr import write_exr
+
+    rng = np.random.default_rng(11)
+    bits = rng.integers(0, 1 << 32, size=(256, 512, 4), dtype=np.uint64).astype(np.uint32)
+    bits[0, :64, 0] = np.arange(0x33000000, 0x33000040)  # around the smallest half denormal
+    bits[1, :64, 0] = np.arange(0x477FE000, 0x477FE040)  # around the largest half, overflow
+    bits[2, :64, 0] = (np.arange(64) << 13 | 0x1000) + 0x3F800000  # exact ties
+    pixels = bits.view(np.float32)
+    if not with_nan:
+        pixels = np.where(np.isfinite(pixels), pixels, np.float32(0.5))
+    path = str(tmp_path / "ours.exr")
+    write_exr(path, pixels, compression="none")
+    reference = str(tmp_path / "oiio.exr")
+    out = oiio.ImageOutput.create(reference)
+    out.open(reference, oiio.ImageSpec(512, 256, 4, "half"))
+    out.write_image(pixels)
+    out.close()
+
+    def raw(name: str) -> bytes:
+        image = oiio.ImageInput.open(name)
+        data = image.read_image(0, 0, 0, 4, "unknown")
+        image.close()
+        return np.ascontiguousarray(data).tobytes()
+
+    assert raw(path) == raw(reference)

@@ -313,3 +313,25 @@ def test_content_key_follows_bytes_range_and_kind(tmp_path: Path) -> None:
     movie = Plate.open(GRID_MOVIE)
     assert movie.content_key() != Plate.open(GRID_MOVIE, start=1).content_key()
     assert movie.content_key() == Plate.open(GRID_MOVIE).content_key()
+
+
+def test_half_files_read_to_the_float_bits_openimageio_gives(tmp_path) -> None:
+    """Every one of the 65536 half values (signalling NaNs, denormals, infinities) reads as the float32
+    bits OpenImageIO's own conversion gives."""
+    import numpy as np
+    import OpenImageIO as oiio
+
+    from ned_core.io.plate import read_image
+
+    bits = np.repeat(np.arange(65536, dtype=np.uint32).astype(np.uint16).reshape(256, 256, 1), 3, axis=2)
+    path = str(tmp_path / "all.exr")
+    out = oiio.ImageOutput.create(path)
+    out.open(path, oiio.ImageSpec(256, 256, 3, "half"))
+    out.write_image(np.ascontiguousarray(bits).view(np.float16))
+    out.close()
+    image = oiio.ImageInput.open(path)
+    want = image.read_image(0, 0, 0, 3, oiio.FLOAT)
+    image.close()
+    pixels = read_image(path)[0]
+    assert pixels.dtype == np.float32 and pixels.shape == (256, 256, 3)
+    assert pixels.tobytes() == np.ascontiguousarray(want, np.float32).tobytes()

@@ -288,3 +288,23 @@ def test_never_smooths_across_a_loss() -> None:
     assert np.isnan(out[13:15]).all()
     assert np.abs(out[:13, :, 0].mean(axis=1) - face[:, 0].mean()).max() < 0.5
     assert np.abs(out[15:, :, 0].mean(axis=1) - face[:, 0].mean() - 60).max() < 0.5
+
+
+def test_mediapipe_imports_without_matplotlib_and_matplotlib_stays_usable() -> None:
+    """Tracking does not pay for MediaPipe's drawing helpers' matplotlib import; whoever uses
+    matplotlib afterwards (or MediaPipe's drawing helpers) gets the real module."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from ned_core.track.mediapipe_mesh import _import_mediapipe\n"
+        "_import_mediapipe()\n"
+        "assert 'matplotlib' not in sys.modules and 'matplotlib.pyplot' not in sys.modules\n"
+        "from mediapipe.python.solutions import drawing_utils\n"
+        "import matplotlib.pyplot as plt\n"
+        "assert type(plt).__name__ == 'module' and plt.__file__.endswith('pyplot.py')\n"
+        "assert drawing_utils.plt.figure is plt.figure\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -174,6 +174,51 @@ def test_cancel_reaches_every_chunk_within_a_frame(engine, plate, root):
     assert sorted(int(p.name.split(".")[1]) for p in out.glob("c.*.exr")) == sorted(written)
 
 
+def test_a_queue_runs_shots_whole_and_a_killed_whole_shot_is_rerun(engine, plate, root, tmp_path):
+    """A worker that takes a shot while another shot is still waiting for its fellow runs it in one
+    task (its analysis, then every frame) instead of splitting it; a process killed in such a task is
+    replaced and the task re-run without losing or rewriting a frame, and every shot equals a single run."""
+    options = {"track": {"delay": 0.05}, "render": {"delay": 0.1}}
+    specs = [spec_for(plate, str(root / f"queue{i}" / "q.####.exr"), backends={"options": {
+        **options, "track": {**options["track"], "lost": [1010] if i == 2 else []}}}) for i in range(5)]
+    with engine.client() as client:
+        ids = [client.submit(s) for s in specs[:2]]
+        deadline = time.monotonic() + 30
+        while sum(1 for w in _status(engine)["workers"] if w["job"]) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        ids += [client.submit(s) for s in specs[2:]]  # queued while both workers are busy
+        events: dict[str, list] = {job: [] for job in ids}
+        killed = None
+        ended: set[str] = set()
+        for event in client.events(timeout=120):
+            events[event.job].append(event)
+            if killed is None and event.job == ids[2] and event.type == "frame_ready":
+                busy = [w for w in _status(engine)["workers"] if w["job"] == ids[2]]
+                assert len(busy) == 1, "the third shot runs whole, in one worker"
+                killed = busy[0]
+                os.kill(killed["pid"], signal.SIGKILL)
+                early = {f: stamp(root / "queue2" / f"q.{f}.exr") for f in _frames(events[ids[2]])}
+            if event.terminal:
+                ended.add(event.job)
+                if ended == set(ids):
+                    break
+    assert killed is not None
+    for job in ids:
+        assert events[job][-1].type == "done", events[job][-1].body
+        assert sorted(_frames(events[job])) == FRAMES and _journal_frames(engine.journal, job) == FRAMES
+    assert events[ids[2]][-1].body["lost_frames"] == [1010]
+    assert {f: stamp(root / "queue2" / f"q.{f}.exr") for f in early} == early
+    assert not list((root / "queue2").glob(".*.tmp"))
+    log = engine.stderr()
+    for job in ids[2:4]:  # taken while another shot waited: one task each (the last shot may be split)
+        assert f"job {job} frames 1001-1012 (whole job)" in log, _chunks(engine, job)
+    assert f"process {killed['pid']} died" in log
+    reference = _reference(tmp_path, specs[0])
+    for i in (0, 1, 3, 4):
+        _assert_identical(root / f"queue{i}", "q", reference)
+    _assert_identical(root / "queue2", "q", _reference(tmp_path / "lost", specs[2]))
+
+
 def _journal_frames(path: Path, job: str) -> list[int]:
     import sqlite3
 

@@ -332,7 +332,8 @@ class Pipeline:
             weights = curve.weights(analysis.frames)
             edited = self.stage("manipulate").edit(analysis.fit, weights,
                                                    mouth_preservation=_mouth(curve, analysis, mouth_preservation))
-            shot_light = self.stage("appearance").measure_shot(analysis.fit, weights, plate.read)
+            shot_light = self.stage("appearance").measure_shot(
+                analysis.fit, weights, lambda frame: kept.peek(frame) or plate.read(frame))
             index_of = {f: i for i, f in enumerate(analysis.frames)}
             out_space = output_colorspace(plate.colorspace, output.colorspace)
             written: dict[int, str] = {}
@@ -453,11 +454,22 @@ class KeptFrames:
             if image is None:
                 return None
             self._used -= image.pixels.nbytes
-        if image.pixels.dtype == np.float32:
-            return image
-        shape = image.pixels.shape
-        pixels = cv2.convertFp16(image.pixels.reshape(shape[0], -1)).reshape(shape)
-        return dataclasses.replace(image, pixels=pixels)
+        return _widened(image)
+
+    def peek(self, frame: int) -> PlateImage | None:
+        """The kept frame, kept on for its render, or None when it was not kept."""
+        with self._lock:
+            image = self._kept.get(frame)
+        return None if image is None else _widened(image)
+
+
+def _widened(image: PlateImage) -> PlateImage:
+    """A kept frame back in float32 (the same bits it was read with)."""
+    if image.pixels.dtype == np.float32:
+        return image
+    shape = image.pixels.shape
+    pixels = cv2.convertFp16(image.pixels.reshape(shape[0], -1)).reshape(shape)
+    return dataclasses.replace(image, pixels=pixels)
 
 
 def _exact_half(pixels: np.ndarray) -> np.ndarray | None:

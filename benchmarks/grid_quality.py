@@ -6,7 +6,7 @@ frames with the same tracker, and prints the issue's acceptance figures:
   jitter x     landmark jitter of the edited footage over the original's (target <= 1.20)
   identical    fraction of pixels outside the matte that are bit-identical to the plate (target 100%)
   AU change    mean change of the target emotion's action units, face-local units (> 0 = toward it)
-It also writes docs/contact_sheet.png (before/after frames of every clip) and docs/before_after.png.
+It also writes docs/before_after.png (the README's picture: the first clip's frames, before and after).
 
     .venv/bin/python benchmarks/grid_quality.py [--clips DIR] [--docs DIR]
 """
@@ -104,11 +104,10 @@ def main() -> None:
           f"identical {worst[2]:.2%} (100%)")
     docs = Path(args.docs)
     docs.mkdir(exist_ok=True)
-    sheet = np.concatenate(sheet_rows, axis=0)
-    cv2.imwrite(str(docs / "contact_sheet.png"), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    # docs/contact_sheet.png (a row per emotion) is emotion_reads.py's; this writes the README's picture.
     cv2.imwrite(str(docs / "before_after.png"), cv2.cvtColor(np.concatenate(sheet_rows[:2], axis=0),
                                                              cv2.COLOR_RGB2BGR))
-    print(f"wrote {docs / 'contact_sheet.png'} and {docs / 'before_after.png'}")
+    print(f"wrote {docs / 'before_after.png'}")
 
 
 def _rgb(pattern: str, frame: int) -> np.ndarray:

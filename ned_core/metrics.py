@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ned_core import mesh
 from ned_core.errors import InvalidOptionError
-from ned_core.face3d import mesh
 from ned_core.manipulate.emotions import EMOTION_AUS
 
 if TYPE_CHECKING:

@@ -267,15 +267,21 @@ class Pipeline:
 
     # -- editing ----------------------------------------------------------------------------------------
     def edit(self, analysis: Analysis, curve: EmotionCurve, mouth_preservation: float = 1.0) -> np.ndarray:
-        """Edited (T, N, 3) expressions of the whole shot (chunks of a shot all use the same result)."""
+        """Edited (T, N, 3) expressions of the whole shot (chunks of a shot all use the same result).
+
+        ``mouth_preservation`` is the job's value; keys that set their own make it per frame.
+        """
         weights = curve.weights(analysis.frames)
-        return self.stage("manipulate").edit(analysis.fit, weights, mouth_preservation=mouth_preservation)
+        return self.stage("manipulate").edit(analysis.fit, weights,
+                                             mouth_preservation=_mouth(curve, analysis, mouth_preservation))
 
     def render_frame(self, image: PlateImage, index: int, analysis: Analysis, edited: np.ndarray,
-                     mask: np.ndarray | None = None, weights: np.ndarray | None = None) -> FrameResult:
+                     mask: np.ndarray | None = None, weights: np.ndarray | None = None,
+                     shot_light: np.ndarray | None = None) -> FrameResult:
         """Render and composite one frame; a frame where the face is lost passes through untouched.
 
-        ``weights`` (7,) are the frame's emotion weights, for the appearance stage.
+        ``weights`` (7,) are the frame's emotion weights and ``shot_light`` the appearance stage's
+        measure of the shot (``Appearance.measure_shot``), both for the appearance stage.
         """
         pixels = image.pixels
         height, width = pixels.shape[:2]
@@ -288,7 +294,7 @@ class Pipeline:
         target = fit.to_image(index, fit.local_shape(index, edited[index]))
         face = FrameFace(source=source, edited=target, triangles=fit.triangles, fit=fit, index=index,
                          edited_expression=edited[index], edited_sequence=edited, colorspace=image.colorspace,
-                         weights=None if weights is None else np.asarray(weights)[None])
+                         weights=None if weights is None else np.asarray(weights)[None], shot_light=shot_light)
         rendered = self.stage("render").render(rgba, face)
         rendered = self.stage("appearance").apply(rgba, rendered, face)
         out, matte = self.stage("composite").composite(rgba, rendered, mask)
@@ -305,7 +311,7 @@ class Pipeline:
         The analysis and the edit always cover the whole shot, so any chunk of frames is bit-identical
         to the same frames of a single run. Frames are written one by one, each atomically.
         ``mouth_preservation`` None keeps the speech of moving footage (1) and frees the mouth of a
-        still, which has no speech to keep (0).
+        still, which has no speech to keep (0); keys that set their own override it on their frames.
         """
         self.load()
         _recycle_frame_buffers()
@@ -325,7 +331,10 @@ class Pipeline:
             if mouth_preservation is None:
                 mouth_preservation = 0.0 if plate.kind == "still" and len(plate.frames) == 1 else 1.0
             weights = curve.weights(analysis.frames)
-            edited = self.stage("manipulate").edit(analysis.fit, weights, mouth_preservation=mouth_preservation)
+            edited = self.stage("manipulate").edit(analysis.fit, weights,
+                                                   mouth_preservation=_mouth(curve, analysis, mouth_preservation))
+            shot_light = self.stage("appearance").measure_shot(
+                analysis.fit, weights, lambda frame: kept.peek(frame) or plate.read(frame))
             index_of = {f: i for i, f in enumerate(analysis.frames)}
             out_space = output_colorspace(plate.colorspace, output.colorspace)
             written: dict[int, str] = {}
@@ -349,7 +358,7 @@ class Pipeline:
                         cancel.check()
                     image, mask = reader.next()
                     result = self.render_frame(image, index_of[frame], analysis, edited, mask,
-                                               weights[index_of[frame]])
+                                               weights[index_of[frame]], shot_light)
                     layers = {MATTE_LAYER: result.matte, STMAP_LAYERS[0]: result.stmap_uv[..., 0],
                               STMAP_LAYERS[1]: result.stmap_uv[..., 1]}
                     writer.write(frame, frame_path(output.pattern, frame), result.rgba, like=image.info,
@@ -449,9 +458,21 @@ class KeptFrames:
             if image is None:
                 return None
             self._used -= image.pixels.nbytes
-        if image.pixels.dtype == np.float32:
-            return image
-        return dataclasses.replace(image, pixels=widen_half(image.pixels), stored=image.pixels)
+        return _widened(image)
+
+    def peek(self, frame: int) -> PlateImage | None:
+        """The kept frame, kept on for its render, or None when it was not kept."""
+        with self._lock:
+            image = self._kept.get(frame)
+        return None if image is None else _widened(image)
+
+
+def _widened(image: PlateImage) -> PlateImage:
+    """A kept frame back in float32 (the same bits it was read with; ``widen_half`` is exact for every
+    half, signalling NaNs of a file's own halves included)."""
+    if image.pixels.dtype == np.float32:
+        return image
+    return dataclasses.replace(image, pixels=widen_half(image.pixels), stored=image.pixels)
 
 
 def _exact_half(pixels: np.ndarray) -> np.ndarray | None:
@@ -701,3 +722,8 @@ def _preview_pair(image: PlateImage, result: FrameResult) -> tuple[np.ndarray, n
         before = cv2.resize(before, size, interpolation=cv2.INTER_AREA)
         after = cv2.resize(after, size, interpolation=cv2.INTER_AREA)
     return before, after
+
+
+def _mouth(curve: EmotionCurve, analysis: Analysis, default: float) -> float | np.ndarray:
+    """The manipulate stage's mouth preservation: the job's value, or (T,) per frame where keys set it."""
+    return curve.mouth_preservation(analysis.frames, default) if curve.keys_mouth else default

@@ -39,13 +39,15 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_argument("--frames", help="frame range FIRST-LAST (default: the whole plate)")
     edit.add_argument("--start", type=int, default=1001, help="number of a movie's first frame (1001)")
     edit.add_argument("--emotion", help=f"constant target NAME[:INTENSITY], NAME one of {', '.join(EMOTIONS)}")
-    edit.add_argument("--key", action="append", default=[], metavar="FRAME:EMOTION=W[,EMOTION=W]",
-                      help="an emotion keyframe (repeat for several)")
+    edit.add_argument("--key", action="append", default=[], metavar="FRAME:EMOTION=W[,EMOTION=W][,mouth=P]",
+                      help="an emotion keyframe (repeat for several); mouth=P sets the mouth preservation "
+                           "at that frame (e.g. 1030:happy=1,mouth=0 frees the mouth there)")
     edit.add_argument("--interpolation", choices=INTERPOLATIONS, default="smooth",
                       help="between keyframes (default smooth)")
     edit.add_argument("--mouth-preservation", type=float, default=None,
                       help="1 keeps the original mouth opening exactly (default for footage), 0 lets the rig "
-                           "move it (default for a still, which has no speech to keep)")
+                           "move it (default for a still, which has no speech to keep); keys without mouth=P "
+                           "take this value")
     edit.add_argument("--mask", help="user matte sequence pattern (alpha, else first channel)")
     edit.add_argument("--face", help="follow the face nearest this point: X,Y in pixels")
     edit.add_argument("--face-box", help="follow the face in this box: X0,Y0,X1,Y1 in pixels")

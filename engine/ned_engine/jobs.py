@@ -100,7 +100,9 @@ def plan(spec: dict[str, Any], *, plate: str | None = None, output: str | None =
     if "emotion" in s:
         curve = EmotionCurve.constant(s["emotion"], float(s["intensity"]))
     else:
-        keys = [EmotionKey(int(k["frame"]), {name: float(w) for name, w in k["weights"].items()}) for k in s["keys"]]
+        keys = [EmotionKey(int(k["frame"]), {name: float(w) for name, w in k["weights"].items()},
+                           None if k.get("mouth_preservation") is None else float(k["mouth_preservation"]))
+                for k in s["keys"]]
         curve = EmotionCurve(keys, s["interpolation"])
     out = s["output"]
     pattern = out.get("pattern")

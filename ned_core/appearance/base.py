@@ -8,15 +8,28 @@ paints the whole face itself needs none (``"none"``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
 
+from ned_core.face3d.base import FaceFit
+from ned_core.io import PlateImage
 from ned_core.render.base import FrameFace, RenderOutput
 
 
 class Appearance(Protocol):
     """Adds an expression's appearance to one rendered frame."""
+
+    def measure_shot(self, fit: FaceFit, weights: np.ndarray, read: Callable[[int], PlateImage]
+                     ) -> np.ndarray | None:
+        """One measure of the whole shot that every frame's ``apply`` gets as ``face.shot_light``.
+
+        Called once per render with the shot's fit, its (T, 7) emotion weights and ``read`` (a plate
+        frame by number), so every chunk of a shot gets the same value and a frame looks the same
+        whichever chunk renders it.
+        """
+        ...
 
     def apply(self, plate: np.ndarray, rendered: RenderOutput, face: FrameFace) -> RenderOutput:
         """Return ``rendered`` with the looks of ``face``'s edit added.
@@ -29,6 +42,10 @@ class Appearance(Protocol):
 
 class NoAppearance:
     """Leaves the renderer's pixels as they are (for renderers that paint the face themselves)."""
+
+    def measure_shot(self, fit: FaceFit, weights: np.ndarray, read: Callable[[int], PlateImage]
+                     ) -> np.ndarray | None:
+        return None
 
     def apply(self, plate: np.ndarray, rendered: RenderOutput, face: FrameFace) -> RenderOutput:
         return rendered

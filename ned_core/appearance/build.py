@@ -9,6 +9,8 @@ Owns writing ``ned_core/data/appearance.npz``:
 - ``mouth``: the inside of a smiling mouth in mouth space (teeth under the upper lip, the dark beyond),
   as linear RGB over (skin luminance beside the mouth) ** ``mouth_skin_slope``, median over the persons
   whose lips part; the slope is how teeth brightness follows skin brightness across those persons.
+- ``mouth_lower``: the same seen from the lower inner lip upward (the lower half of each opening: lower
+  teeth, tongue, the dark), for mouths opened wider than a smile.
 
 Run: ``python -m ned_core.appearance.build [--data DIR] [--persons all|odd] [--out FILE]``; the shipped
 file uses every person (``all``); ``odd`` leaves the even ids out for held-out benchmarks. Imports
@@ -25,9 +27,9 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ned_core import mesh
 from ned_core.appearance import texture
 from ned_core.errors import InputNotFoundError, NedError
-from ned_core.face3d import mesh
 from ned_core.io.colour import convert, scene_linear, srgb_encoded
 from ned_core.manipulate import au_fields, calibrate
 
@@ -96,11 +98,17 @@ def texture_taper(template: np.ndarray, triangles: np.ndarray) -> np.ndarray:
 
 
 def mouth_texture(pairs: dict[str, tuple[np.ndarray, np.ndarray]], photos: dict[str, tuple[np.ndarray, np.ndarray]]
-                  ) -> tuple[np.ndarray, float, list[str]]:
-    """The inside of a smiling mouth: (depth, along, 3) linear RGB over skin luminance ** slope, the
-    slope, and the persons it came from."""
+                  ) -> tuple[np.ndarray, np.ndarray, float, list[str]]:
+    """The inside of a smiling mouth, seen from each lip: (upper, lower, slope, persons).
+
+    ``upper`` is (depth below the upper inner lip, along, 3) linear RGB over skin luminance ** slope (the
+    upper teeth, then the dark); ``lower`` the same by height above the lower inner lip, from the lower
+    half of each opening only (lower teeth, tongue, the dark), so a mouth opened wider than a smile gets
+    the bottom of a real one instead of a stretched top. ``slope`` is how teeth brightness follows skin
+    brightness across the persons.
+    """
     along, depth = texture.mouth_grid()
-    samples, skins, used = [], [], []
+    uppers, lowers, skins, used = [], [], [], []
     for pid, (_, smiling_px) in pairs.items():
         unit = mesh.canonical_pose(smiling_px)[0]
         frame = texture.MouthFrame(smiling_px, unit)
@@ -108,39 +116,52 @@ def mouth_texture(pairs: dict[str, tuple[np.ndarray, np.ndarray]], photos: dict[
         if np.median(opening[len(opening) // 4: -len(opening) // 4]) < MIN_OPENING:
             continue
         smiling = photos[pid][1]
-        xy = frame.to_image(along, depth).astype(np.float32)
-        rgb = cv2.remap(smiling, xy[..., 0], xy[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        inside = (depth >= 0.0) & (depth <= opening[None, :] - 0.005)
-        samples.append(np.where(inside[..., None], rgb, np.nan))
+        for points, inside, out in (
+                (frame.to_image(along, depth), (depth >= 0.0) & (depth <= opening[None, :] - 0.005), uppers),
+                (frame.to_image_above_lower(along, depth), (depth >= 0.0) & (depth <= 0.5 * opening[None, :]),
+                 lowers)):
+            xy = points.astype(np.float32)
+            rgb = cv2.remap(smiling, xy[..., 0], xy[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            out.append(np.where(inside[..., None], rgb, np.nan))
         skins.append(float(luminance(texture.skin_reference(smiling, smiling_px, unit))))
         used.append(pid)
-    if not samples:
+    if not uppers:
         raise InputNotFoundError("no smiling photo parts its lips: cannot learn the mouth")
     # Teeth are not as dark as dark skin: how their brightness follows the skin's, across persons (a
     # log-log slope), sets how the layer is coloured by a new face's skin.
     band = (depth >= 0.01) & (depth <= 0.05) & (along > 0.3) & (along < 0.7)  # the front upper teeth
-    teeth = np.array([np.nanmedian(luminance(x)[band]) for x in samples])
-    slope = float(np.polyfit(np.log(skins), np.log(teeth), 1)[0])
-    slope = float(np.clip(slope, 0.0, 1.0))
+    teeth = np.array([np.nanmedian(luminance(x)[band]) for x in uppers])
+    slope = float(np.clip(np.polyfit(np.log(skins), np.log(teeth), 1)[0], 0.0, 1.0))
+    upper = _median_texture(uppers, skins, slope)
+    # One dark for both halves, the upper half's: where the two meet in a wide mouth they must agree.
+    return upper, _median_texture(lowers, skins, slope, dark_from=upper), slope, used
+
+
+def _median_texture(samples: list[np.ndarray], skins: list[float], slope: float,
+                    dark_from: np.ndarray | None = None) -> np.ndarray:
+    """Median over persons of (depth, along, 3) samples normalised by skin, unknown texels filled."""
     stack = np.stack([x / np.float32(sk ** slope) for x, sk in zip(samples, skins, strict=True)])
     count = np.isfinite(stack[..., 0]).sum(axis=0)
     with np.errstate(all="ignore"):
         median = np.nanmedian(stack, axis=0)
     known = count >= max(2, len(samples) // 4)
     # Beyond what the smiles show (deeper than their openings) the mouth is its dark interior: half the
-    # darkest tenth of what they show, one colour across (no streaks of single columns).
+    # darkest tenth of what they show, one colour across (no streaks of single columns); or the given
+    # texture's deepest colour, so two textures meeting in one mouth agree there.
     out = np.array(median, dtype=np.float32)
-    shown = median[known]
-    darkest = shown[luminance(shown) <= np.percentile(luminance(shown), 10)]
-    dark = np.broadcast_to(0.5 * np.median(darkest, axis=0), (out.shape[1], 3))
+    if dark_from is None:
+        shown = median[known]
+        dark = 0.5 * np.median(shown[luminance(shown) <= np.percentile(luminance(shown), 10)], axis=0)
+    else:
+        dark = dark_from[-1, dark_from.shape[1] // 2]
     for col in range(out.shape[1]):
         rows = np.flatnonzero(known[:, col])
         first = rows.min() if len(rows) else out.shape[0]
         for row in np.flatnonzero(~known[:, col]):
-            # Above the first known row is the upper lip's edge: hold the top of the teeth there.
-            out[row, col] = out[first, col] if row < first < out.shape[0] else dark[col]
+            # Outside the first known row is the lip's edge: hold the teeth's edge there.
+            out[row, col] = out[first, col] if row < first < out.shape[0] else dark
     out = np.nan_to_num(out, nan=0.05)
-    return cv2.GaussianBlur(out, (3, 3), 0.6).astype(np.float32), slope, used
+    return cv2.GaussianBlur(out, (3, 3), 0.6).astype(np.float32)
 
 
 def build(data: Path, persons: str | list[str] = "all") -> dict[str, Any]:
@@ -160,12 +181,13 @@ def build(data: Path, persons: str | list[str] = "all") -> dict[str, Any]:
     template = np.mean([calibrate.to_face_local(n) for n, _ in pairs.values()], axis=0)
     triangles = calibrate.tessellation_triangles().astype(np.int64)
     ratio = smile_ratio(pairs, photos, template, triangles)
-    mouth, slope, mouth_ids = mouth_texture(pairs, photos)
+    mouth, mouth_lower, slope, mouth_ids = mouth_texture(pairs, photos)
     return {
         "template": template.astype(np.float32),
         "triangles": triangles.astype(np.int16),
         "smile_log_ratio": ratio.astype(np.float16),
         "mouth": mouth.astype(np.float16),
+        "mouth_lower": mouth_lower.astype(np.float16),
         "mouth_skin_slope": np.float32(slope),
         "person_ids": np.array([int(p) for p in ids], dtype=np.int16),
         "mouth_person_ids": np.array([int(p) for p in mouth_ids], dtype=np.int16),

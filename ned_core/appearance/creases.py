@@ -51,11 +51,15 @@ def _arc(y_mid: float, half: float, sag: float, n: int = 9) -> tuple[tuple[float
 
 
 CREASES: dict[str, tuple[Crease | Shade, ...]] = {
-    # Inner brow raiser: short horizontal lines over the middle of the forehead.
-    "AU1": tuple(Crease(_arc(y, 0.26, 0.03), 0.22, 0.011, mirror=False) for y in (-0.24, -0.31, -0.38)),
-    # Outer brow raiser: the lines reach out over the lateral brows.
+    # Inner brow raiser: short horizontal lines over the middle of the forehead; the upper lid's skin,
+    # pulled out from under the brow's overhang, catches the light (the warp alone would stretch the
+    # brow's shadow over it).
+    "AU1": tuple(Crease(_arc(y, 0.26, 0.03), 0.22, 0.011, mirror=False) for y in (-0.24, -0.31, -0.38))
+    + (Shade((0.26, -0.04), (0.1, 0.04), 0.1),),
+    # Outer brow raiser: the lines reach out over the lateral brows; light on the stretched lid skin.
     "AU2": tuple(Crease(((0.16, y), (0.3, y + 0.005), (0.44, y + 0.03)), 0.2, 0.011)
-                 for y in (-0.25, -0.32, -0.39)),
+                 for y in (-0.25, -0.32, -0.39))
+    + (Shade((0.42, -0.03), (0.1, 0.04), 0.1),),
     # Brow lowerer: vertical furrows between the brows, a crease across the nose's root, and the
     # brows' shadow over the upper lids.
     "AU4": (Crease(((0.055, -0.16), (0.045, -0.06), (0.035, 0.02)), 0.32, 0.012),

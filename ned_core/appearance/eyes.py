@@ -21,7 +21,7 @@ EYES: tuple[tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]], ...] = (
     ((362, 398, 384, 385, 386, 387, 388, 466, 263), (362, 382, 381, 380, 374, 373, 390, 249, 263),
      (473, 474, 475, 476, 477)),
 )
-LID_SHADE = (0.25, 0.75)  # the top quarter of a bared opening, darkened to 75% at the lid
+LID_SHADE = (0.35, 0.6)  # the top 35% of an opening, darkened to 60% at the lid (lid and lashes shade it)
 
 
 def _polygon(points: np.ndarray, upper: tuple[int, ...], lower: tuple[int, ...]) -> np.ndarray:
@@ -83,13 +83,13 @@ def eye_layer(plate_linear: np.ndarray, source: np.ndarray, edited: np.ndarray
         if lum is None:  # over the whole box, as the same product gives every pixel the same bits
             lum = plate_linear @ np.array([0.2126, 0.7152, 0.0722], np.float32)
         plate = plate_linear[y0:y1, x0:x1]
-        # The white is the brightest part of what the opening shows beside the iris (its edge pixels are
+        # The white is the brighter half of what the opening shows beside the iris (its edge pixels are
         # lashes, lid margin and shadow); a tiny eye with no room beside the iris uses all it shows.
         pool = white if white.sum() >= 3 else shown
         if not pool.any():
             continue
         order = np.argsort(lum[y0:y1, x0:x1][pool])
-        sclera = plate[pool][order[-max(1, len(order) // 3):]].mean(axis=0)
+        sclera = plate[pool][order[-max(1, len(order) // 2):]].mean(axis=0)
         iris_colour = np.median(plate[iris_seen], axis=0) if iris_seen.any() else 0.3 * sclera
         drawn = np.where(in_iris[..., None], iris_colour, sclera).astype(np.float32)
         # The upper lid shades the eyeball just under it.

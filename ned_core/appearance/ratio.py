@@ -9,10 +9,11 @@ Owns applying ``ned_core/data/appearance.npz`` (see ``build``) to one rendered f
    drawn creases (``creases.py``) the same way, each by its activation. It all follows the tracked mesh,
    so it does not flicker, and fades with a keyframed intensity.
 2. **The mouth**: where the edited lips are apart, the mouth's inside (upper teeth under the upper lip,
-   the dark beyond) is drawn in mouth space, as bright as the frame's own skin beside the mouth says. Pixels
-   the warp pulled out of a closed mouth (the lips parted by the edit) always get it; inside the plate's
-   own opening it is blended in by how much the edit bares the teeth (AU10, AU12), so a talking mouth
-   keeps its own tongue and teeth unless the smile shows them.
+   lower teeth and tongue above the lower lip, the dark between) is drawn in mouth space, as bright as the
+   frame's own skin beside the mouth says, dimmed and tinted once per shot as the plate's own open mouth
+   shows (``measure_shot``). Pixels the warp pulled out of a closed mouth (the lips parted by
+   the edit) always get it; inside the plate's own opening it is blended in by how much the edit bares
+   the teeth (AU10, AU12), so a talking mouth keeps its own tongue and teeth unless the smile shows them.
 3. **The eyes**: inside the edited lids the eyeball stays unmoved, and eyeball newly bared by raised lids
    is drawn (``eyes.py``), so a wide-eyed surprise shows white above the iris instead of a stretched iris.
 
@@ -21,25 +22,37 @@ Must not import mediapipe, torch or other stages' backends.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from ned_core import mesh
 from ned_core.appearance import texture
 from ned_core.appearance.creases import crease_maps
 from ned_core.appearance.eyes import EYES, eye_layer
 from ned_core.errors import InvalidOptionError
+from ned_core.face3d.base import FaceFit
+from ned_core.io import PlateImage
 from ned_core.io.colour import convert, scene_linear
 from ned_core.manipulate.au_fields import ACTION_UNIT_ORDER
 from ned_core.manipulate.emotions import action_units
 from ned_core.model_files import load_arrays
+from ned_core.ramps import smoothstep
 from ned_core.render.base import FrameFace, RenderOutput
 from ned_core.render.warp import mesh_map
 
 MODEL_FILE = Path(__file__).resolve().parent.parent / "data" / "appearance.npz"
 INTENSITY_CEILING = 1.3  # creases stop deepening here however exaggerated the edit
+MOUTH_BLEND = 0.02  # face-local width over which the mouth's upper and lower halves meet
+MOUTH_FEATHER = 0.012  # face-local band above a dropped jaw's lower lip over which the mouth layer fades in
+CORNER_FEATHER = 0.06  # share of the mouth's length at each corner over which it fades in
+TEETH_FRAMES = 3  # the plate's most open mouths a shot's teeth light is read from
+TEETH_FLOOR = 0.5  # a dark plate mouth dims the teeth at most this much (a smile's teeth still show)
+TEETH_TINT = (0.3, 2.0)  # per-channel bounds of the plate light's tint on the teeth
 _AU = {name: i for i, name in enumerate(ACTION_UNIT_ORDER)}
+_LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
 
 
 def load_model(path: str | Path = MODEL_FILE) -> dict[str, np.ndarray]:
@@ -71,7 +84,16 @@ class ExpressionAppearance:
         self.triangles = texture.skin_triangles(data["triangles"])
         self.log_ratio = np.ascontiguousarray(data["smile_log_ratio"], np.float32)
         self.mouth_texture = np.ascontiguousarray(data["mouth"], np.float32)
+        # A model built before the lower half was learned shows the upper half's texture all the way down.
+        lower = data["mouth_lower"] if "mouth_lower" in data else data["mouth"]
+        self.mouth_lower = np.ascontiguousarray(lower, np.float32)
         self.mouth_skin_slope = float(data["mouth_skin_slope"])
+        # How bright the learned teeth get (their 95th percentile), against which a plate's mouth is read,
+        # and their colour (the brightest 5%'s mean, over its luminance).
+        teeth_luma = self.mouth_texture @ _LUMA
+        self._teeth_peak = float(np.percentile(teeth_luma, 95))
+        brightest = self.mouth_texture[teeth_luma >= self._teeth_peak].mean(axis=0)
+        self._teeth_chroma = (brightest / max(float(brightest @ _LUMA), 1e-6)).astype(np.float32)
         # The drawn creases of the AUs the London pairs do not cover, one map per AU that has any.
         maps = crease_maps(ACTION_UNIT_ORDER)
         self._crease_units = [i for i in range(len(maps)) if maps[i].any()]
@@ -80,6 +102,64 @@ class ExpressionAppearance:
         self.mouth = float(mouth)
         self._texels = texture.texels(self.template)
 
+    def measure_shot(self, fit: FaceFit, weights: np.ndarray, read: Callable[[int], PlateImage]
+                     ) -> np.ndarray | None:
+        """The mouth layer's (3,) linear gain for the shot: as bright and as tinted as the plate's own
+        open mouth shows.
+
+        The learned teeth are white in the London photos' light and as bright as the skin beside the
+        mouth says; a talking mouth is often darker inside than that, and a warm light makes teeth
+        cream. The plate's most open mouths (``TEETH_FRAMES`` of them, at least two pixels open) are
+        read: the brightest tenth of what each shows inside gives the level (over the layer's teeth,
+        clipped to ``TEETH_FLOOR``..1) and the colour (over the learned teeth's); the per-channel median
+        scales the layer on every frame. One value per shot, so the teeth do not flicker with the
+        plate's mouth (a per-frame level did). None for a shot whose mouth never opens (a still with
+        closed lips) or whose edit draws no mouth (no AU10, AU12, AU25 or AU26 on any frame): nothing
+        is read then, and the skin alone lights the layer.
+        """
+        mouth_units = [_AU[name] for name in ("AU10", "AU12", "AU25", "AU26")]
+        act = action_units(np.asarray(weights, dtype=np.float64), ACTION_UNIT_ORDER, INTENSITY_CEILING)
+        if fit.topology != mesh.TOPOLOGY or not np.any(act[:, mouth_units] > 0.0):
+            return None
+        along = np.linspace(0.2, 0.8, 7)
+        openings = []
+        for index in np.flatnonzero(np.asarray(fit.found, dtype=bool)):
+            points = fit.to_image(int(index), fit.local_shape(int(index)))
+            unit = float(fit.scale[index])
+            openings.append((-texture.MouthFrame(points, unit).opening(along).max() * unit, int(index)))
+        picked = [index for negative, index in sorted(openings)[:TEETH_FRAMES] if -negative >= 2.0]
+        gains = [gain for index in picked
+                 if (gain := self._mouth_gain(read(fit.frames[index]), fit, index)) is not None]
+        return np.median(gains, axis=0).astype(np.float32) if gains else None
+
+    def _mouth_gain(self, image: PlateImage, fit: FaceFit, index: int) -> np.ndarray | None:
+        """One frame's plate mouth over the layer's teeth there (``measure_shot``)."""
+        points = fit.to_image(index, fit.local_shape(index))[:, :2]
+        unit = float(fit.scale[index])
+        polygon = texture.MouthFrame(points, unit).polygon()
+        height, width = image.pixels.shape[:2]
+        x0, y0 = np.maximum(np.floor(polygon.min(axis=0)).astype(int) - 1, 0)
+        x1, y1 = np.minimum(np.ceil(polygon.max(axis=0)).astype(int) + 2, (width, height))
+        if x1 <= x0 or y1 <= y0:
+            return None
+        shown = _polygon_alpha(polygon - (x0, y0), (int(y1 - y0), int(x1 - x0))) >= 0.99
+        if shown.sum() < 4:
+            return None
+        linear_space = scene_linear()
+        space = image.colorspace or linear_space
+        rgb = image.pixels[..., :3]
+        inner = np.ascontiguousarray(rgb[y0:y1, x0:x1][shown])
+        if space != linear_space:
+            inner = convert(inner[None], space, linear_space)[0]
+        skin = _skin(rgb if space == linear_space else None, rgb, space, linear_space, points, unit)
+        level = float(max(skin @ _LUMA, 1e-4)) ** self.mouth_skin_slope
+        luma = inner @ _LUMA
+        brightest = inner[luma >= np.percentile(luma, 90)].mean(axis=0)
+        peak = float(brightest @ _LUMA)
+        light = float(np.clip(peak / max(level * self._teeth_peak, 1e-6), TEETH_FLOOR, 1.0))
+        tint = np.clip(brightest / max(peak, 1e-6) / self._teeth_chroma, *TEETH_TINT)
+        return (light * tint).astype(np.float32)
+
     def apply(self, plate: np.ndarray, rendered: RenderOutput, face: FrameFace) -> RenderOutput:
         # The learned data lives on MediaPipe's mesh; other face models get no appearance layer.
         if face.weights is None or face.fit is None or len(face.edited) != len(self.template):
@@ -87,6 +167,9 @@ class ExpressionAppearance:
         act = action_units(face.weights, ACTION_UNIT_ORDER, INTENSITY_CEILING)[0]
         smile = 0.5 * (act[_AU["AU6"]] + act[_AU["AU12"]]) * self.creases
         bare = min(1.0, act[_AU["AU12"]] + act[_AU["AU10"]]) * self.mouth
+        # The lower half learned from smiles (lower teeth over a near-closed jaw) fits bared teeth; a
+        # dropped jaw (AU26) shows the dark over a lowered tongue, which the smiles have no data for.
+        jaw = act[_AU["AU26"]] / max(act[_AU["AU26"]] + act[_AU["AU12"]] + act[_AU["AU10"]], 1e-6)
         box = _box(rendered.matte)
         if box is None:
             return rendered
@@ -112,7 +195,7 @@ class ExpressionAppearance:
                                   borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
             gain = np.where(covered, np.exp(log_ratio), 1.0).astype(np.float32)
         eye_alpha, eye_colour = self._eyes(plate, face, edited, origin, box, space, linear_space)
-        alpha, colour = self._mouth(plate, rendered, face, edited, source, unit, origin, shape, bare)
+        alpha, colour = self._mouth(plate, rendered, face, edited, source, unit, origin, shape, bare, jaw)
         changed = (gain != 1.0) | (alpha > 0.0) | (eye_alpha > 0.0)
         if not changed.any():
             return rendered
@@ -140,8 +223,8 @@ class ExpressionAppearance:
         return eye_layer(linear, source, edited)
 
     def _mouth(self, plate: np.ndarray, rendered: RenderOutput, face: FrameFace, edited: np.ndarray,
-               source: np.ndarray, unit: float, origin: np.ndarray, shape: tuple[int, int], bare: float
-               ) -> tuple[np.ndarray, np.ndarray]:
+               source: np.ndarray, unit: float, origin: np.ndarray, shape: tuple[int, int], bare: float,
+               jaw: float) -> tuple[np.ndarray, np.ndarray]:
         """(alpha (h, w), linear colour (h, w, 3)) of the mouth layer inside the edited lips."""
         none = np.zeros(shape, np.float32), np.zeros(shape + (3,), np.float32)
         frame = texture.MouthFrame(edited, unit)
@@ -167,16 +250,31 @@ class ExpressionAppearance:
         # Only where the edit opened the lips wider than the plate's (mouth preservation below 1) is
         # there new mouth to paint; a kept opening only changes shape at its rim.
         wider = np.clip((frame.opening(along) - src_frame.opening(along)) * unit / 2.0, 0.0, 1.0)
-        alpha = inside * np.maximum(fresh * wider, bare)
+        height = frame.contour(frame.lower, along) - coords[..., 1]
+        # The learned textures start on the lips themselves, so they carry a real lip's edge into the
+        # mouth; the dark of a dropped jaw has no such edge: there the layer fades in over a short band
+        # above the lower lip and toward the corners instead of starting at a hard outline.
+        rim = np.minimum(height / MOUTH_FEATHER, np.minimum(along, 1.0 - along) / CORNER_FEATHER)
+        fade = 1.0 - jaw * (1.0 - smoothstep(rim))
+        alpha = inside * np.maximum(fresh * wider, bare) * fade
+        # The upper half of the opening shows what a smile shows under the upper lip, the lower half what
+        # it shows above the lower lip, meeting smoothly at the middle.
         tx, ty = texture.mouth_texel(along, depth)
         ratio = cv2.remap(self.mouth_texture, tx, ty, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        tx, ty = texture.mouth_texel(along, height)
+        from_below = cv2.remap(self.mouth_lower, tx, ty, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        lower = ((1.0 - jaw) * smoothstep(0.5 + (depth - height) / (2.0 * MOUTH_BLEND))).astype(np.float32)[..., None]
+        ratio = ratio + lower * (from_below - ratio)
         linear_space = scene_linear()
         space = face.colorspace or linear_space
         rgb = plate[..., :3]
         plate_linear = rgb if space == linear_space else None
         skin = _skin(plate_linear, rgb, space, linear_space, source, unit)
-        level = float(max(skin @ np.array([0.2126, 0.7152, 0.0722]), 1e-4)) ** self.mouth_skin_slope
-        return alpha.astype(np.float32), (ratio * level).astype(np.float32)
+        level = float(max(skin @ _LUMA, 1e-4)) ** self.mouth_skin_slope
+        colour = ratio * level
+        if face.shot_light is not None:  # as bright and tinted as the plate's own mouth shows, per shot
+            colour = colour * face.shot_light
+        return alpha.astype(np.float32), colour.astype(np.float32)
 
 
 def _skin(plate_linear: np.ndarray | None, rgb: np.ndarray, space: str, linear_space: str, source: np.ndarray,

@@ -11,12 +11,13 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ned_core.face3d import mesh
+from ned_core import mesh
 from ned_core.render.warp import mesh_map
 
 FACE_BOX = (-0.95, -0.65, 0.95, 1.45)  # face-local x0, y0, x1, y1 the face texture covers
 TEXELS_PER_UNIT = 128  # one unit is the outer eye-corner distance
-MOUTH_DEPTH = (-0.02, 0.34)  # depth below the upper inner lip the mouth texture covers (face-local)
+MOUTH_DEPTH = (-0.02, 0.34)  # depth below the upper (or height above the lower) inner lip the mouth
+# textures cover (face-local)
 MOUTH_SIZE = (96, 160)  # mouth texture (along, depth) samples
 UPPER_INNER = tuple(u for u, _ in mesh.INNER_LIP_PAIRS)
 LOWER_INNER = tuple(lo for _, lo in mesh.INNER_LIP_PAIRS)
@@ -91,16 +92,22 @@ class MouthFrame:
         """Gap between the inner lips at ``along`` (face-local units, 0 where shut)."""
         return np.maximum(self.contour(self.lower, along) - self.contour(self.upper, along), 0.0)
 
+    def _image(self, along: np.ndarray, offset: np.ndarray) -> np.ndarray:
+        """(..., 2) image points at ``along`` and ``offset`` below the mouth axis (face-local units)."""
+        return self.origin + along[..., None] * self.axis + (offset * self.unit)[..., None] * self.down
+
     def to_image(self, along: np.ndarray, depth: np.ndarray) -> np.ndarray:
         """(..., 2) image points of mouth-space samples."""
-        offset = self.contour(self.upper, along) + depth
-        return self.origin + along[..., None] * self.axis + (offset * self.unit)[..., None] * self.down
+        return self._image(along, self.contour(self.upper, along) + depth)
+
+    def to_image_above_lower(self, along: np.ndarray, height: np.ndarray) -> np.ndarray:
+        """(..., 2) image points ``height`` face-local units above the lower inner lip."""
+        return self._image(along, self.contour(self.lower, along) - height)
 
     def polygon(self) -> np.ndarray:
         """(K, 2) image outline of the mouth opening (upper contour, then the lower one back)."""
-        along = np.concatenate([self.upper[:, 0], self.lower[::-1, 0]])
-        offset = np.concatenate([self.upper[:, 1], self.lower[::-1, 1]])
-        return self.origin + along[:, None] * self.axis + (offset * self.unit)[:, None] * self.down
+        return self._image(np.concatenate([self.upper[:, 0], self.lower[::-1, 0]]),
+                           np.concatenate([self.upper[:, 1], self.lower[::-1, 1]]))
 
 
 def mouth_grid() -> tuple[np.ndarray, np.ndarray]:

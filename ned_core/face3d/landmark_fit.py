@@ -19,8 +19,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ned_core import mesh
 from ned_core.errors import CorruptModelError, InvalidOptionError, MissingModelError, NoFaceError
-from ned_core.face3d import mesh
 from ned_core.face3d.base import FaceFit
 from ned_core.track.base import FaceTrack
 from ned_core.track.smoothing import adaptive_smooth, bandwidth_ladder, segments

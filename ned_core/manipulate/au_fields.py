@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ned_core.face3d import mesh
+from ned_core import mesh
+from ned_core.ramps import smoothstep
 
 # Outlines, outer corner to inner corner (subject's right = image left = negative x).
 RIGHT_EYE_UPPER = (33, 246, 161, 160, 159, 158, 157, 173, 133)
@@ -80,11 +81,6 @@ def proportions(shape: np.ndarray) -> dict[str, float]:
     }
 
 
-def _smoothstep(t: np.ndarray) -> np.ndarray:
-    t = np.clip(t, 0.0, 1.0)
-    return t * t * (3.0 - 2.0 * t)
-
-
 def _curve(template: np.ndarray, indices: tuple[int, ...], x: np.ndarray) -> np.ndarray:
     """y of the polyline through ``indices`` at each x (held flat beyond its ends)."""
     pts = template[list(indices)]
@@ -104,7 +100,7 @@ def outline_taper(template: np.ndarray) -> np.ndarray:
     ring = template[list(FACE_OVAL), :2]
     dist = np.min([_segment_distance(xy, ring[i], ring[(i + 1) % len(ring)]) for i in range(len(ring))],
                   axis=0)
-    taper = _smoothstep(dist / OUTLINE_FALLOFF)
+    taper = smoothstep(dist / OUTLINE_FALLOFF)
     taper[list(FACE_OVAL)] = 0.0
     taper[list(IRISES)] = 0.0
     return taper
@@ -231,6 +227,23 @@ class _Face:
         up = np.clip((self.y - self.top_y) / span, 0.0, 1.0)
         return np.where(self.brow_dy < 0.0, up, np.exp(-(self.brow_dy / below) ** 2))
 
+    def raised_brow_band(self) -> np.ndarray:
+        """``brow_band`` for a brow that rises: the brow's hair rises as one (1 from its upper edge down
+        to 0.3 of the way from the brow line to the upper lid margin); above it the forehead takes up
+        the motion toward the outline, below it the lid skin above the margin takes the stretch, as on
+        a real face. (A field that falls off from the brow line itself would squeeze or stretch the
+        brow into a thick band wherever the hair reaches past the tracked line.)"""
+        edge = np.array([self.t[a] for a, _ in RIGHT_BROW + LEFT_BROW])
+        order = np.argsort(edge[:, 0])
+        brow_top = np.minimum(np.interp(self.x, edge[order, 0], edge[order, 1]), self.brow_y)
+        top = np.minimum(self.top_y, brow_top)
+        above = np.clip((self.y - top) / np.maximum(brow_top - top, 1e-6), 0.0, 1.0)
+        lid_y = np.where(self.x < 0.0, _curve(self.t, RIGHT_EYE_UPPER, self.x),
+                         _curve(self.t, LEFT_EYE_UPPER, self.x))
+        share = self.brow_dy / np.maximum(lid_y - self.brow_y, 0.05)
+        below = 1.0 - smoothstep((share - 0.3) / 0.7)
+        return np.where(self.y < brow_top, above, np.where(self.brow_dy < 0.0, 1.0, below))
+
     def bump(self, cx: float, cy: float, sx: float, sy: float, sy_below: float | None = None) -> np.ndarray:
         """Gaussian bump centred at (±cx, cy) on both halves of the face."""
         dy = self.y - cy
@@ -258,14 +271,15 @@ def facs_fields(template: np.ndarray) -> dict[str, np.ndarray]:
     f = _Face(template)
     n = len(template)
     band = f.brow_band()
+    raised = f.raised_brow_band()
     fields: dict[str, np.ndarray] = {}
 
     # AU1 inner brow raiser: the medial brow and the forehead above it rise; the brow becomes oblique.
     inner = np.exp(-((f.ax - 0.19) / 0.17) ** 2)
-    fields["AU1"] = _field(dy=-0.11 * band * inner, n=n)
+    fields["AU1"] = _field(dy=-0.11 * raised * inner, n=n)
     # AU2 outer brow raiser: the lateral brow rises and arches.
     outer = np.exp(-((f.ax - 0.55) / 0.16) ** 2)
-    fields["AU2"] = _field(dy=-0.10 * band * outer, n=n)
+    fields["AU2"] = _field(dy=-0.10 * raised * outer, n=n)
     # AU4 brow lowerer: brows pulled down and together, pressing on the upper lids.
     low = np.exp(-((f.ax - 0.2) / 0.22) ** 2) * f.brow_band(below=0.11)
     medial = np.exp(-((f.ax - 0.17) / 0.13) ** 2) * f.brow_band(below=0.09)
@@ -294,7 +308,7 @@ def facs_fields(template: np.ndarray) -> dict[str, np.ndarray]:
     stretch = f.bump(f.mouth_half, f.mouth_y, 0.14, 0.10, sy_below=0.16)
     fields["AU20"] = _field(dx=0.045 * f.side * stretch, dy=0.01 * stretch, dz=-0.01 * stretch, n=n)
     # AU23 lip tightener: red lips narrow and thin around the (kept) opening.
-    span = _smoothstep((f.mouth_half + 0.06 - f.ax) / 0.12)
+    span = smoothstep((f.mouth_half + 0.06 - f.ax) / 0.12)
     lips = np.exp(-(f.mouth_dy / 0.14) ** 4) * span
     fields["AU23"] = _field(dx=-0.09 * f.x * lips, dy=-0.22 * f.mouth_dy * lips, dz=0.006 * lips, n=n)
     # AU24 lip pressor: the lips pressed together, the red lips squeezed thin toward the mouth line.
@@ -302,12 +316,12 @@ def facs_fields(template: np.ndarray) -> dict[str, np.ndarray]:
 
     upper_lip = f.mouth_dy < 0.0
     # How far along the mouth a point lies: 1 across the middle, 0 at and beyond the corners.
-    along = _smoothstep((f.mouth_half - f.ax) / (0.7 * f.mouth_half))
+    along = smoothstep((f.mouth_half - f.ax) / (0.7 * f.mouth_half))
     # AU10 upper lip raiser: the upper lip drawn up, most beside the philtrum (the canines show); the
     # skin above it bunches toward the nose wings and the nasolabial furrow deepens.
     lateral = 0.6 + 0.4 * np.exp(-((f.ax - 0.13) / 0.12) ** 2)
     lift = upper_lip * np.exp(-(np.maximum(-f.mouth_dy - 0.04, 0.0) / 0.12) ** 2) * lateral
-    lift = lift * _smoothstep((f.mouth_half + 0.05 - f.ax) / 0.15)
+    lift = lift * smoothstep((f.mouth_half + 0.05 - f.ax) / 0.15)
     fields["AU10"] = _field(dy=-0.035 * lift - 0.008 * f.bump(0.2, 0.52, 0.08, 0.07), dz=0.006 * lift, n=n)
     # AU17 chin raiser: the chin boss pushed up, pushing the lower lip up and out.
     chin = ~upper_lip * np.exp(-((f.mouth_dy - 0.28) / 0.16) ** 2) * np.exp(-(f.ax / 0.28) ** 2)
@@ -325,8 +339,8 @@ def facs_fields(template: np.ndarray) -> dict[str, np.ndarray]:
     # lips part ~0.14 eye-corner distances (~1.3 cm), a clear but not a gaping surprise.
     # Between the corners the lower lip goes down whole (its inner edge sits on the mouth line); beyond
     # them the cheek skin takes the drop up gradually, so nothing tears at the corners.
-    between = _smoothstep((f.mouth_half - f.ax) / (0.3 * f.mouth_half))
-    jaw = ~upper_lip * (between + (1.0 - between) * _smoothstep(f.mouth_dy / 0.1)) * np.exp(-(f.ax / 0.6) ** 2)
+    between = smoothstep((f.mouth_half - f.ax) / (0.3 * f.mouth_half))
+    jaw = ~upper_lip * (between + (1.0 - between) * smoothstep(f.mouth_dy / 0.1)) * np.exp(-(f.ax / 0.6) ** 2)
     corners = f.bump(f.mouth_half, f.mouth_y, 0.06, 0.05)
     fields["AU26"] = _field(dx=-0.015 * f.side * corners, dy=0.13 * jaw + 0.05 * corners, dz=-0.03 * jaw, n=n)
     return fields
@@ -335,7 +349,7 @@ def facs_fields(template: np.ndarray) -> dict[str, np.ndarray]:
 def jaw_mask(template: np.ndarray) -> np.ndarray:
     """(N,) weight of the region the jaw carries when the mouth opens: 0 down to the lower lip's
     middle, 1 from just below it to the chin."""
-    return _smoothstep((_Face(template).mouth_dy - 0.06) / 0.08)
+    return smoothstep((_Face(template).mouth_dy - 0.06) / 0.08)
 
 
 def split_smile(smile: np.ndarray, template: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -348,7 +362,7 @@ def split_smile(smile: np.ndarray, template: np.ndarray) -> tuple[np.ndarray, np
     eye_y = float(template[[mesh.RIGHT_EYE_OUTER, mesh.LEFT_EYE_OUTER, mesh.RIGHT_EYE_INNER,
                             mesh.LEFT_EYE_INNER], 1].mean())
     nose_y = float(template[mesh.NOSE_TIP, 1])
-    w6 = 1.0 - _smoothstep((y - (eye_y + 0.35 * (nose_y - eye_y))) / (0.45 * (nose_y - eye_y)))
+    w6 = 1.0 - smoothstep((y - (eye_y + 0.35 * (nose_y - eye_y))) / (0.45 * (nose_y - eye_y)))
     return smile * w6[:, None], smile * (1.0 - w6[:, None])
 
 

@@ -17,10 +17,12 @@ from ned_core.face3d.base import FaceFit
 class Manipulator(Protocol):
     """Rewrites a shot's expression sequence toward per-frame target emotions, keeping the speech."""
 
-    def edit(self, fit: FaceFit, weights: np.ndarray, mouth_preservation: float = 1.0) -> np.ndarray:
+    def edit(self, fit: FaceFit, weights: np.ndarray,
+             mouth_preservation: float | np.ndarray = 1.0) -> np.ndarray:
         """Return the edited (T, N, 3) face-local expression offsets for ``fit``.
 
         ``mouth_preservation`` 1 keeps the original mouth opening and inner-lip shape exactly; 0 lets the
-        backend move them freely.
+        backend move them freely. It is one value for the shot or a (T,) array, one per frame (keyed
+        mouth preservation); a constant array must give the same result as the scalar.
         """
         ...

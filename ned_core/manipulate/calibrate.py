@@ -22,9 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from ned_core import EMOTIONS
+from ned_core import EMOTIONS, mesh
 from ned_core.errors import InputNotFoundError, MissingDependencyError, NedError, NoFaceError
-from ned_core.face3d import mesh
 from ned_core.face3d.base import FaceFit
 from ned_core.manipulate import au_fields
 

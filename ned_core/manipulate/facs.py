@@ -2,7 +2,8 @@
 
 Owns: turning per-frame emotion weights into action-unit activations (EMOTION_AUS), the soft clamp of
 exaggerated intensities, scaling the AU fields to one face's proportions, keeping the speech (every
-inner-lip pair moves as one under ``mouth_preservation`` 1) and keeping the edited mesh free of folds.
+inner-lip pair moves as one under ``mouth_preservation`` 1, per shot or per frame) and keeping the edited
+mesh free of folds.
 The fields themselves come from ``au_fields`` and the shipped smile calibration (``calibrate``).
 Must not import mediapipe, torch or other stages' backends.
 """
@@ -14,18 +15,22 @@ from pathlib import Path
 
 import numpy as np
 
-from ned_core import EMOTIONS
+from ned_core import EMOTIONS, mesh
 from ned_core.errors import InvalidOptionError
-from ned_core.face3d import mesh
 from ned_core.face3d.base import FaceFit
 from ned_core.manipulate import au_fields
 from ned_core.manipulate.emotions import action_units
 from ned_core.model_files import load_arrays
+from ned_core.ramps import smoothstep
 
 CALIBRATION_FILE = Path(__file__).resolve().parent.parent / "data" / "facs_smile.npz"
 PROPORTION_LIMITS = (0.7, 1.4)  # a face's proportions scale its fields at most this much
 LOCAL_PASSES = 4  # rounds of local fold relief before the per-frame guard
 FOLD_FALLOFF = 0.6  # share of a vertex's motion cut that its neighbours give up too (per ring)
+# A blink belongs to the actor, as the speech does: an eye this shut keeps its opening exactly. Relative to
+# the shot's open eye (its 90th percentile opening), and absolute (opening over eye width) for a still.
+BLINK_RELATIVE = (0.3, 0.7)
+BLINK_ABSOLUTE = (0.04, 0.10)
 
 
 def load_calibration(path: str | Path = CALIBRATION_FILE) -> dict[str, np.ndarray]:
@@ -48,10 +53,13 @@ class FacsRig:
     adapt_to_face
         Scale each AU by the face's proportions relative to the calibration mean (mouth width for the
         mouth AUs, eye opening for the lids, brow height for the brows...).
+    keep_blinks
+        Keep the plate's eye opening on frames where an eye is shut or closing (see ``lid_freedom``): a
+        raised or narrowed lid must not open a blink.
     """
 
     def __init__(self, calibration: str | None = None, max_intensity: float = 1.6,
-                 min_area_ratio: float = 0.25, adapt_to_face: bool = True) -> None:
+                 min_area_ratio: float = 0.25, adapt_to_face: bool = True, keep_blinks: bool = True) -> None:
         if not 1.0 <= max_intensity <= 3.0:
             raise InvalidOptionError(f"max_intensity {max_intensity} must be within 1..3",
                                      field="max_intensity")
@@ -65,6 +73,7 @@ class FacsRig:
         self.max_intensity = float(max_intensity)
         self.min_area_ratio = float(min_area_ratio)
         self.adapt_to_face = bool(adapt_to_face)
+        self.keep_blinks = bool(keep_blinks)
         self._template_proportions = au_fields.proportions(self.template)
 
     # -- weights to activations ---------------------------------------------------------------------
@@ -93,7 +102,8 @@ class FacsRig:
 
     # -- the edit ---------------------------------------------------------------------------------------
 
-    def edit(self, fit: FaceFit, weights: np.ndarray, mouth_preservation: float = 1.0) -> np.ndarray:
+    def edit(self, fit: FaceFit, weights: np.ndarray,
+             mouth_preservation: float | np.ndarray = 1.0) -> np.ndarray:
         """Edited (T, N, 3) face-local expression offsets of ``fit`` toward per-frame ``weights``.
 
         Parameters
@@ -104,9 +114,10 @@ class FacsRig:
             (T, 7) non-negative emotion weights in NED's label order, one row per frame of ``fit``.
         mouth_preservation
             1 keeps every inner-lip pair's opening exactly (the rig moves corners, cheeks, lids, brows and
-            nose around it); 0 lets the AUs move the lips freely; in between blends the two.
+            nose around it); 0 lets the AUs move the lips freely; in between blends the two. One value
+            for the shot, or a (T,) array, one per frame (keyed mouth preservation).
 
-        Frames where the face was lost come back unchanged.
+        Frames where the face was lost come back unchanged; in a blink the lids keep their opening.
         """
         self._check(fit, weights, mouth_preservation)
         expression = np.asarray(fit.expression, dtype=np.float64)
@@ -116,13 +127,23 @@ class FacsRig:
         rows = np.flatnonzero(np.asarray(fit.found, dtype=bool) & np.any(act != 0.0, axis=1))
         if len(rows) == 0:
             return out
-        fields = self.face_fields(fit.identity, mouth_preservation)
-        move = np.einsum("ta,anc->tnc", act[rows], fields)
+        # Frames that share a mouth preservation share one blend of the fields: a constant array takes
+        # exactly the scalar's arithmetic, so it gives the same result bit for bit.
+        per_frame = np.broadcast_to(np.asarray(mouth_preservation, dtype=np.float64), (len(act),))[rows]
+        move = np.empty((len(rows), expression.shape[1], 3))
+        for p in np.unique(per_frame):
+            group = per_frame == p
+            fields = self.face_fields(fit.identity, float(p))
+            move[group] = np.einsum("ta,anc->tnc", act[rows[group]], fields)
         base = np.asarray(fit.identity, dtype=np.float64)[None] + expression[rows]
         triangles = np.asarray(fit.triangles, dtype=np.int64).reshape(-1, 3)
         if len(triangles) == 0:
             triangles = self.triangles
-        out[rows] += self.limit_folds(base, move, triangles)
+        move = self.limit_folds(base, move, triangles)
+        if self.keep_blinks:
+            shapes = np.asarray(fit.identity, dtype=np.float64)[None] + expression
+            move = hold_lids(move, lid_freedom(shapes, np.asarray(fit.found, dtype=bool))[rows])
+        out[rows] += move
         return out
 
     def limit_folds(self, base: np.ndarray, move: np.ndarray, triangles: np.ndarray) -> np.ndarray:
@@ -193,7 +214,7 @@ class FacsRig:
     # -- input checks -----------------------------------------------------------------------------------
 
     @staticmethod
-    def _check(fit: FaceFit, weights: np.ndarray, mouth_preservation: float) -> None:
+    def _check(fit: FaceFit, weights: np.ndarray, mouth_preservation: float | np.ndarray) -> None:
         if fit.topology != mesh.TOPOLOGY:
             raise InvalidOptionError(
                 f"the facs rig works on the {mesh.TOPOLOGY} face model, not {fit.topology!r}: "
@@ -214,6 +235,50 @@ class FacsRig:
             row = int(np.argwhere(bad)[0, 0])
             raise InvalidOptionError("emotion weights must be finite and >= 0", frame=fit.frames[row],
                                      field="emotion")
-        if not (isinstance(mouth_preservation, Real) and 0.0 <= mouth_preservation <= 1.0):
-            raise InvalidOptionError(f"mouth_preservation {mouth_preservation} must be within 0..1",
+        if isinstance(mouth_preservation, Real):
+            if not 0.0 <= mouth_preservation <= 1.0:
+                raise InvalidOptionError(f"mouth_preservation {mouth_preservation} must be within 0..1",
+                                         field="mouth_preservation")
+            return
+        p = np.asarray(mouth_preservation)
+        if p.shape != (n_frames,) or not np.issubdtype(p.dtype, np.number):
+            raise InvalidOptionError(f"mouth_preservation must be one number or one per frame ({n_frames},), "
+                                     f"not shape {p.shape}", field="mouth_preservation")
+        bad = ~((p >= 0.0) & (p <= 1.0))  # NaN fails both
+        if np.any(bad):
+            row = int(np.flatnonzero(bad)[0])
+            raise InvalidOptionError(f"mouth_preservation {p[row]} must be within 0..1", frame=fit.frames[row],
                                      field="mouth_preservation")
+
+
+def lid_freedom(shapes: np.ndarray, found: np.ndarray) -> np.ndarray:
+    """(T, 2) share of the edit's change to each eye's opening a frame may take: 0 in a blink, 1 open.
+
+    ``shapes`` are the (T, N, 3) face-local shapes of the plate. An eye counts as open when its opening
+    is at least 0.7 of the shot's open eye (90th percentile over the frames with a face) and 0.1 of its
+    width; it is held shut at 0.3 and 0.04, smoothly in between, so the hold fades in and out with the
+    blink's own motion.
+    """
+    openings = mesh.eye_openings(shapes)
+    seen = openings[found] if found.any() else openings
+    reference = np.maximum(np.quantile(seen, 0.9, axis=0), 1e-6)
+    (r0, r1), (a0, a1) = BLINK_RELATIVE, BLINK_ABSOLUTE
+    relative = smoothstep((openings / reference - r0) / (r1 - r0))
+    return np.minimum(relative, smoothstep((openings - a0) / (a1 - a0)))
+
+
+def hold_lids(move: np.ndarray, freedom: np.ndarray) -> np.ndarray:
+    """``move`` (T, N, 3) with each lid pair's change of opening scaled by ``freedom`` (T, 2).
+
+    The pair keeps its mean motion (a raised brow still lifts a shut lid), so at freedom 0 the eye's
+    opening is exactly the plate's.
+    """
+    move = move.copy()
+    for eye, pairs in enumerate(mesh.LID_PAIRS):
+        upper = [u for u, _ in pairs]
+        lower = [lo for _, lo in pairs]
+        mean = 0.5 * (move[:, upper] + move[:, lower])
+        keep = freedom[:, eye, None, None]
+        move[:, upper] = mean + keep * (move[:, upper] - mean)
+        move[:, lower] = mean + keep * (move[:, lower] - mean)
+    return move

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from ned_core.errors import CorruptModelError, InvalidOptionError, MissingModelError, OutputError
+from ned_core.ned.deca_encoder import DECA_HELP, DecaCoarseEncoder
 from ned_core.ned.manipulator_nets import Discriminator, Generator, MappingNetwork, StyleEncoder
 from ned_core.ned.renderer_nets import Generator as RendererGenerator
 from ned_core.ned.renderer_nets import MultiscaleDiscriminator
@@ -152,8 +153,6 @@ def _networks(kind: str) -> tuple[dict[str, nn.Module], dict[str, nn.Module], st
         return ({_WHOLE_FILE: empty_network(MultiscaleDiscriminator)}, {}, "NED renderer discriminator",
                 RENDERER_HELP)
     if kind == "deca":
-        from ned_core.ned.deca_encoder import DECA_HELP, DecaCoarseEncoder
-
         return {"E_flame": empty_network(DecaCoarseEncoder)}, {}, "DECA model", DECA_HELP
     raise InvalidOptionError(f"unknown checkpoint kind {kind!r} (one of {', '.join(KINDS)})", field="kind")
 
@@ -305,6 +304,19 @@ def load_renderer_discriminator(path: str | Path) -> MultiscaleDiscriminator:
     net = empty_network(lambda: MultiscaleDiscriminator(**discriminator_config(contents)))
     load_into(path, {_WHOLE_FILE: net}, help_text=RENDERER_HELP, what="NED renderer discriminator",
               contents=contents)
+    return net.eval()
+
+
+def load_deca_encoder(path: str | Path) -> DecaCoarseEncoder:
+    """The coarse encoder from DECA's ``deca_model.tar`` (its ``E_flame`` entry), strictly, in eval mode.
+
+    The network is built at the size the file's tensors show (DECA's ResNet-50 for DECA's file).
+    Raises ``MissingModelError`` when the file is missing, ``CorruptModelError`` when it is unreadable
+    or does not match.
+    """
+    contents = read_checkpoint(Path(path), "DECA model", DECA_HELP)
+    net = empty_network(lambda: DecaCoarseEncoder(**deca_config(contents)))
+    load_into(path, {"E_flame": net}, help_text=DECA_HELP, what="DECA model", contents=contents)
     return net.eval()
 
 

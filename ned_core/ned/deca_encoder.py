@@ -5,13 +5,13 @@ drops the final ``fc``) gives 2048 pooled features, and a 2048 -> 1024 -> 236 ML
 regresses the codes. ``DecaCoarseEncoder().state_dict()`` matches ``deca_model.tar['E_flame']``
 exactly. The crop helpers reproduce DECA's ``TestData`` box-to-crop similarity.
 
-Must not import zmq, msgpack or the engine. Loading the weights file is in ``load_deca_encoder``.
+Must not import zmq, msgpack, the engine or ``checkpoints`` (which loads the weights file into this
+network: ``checkpoints.load_deca_encoder``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -113,21 +113,6 @@ def split_code(code: torch.Tensor) -> dict[str, torch.Tensor]:
     parts = dict(zip(CODE_SIZES, code.split(list(CODE_SIZES.values()), dim=1), strict=True))
     parts["light"] = parts["light"].reshape(-1, 9, 3)
     return parts
-
-
-def load_deca_encoder(path: str | Path) -> DecaCoarseEncoder:
-    """The coarse encoder from DECA's ``deca_model.tar`` (its ``E_flame`` entry), strictly, in eval mode.
-
-    The network is built at the size the file's tensors show (DECA's ResNet-50 for DECA's file).
-    Raises ``MissingModelError`` when the file is missing, ``CorruptModelError`` when it is unreadable
-    or does not match.
-    """
-    from ned_core.ned import checkpoints  # deferred: checkpoints imports this module on demand too
-
-    contents = checkpoints.read_checkpoint(Path(path), "DECA model", DECA_HELP)
-    net = checkpoints.empty_network(lambda: DecaCoarseEncoder(**checkpoints.deca_config(contents)))
-    checkpoints.load_into(path, {"E_flame": net}, help_text=DECA_HELP, what="DECA model", contents=contents)
-    return net.eval()
 
 
 # ---------------------------------------------------------------------------------------------------

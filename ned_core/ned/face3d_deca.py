@@ -11,7 +11,7 @@ into 5023 vertices. The ``FaceFit`` holds:
   with the crop transform, mapping the face-local frame to analysed-frame pixels.
 
 Face-local frame: FLAME's coordinates (metres) with y flipped, so x points to the image's right, y
-down and z toward the viewer, as in the default face model (``ned_core.face3d.mesh``).
+down and z toward the viewer, as in the default face model (``ned_core.mesh``).
 
 ``params`` keeps DECA's per-frame codes as (T, ...) arrays (``shape, tex, exp, pose, cam, light``), the
 crop transforms ``tform`` (T, 3, 3, analysed-frame pixels to crop pixels), ``identity_shape`` (the
@@ -37,8 +37,9 @@ import torch
 from ned_core.errors import InvalidOptionError, NoFaceError
 from ned_core.face3d.base import FaceFit
 from ned_core.ned import deca_codes, landmarks, models
+from ned_core.ned.checkpoints import load_deca_encoder
 from ned_core.ned.conditioning import pupil_from_image
-from ned_core.ned.deca_encoder import CROP_SIZE, crop_image, crop_transform, load_deca_encoder, split_code
+from ned_core.ned.deca_encoder import CROP_SIZE, crop_image, crop_transform, split_code
 from ned_core.ned.flame import Flame, axis_angle_to_matrix, load_flame
 from ned_core.track.base import FaceTrack
 

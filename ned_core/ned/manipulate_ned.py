@@ -14,7 +14,8 @@ overlap-add (``fuse_windows``). What is ours:
 * **Intensity.** A row's non-neutral weight sum ``a`` (clamped to [0, ``max_intensity``]) scales the
   edit away from the source: ``out = src + a * (G(src, s) - src)``; ``neutral=1`` is no edit.
 * **Speech.** Only the 50 expression coefficients and the jaw opening pose[3] change; the jaw follows
-  the generator by ``1 - mouth_preservation`` (1, the pipeline's default, keeps the actor's jaw).
+  the generator by ``1 - mouth_preservation`` (1, the pipeline's default, keeps the actor's jaw), one
+  value for the shot or one per frame (keyed mouth preservation).
 
 The edited codes go back into ``fit.params`` as ``edit_exp`` (T, 50) and ``edit_pose`` (T, 6) (the
 source pose with pose[3] replaced), which the ``ned`` renderer reads; ``edit`` returns the edited
@@ -153,8 +154,11 @@ class NedManipulator:
         return fuse_windows(out.float(), len(frames))[:count].astype(np.float64)
 
     def edit_codes(self, fit: FaceFit, weights: np.ndarray,
-                   mouth_preservation: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-        """Edited (T, 50) expression and (T, 6) pose codes of ``fit`` for (T, 7) emotion ``weights``."""
+                   mouth_preservation: float | np.ndarray = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        """Edited (T, 50) expression and (T, 6) pose codes of ``fit`` for (T, 7) emotion ``weights``.
+
+        ``mouth_preservation`` is one value or a (T,) array (one per frame).
+        """
         params = fit.params
         if "exp" not in params or "pose" not in params:
             raise InvalidOptionError("the ned manipulator needs DECA codes: analyse the shot with the deca "
@@ -164,7 +168,11 @@ class NedManipulator:
         if weights.shape != (count, NUM_EMOTIONS):
             raise InvalidOptionError(f"emotion weights must be ({count}, {NUM_EMOTIONS}), got {weights.shape}",
                                      field="weights")
-        if not 0.0 <= float(mouth_preservation) <= 1.0:
+        keep = np.asarray(mouth_preservation, np.float64)
+        if keep.ndim not in (0, 1) or (keep.ndim == 1 and keep.shape != (count,)):
+            raise InvalidOptionError(f"mouth_preservation must be one number or one per frame ({count},), got "
+                                     f"shape {keep.shape}", field="mouth_preservation")
+        if not np.all((keep >= 0.0) & (keep <= 1.0)):
             raise InvalidOptionError(f"mouth_preservation must be in [0, 1], got {mouth_preservation}",
                                      field="mouth_preservation")
         exp = np.asarray(params["exp"], np.float64)
@@ -181,13 +189,14 @@ class NedManipulator:
         out = src + amount * (self.translate(src, styles) - src)
         new_exp = out[:, 1:]
         new_pose = pose.copy()
-        jaw_follow = 1.0 - float(mouth_preservation)
+        jaw_follow = 1.0 - keep  # scalar, or per frame: each frame's jaw follows by its own share
         new_pose[:, 3] = src[:, 0] + jaw_follow * (out[:, 0] - src[:, 0])
         lost = ~np.asarray(fit.found, bool)
         new_exp[lost], new_pose[lost] = exp[lost], pose[lost]
         return new_exp, new_pose
 
-    def edit(self, fit: FaceFit, weights: np.ndarray, mouth_preservation: float = 1.0) -> np.ndarray:
+    def edit(self, fit: FaceFit, weights: np.ndarray,
+             mouth_preservation: float | np.ndarray = 1.0) -> np.ndarray:
         """Edited (T, N, 3) face-local offsets; also stores ``edit_exp`` / ``edit_pose`` in ``fit.params``."""
         new_exp, new_pose = self.edit_codes(fit, weights, mouth_preservation)
         fit.params["edit_exp"] = new_exp.astype(np.float32)

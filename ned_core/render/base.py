@@ -18,8 +18,9 @@ class FrameFace:
     source / edited: (N, 3) projected vertices of the original and the edited face model; triangles:
     (F, 3) int vertex indices of the model's mesh. Model-based renderers also get the shot's ``fit``,
     the frame's ``index`` in it, the ``edited_expression`` (N, 3) and the whole shot's
-    ``edited_sequence`` (T, N, 3) (temporal renderers), the plate's ``colorspace`` and the frame's
-    emotion ``weights`` (1, 7) (the appearance stage); a warp needs only the vertices.
+    ``edited_sequence`` (T, N, 3) (temporal renderers), the plate's ``colorspace``, the frame's
+    emotion ``weights`` (1, 7) and the appearance stage's ``shot_light`` (its one measure of the whole
+    shot, ``Appearance.measure_shot``); a warp needs only the vertices.
     """
 
     source: np.ndarray
@@ -31,6 +32,7 @@ class FrameFace:
     edited_sequence: np.ndarray | None = None
     colorspace: str | None = None
     weights: np.ndarray | None = None
+    shot_light: np.ndarray | None = None
 
 
 @dataclass

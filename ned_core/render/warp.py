@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from ned_core.errors import InvalidOptionError
+from ned_core.ramps import smoothstep
 from ned_core.render.base import FrameFace, RenderOutput
 
 INTERPOLATIONS: dict[str, int] = {
@@ -191,13 +192,13 @@ class MeshWarpRenderer:
         depth = cv2.distanceTransform(inside.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
         band = _falloff_band(disp, depth, self.falloff * size)
         # The outermost ring of mesh pixels sits at distance 1: the fall-off is 0 there.
-        disp *= _smoothstep((depth - 1.0) / band)[..., None]
+        disp *= smoothstep((depth - 1.0) / band)[..., None]
         if not np.any(disp):
             return None
 
         if self.matte_feather > 0:
             gap = cv2.distanceTransform((~inside).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-            matte = (1.0 - _smoothstep(gap / (self.matte_feather * size))).astype(np.float32)
+            matte = (1.0 - smoothstep(gap / (self.matte_feather * size))).astype(np.float32)
         else:
             matte = inside_f
         return disp, matte
@@ -313,11 +314,6 @@ def _falloff_band(disp: np.ndarray, depth: np.ndarray, nominal: float) -> float:
             break
         band = _BAND_PER_DISPLACEMENT * reach
     return band
-
-
-def _smoothstep(x: np.ndarray) -> np.ndarray:
-    x = np.clip(x, 0.0, 1.0)
-    return x * x * (3.0 - 2.0 * x)
 
 
 def _identity_grid(x0: int, y0: int, x1: int, y1: int) -> np.ndarray:

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from ned_core import mesh
 from ned_core.errors import FrameRangeError, InvalidOptionError, MissingDependencyError
-from ned_core.face3d import mesh
 from ned_core.track.base import FaceHint, FaceTrack, ProgressFn
 from ned_core.track.smoothing import smooth_landmarks
 

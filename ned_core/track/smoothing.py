@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ned_core.face3d.mesh import similarity_fit
+from ned_core.mesh import similarity_fit
 
 MIN_BANDWIDTH, MAX_BANDWIDTH, BANDWIDTH_STEP = 0.7, 3.2, 1.45
 """Gaussian kernel widths (frames) tried by ICI: from MIN up to MAX * strength, each STEP times the last."""

@@ -29,7 +29,7 @@ _SPEC = {
     "mask": "/shows/abc/sh010/roto/sh010_face.####.exr",
     "face": {"point": [1210.0, 488.5]},
     "keys": [{"frame": 1001, "weights": {"neutral": 1.0}},
-             {"frame": 1040, "weights": {"happy": 0.8}},
+             {"frame": 1040, "weights": {"happy": 0.8}, "mouth_preservation": 0.0},
              {"frame": 1090, "weights": {"happy": 0.3, "surprised": 0.4}}],
     "interpolation": "smooth",
     "mouth_preservation": 1.0,
@@ -44,7 +44,7 @@ EXAMPLES: dict[str, Example] = {
     "hello": Example("c1", None, {"client": "ned-nuke/0.1.0", "host": "Nuke 15.1v2", "pid": 41377,
                                   "heartbeat": 2.0}),
     "welcome": Example("c1", None, {
-        "protocol": [1, 1], "engine_version": "0.1.0", "session": "e-5d21b0", "devices": ["cpu", "cuda:0"],
+        "protocol": [1, 2], "engine_version": "0.1.0", "session": "e-5d21b0", "devices": ["cpu", "cuda:0"],
         "backends": {"track": ["mediapipe"], "face3d": ["landmarks"], "manipulate": ["facs"],
                      "render": ["warp"], "composite": ["matte"]},
         "presets": ["default"],

@@ -48,7 +48,7 @@ from ned_protocol.fields import (
     short,
 )
 
-PROTOCOL_VERSION: Version = (1, 1)
+PROTOCOL_VERSION: Version = (1, 2)
 """(major, minor) of the wire protocol; separate from the package version. A minor step only adds
 (fields, message types, codes); anything else is a major step."""
 
@@ -128,10 +128,15 @@ FACE = Struct("Face", "Which face to follow (pixels of the first frame where a f
     "box": Field(List(COORD, min_len=4, max_len=4), "`[x0, y0, x1, y1]`: the face overlapping this box"),
 }, (at_most_one("point", "box"), ordered("box", ((0, 2), (1, 3)), "needs x0 ≤ x1 and y0 ≤ y1")))
 
-EMOTION_KEY = Struct("EmotionKey", "Target emotion weights at one frame (emotions left out weigh 0).", {
+EMOTION_KEY = Struct("EmotionKey", "Target emotion weights at one frame (emotions left out weigh 0), and "
+                                    "optionally the mouth preservation there.", {
     "frame": Field(FRAME, "frame number (the plate's numbering)", required=True),
     "weights": Field(Dict(Str(16, choices=EMOTIONS), Float(0, 10), min_len=1, max_len=len(EMOTIONS)),
                      "emotion → weight; the non-neutral sum is the edit's intensity", required=True),
+    "mouth_preservation": Field(Float(0, 1), "the mouth preservation at this frame (below 1 frees the mouth: "
+                                             "the lips may part and show teeth), interpolated between keys "
+                                             "like the weights; default: the job's `mouth_preservation`",
+                                since=(1, 2)),
 })
 
 BACKENDS = Struct("Backends", "Which registered backend runs each stage, by name, and its options; a "
@@ -174,8 +179,9 @@ JOB_SPEC = Struct("JobSpec", "One edit: the CLI's `ned edit` arguments as data."
     "intensity": Field(Float(0, 10), "the constant emotion's intensity", default=1.0),
     "keys": Field(List(EMOTION_KEY, min_len=1, max_len=LIMITS["max_keys"]), "emotion keyframes"),
     "interpolation": Field(Str(8, choices=INTERPOLATIONS), "between keyframes", default="smooth"),
-    "mouth_preservation": Field(Float(0, 1), "how much of the speech's mouth motion is kept; default: 1 for "
-                                             "footage, 0 for a single still (it has no speech to keep)"),
+    "mouth_preservation": Field(Float(0, 1), "how much of the speech's mouth motion is kept (keys may set "
+                                             "their own, frame by frame); default: 1 for footage, 0 for a "
+                                             "single still (it has no speech to keep)"),
     "backends": Field(BACKENDS, "backends per stage; default: the embedded ones"),
     "output": Field(OUTPUT, "where the frames go", required=True),
     "priority": Field(Int(-100, 100), "higher runs first; equal priorities run in submission order",

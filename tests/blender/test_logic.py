@@ -13,7 +13,7 @@ import pytest
 from ned_blender.logic import colour, engine_cmd, paths
 from ned_blender.logic.frames import FrameMap, result_run, sequence_pattern
 from ned_blender.logic.job import StripJob, for_version, job_spec
-from ned_blender.logic.keys import EMOTION_PROPERTIES, emotion_keys, mouth_preservation, weights_at
+from ned_blender.logic.keys import EMOTION_PROPERTIES, emotion_keys, mouth_animated, mouth_preservation, weights_at
 from ned_blender.logic.tracker import JobTracker
 from ned_protocol import exr_header
 from ned_protocol.errors import FrameRangeError, InvalidOptionError, MissingDependencyError
@@ -82,6 +82,26 @@ def test_sampled_curves_become_keys_in_plate_numbers_with_constant_runs_thinned(
 def test_mouth_preservation_is_the_mean_of_the_range() -> None:
     assert mouth_preservation({"ned_mouth_preservation": [1.0, 0.5]}) == 0.75
     assert mouth_preservation({}) == 1.0
+
+
+def test_an_animated_mouth_preservation_is_keyed_per_frame() -> None:
+    constant = _samples(4, ned_happy=[1.0] * 4, ned_intensity=[1.0] * 4, ned_mouth_preservation=[0.6] * 4)
+    assert not mouth_animated(constant)
+    assert all("mouth_preservation" not in k for k in emotion_keys(constant, [1, 2, 3, 4]))
+    mouth = [1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0, 1.0]
+    samples = _samples(8, ned_happy=[1.0] * 8, ned_intensity=[1.0] * 8, ned_mouth_preservation=mouth)
+    assert mouth_animated(samples)
+    keys = emotion_keys(samples, list(range(1001, 1009)))
+    # runs of identical keys are thinned to their ends; linear interpolation restores every frame
+    assert [(k["frame"], k["mouth_preservation"]) for k in keys] == [
+        (1001, 1.0), (1003, 1.0), (1004, 0.0), (1006, 0.0), (1007, 1.0), (1008, 1.0)]
+    spec = job_spec(_job(first=3, last=10, samples=samples))
+    assert spec["keys"][0]["mouth_preservation"] == 1.0 and spec["mouth_preservation"] == 0.625
+    older, dropped = for_version(spec, (1, 1))
+    assert dropped == ["keys[].mouth_preservation"] and older["mouth_preservation"] == 0.625
+    assert all("mouth_preservation" not in k for k in older["keys"])
+    assert [k["weights"] for k in older["keys"]] == [k["weights"] for k in spec["keys"]]
+    assert for_version(spec, (1, 2)) == (spec, [])
 
 
 def _job(**changes) -> StripJob:

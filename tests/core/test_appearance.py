@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+import cv2
 import numpy as np
 import pytest
 
-from ned_core import EMOTIONS, appearance
+from ned_core import EMOTIONS, appearance, mesh
+from ned_core.appearance import texture
 from ned_core.appearance.ratio import MODEL_FILE, ExpressionAppearance, load_model
 from ned_core.errors import CorruptModelError, InvalidOptionError, MissingModelError
-from ned_core.face3d import mesh
 from ned_core.face3d.base import FaceFit
 from ned_core.face3d.landmark_fit import triangulate
 from ned_core.manipulate.facs import FacsRig
@@ -112,6 +115,27 @@ def test_shipped_model_is_small_and_learned_from_every_london_pair() -> None:
     data = load_model()
     assert len(data["person_ids"]) == 35
     assert 0.0 <= float(data["mouth_skin_slope"]) <= 1.0
+    # Both halves of the mouth, learned from the same smiles: the upper one's teeth are bright near the
+    # upper lip, and both end in the same dark, so they meet without a seam in a wide mouth.
+    upper, lower = data["mouth"].astype(np.float32), data["mouth_lower"].astype(np.float32)
+    assert upper.shape == lower.shape
+    assert np.allclose(upper[-1], lower[-1], atol=2e-3)
+    mid = upper.shape[1] // 2
+    assert upper[upper.shape[0] // 8, mid].mean() > 3.0 * upper[-1, mid].mean()
+
+
+def test_a_dropped_jaws_mouth_fades_in_above_the_lower_lip(fit: FaceFit, stage: ExpressionAppearance) -> None:
+    _, warped, free = render(fit, "surprised", 1.0, 0.0, stage)
+    edited = FacsRig().edit(fit, weights("surprised", 1.0)[None], mouth_preservation=0.0)
+    frame = texture.MouthFrame(fit.to_image(0, fit.local_shape(0, edited[0])), float(fit.scale[0]))
+    changed = np.abs(free.pixels - warped.pixels)[..., :3].max(axis=-1)
+
+    def change_at(depth_share: float) -> float:
+        xy = frame.to_image(np.array([0.5]), frame.opening(np.array([0.5])) * depth_share)[0]
+        return float(changed[int(round(xy[1])), int(round(xy[0]))])
+
+    # Right at the lower lip's edge the plate's lip still shows; a little inside, the mouth is drawn.
+    assert change_at(0.5) > change_at(0.999)
 
 
 def test_raised_lids_bare_white_and_leave_the_iris_unmoved(fit: FaceFit, stage: ExpressionAppearance) -> None:
@@ -132,3 +156,71 @@ def test_a_damaged_model_is_a_corrupt_model_error(tmp_path) -> None:
     bad.write_bytes(b"not a zip")
     with pytest.raises(CorruptModelError, match="appearance.build"):
         ExpressionAppearance(model=str(bad))
+
+
+def talking(fit: FaceFit, drops: list[float]) -> FaceFit:
+    """``fit`` over one frame per drop: everything below the mouth line lowered by that much (face-local)."""
+    template = fit.identity
+    mouth_y = template[[mesh.UPPER_LIP_INNER, mesh.LOWER_LIP_INNER], 1].mean()
+    below = ((template[:, 1] > mouth_y) & (np.abs(template[:, 0]) < 0.45)).astype(np.float64)
+    expression = np.zeros((len(drops), mesh.N_VERTICES, 3))
+    expression[:, :, 1] = np.asarray(drops)[:, None] * below[None]
+    n = len(drops)
+    return FaceFit(frames=list(range(1, n + 1)), identity=template, expression=expression,
+                   rotation=np.repeat(fit.rotation, n, axis=0), scale=np.repeat(fit.scale, n),
+                   translation=np.repeat(fit.translation, n, axis=0), found=np.ones(n, dtype=bool),
+                   topology=mesh.TOPOLOGY, triangles=fit.triangles)
+
+
+def plate_with_mouth(fit: FaceFit, index: int, inside: float, tint: tuple[float, float, float] = (1.0, 1.0, 1.0)
+                     ) -> SimpleNamespace:
+    """A skin plate whose open mouth (frame ``index`` of ``fit``) shows ``inside`` times the skin, tinted."""
+    pixels = skin()
+    polygon = texture.MouthFrame(fit.to_image(index, fit.local_shape(index)), float(fit.scale[index])).polygon()
+    mask = np.zeros(pixels.shape[:2], np.uint8)
+    cv2.fillPoly(mask, [np.round(polygon).astype(np.int32)], 1)
+    pixels[mask > 0, :3] = np.float32(0.35 * inside) * np.asarray(tint, np.float32)
+    return SimpleNamespace(pixels=pixels, colorspace=None)
+
+
+def test_the_plates_own_mouth_lights_the_teeth_once_per_shot(fit: FaceFit, stage: ExpressionAppearance) -> None:
+    shot = talking(fit, [0.0, 0.05, 0.09, 0.02])
+    happy4 = np.tile(weights("happy"), (4, 1))
+    read_frames: list[int] = []
+    luma = np.array([0.2126, 0.7152, 0.0722])
+
+    def reader(inside: float, tint: tuple[float, float, float] = (1.0, 1.0, 1.0)):
+        def read(frame: int) -> SimpleNamespace:
+            read_frames.append(frame)
+            return plate_with_mouth(shot, shot.frames.index(frame), inside, tint)
+        return read
+
+    def teeth_level(gain: np.ndarray) -> float:
+        """How much the gain scales the learned teeth's luminance."""
+        return float((gain * stage._teeth_chroma) @ luma)
+
+    dark = stage.measure_shot(shot, happy4, reader(0.05))
+    assert teeth_level(dark) == pytest.approx(0.5, abs=1e-3)  # a dark mouth dims the teeth to the floor
+    assert set(read_frames) <= {2, 3, 4} and 1 not in read_frames  # only the most open mouths are read
+    assert teeth_level(stage.measure_shot(shot, happy4, reader(20.0))) == pytest.approx(1.0, abs=1e-3)
+    assert 0.5 < teeth_level(stage.measure_shot(shot, happy4, reader(0.7))) < 1.0
+    warm = stage.measure_shot(shot, happy4, reader(20.0, (1.3, 1.0, 0.6)))
+    assert warm[0] > 1.1 * warm[1] > 1.3 * warm[2]  # a warm light makes cream teeth
+    assert stage.measure_shot(talking(fit, [0.0, 0.0]), happy4[:2], reader(0.05)) is None  # a mouth never open
+    assert stage.measure_shot(shot, np.tile(weights("sad"), (4, 1)), reader(0.05)) is None  # no mouth drawn
+    # The layer is drawn that much dimmer.
+    w = weights("happy")
+    edited = FacsRig().edit(fit, w[None], mouth_preservation=0.0)
+    box = mouth_box(fit)
+
+    def drawn(gain: np.ndarray | None) -> np.ndarray:
+        face = FrameFace(source=fit.to_image(0, fit.local_shape(0)),
+                         edited=fit.to_image(0, fit.local_shape(0, edited[0])), triangles=fit.triangles, fit=fit,
+                         index=0, colorspace=None, weights=w[None], shot_light=gain)
+        plate = skin()
+        return stage.apply(plate, MeshWarpRenderer().render(plate, face), face).pixels[box][..., :3]
+
+    full, dimmed = drawn(None), drawn(dark)
+    teeth = full > dimmed + 1e-4
+    assert teeth.sum() > 50  # the mouth layer is what changed, and it is darker
+    assert float(dimmed[teeth].mean()) < 0.8 * float(full[teeth].mean())

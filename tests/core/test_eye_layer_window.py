@@ -45,7 +45,7 @@ def reference_eye_layer(plate_linear, source, edited):
         if not pool.any():
             continue
         order = np.argsort(lum[pool])
-        sclera = plate_linear[pool][order[-max(1, len(order) // 3):]].mean(axis=0)
+        sclera = plate_linear[pool][order[-max(1, len(order) // 2):]].mean(axis=0)
         iris_colour = np.median(plate_linear[iris_seen], axis=0) if iris_seen.any() else 0.3 * sclera
         drawn = np.where(in_iris[..., None], iris_colour, sclera).astype(np.float32)
         top = np.interp(gx, edited[list(upper), 0], edited[list(upper), 1])

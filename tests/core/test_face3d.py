@@ -9,9 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from ned_core import face3d
+from ned_core import face3d, mesh
 from ned_core.errors import InvalidOptionError, NoFaceError
-from ned_core.face3d import mesh
 from ned_core.face3d.base import FaceFit
 from ned_core.face3d.landmark_fit import LandmarkFaceModeller, tessellation, triangulate
 from ned_core.track.base import FaceTrack

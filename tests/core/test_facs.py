@@ -7,9 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from ned_core import EMOTIONS, manipulate
+from ned_core import EMOTIONS, manipulate, mesh
 from ned_core.errors import InvalidOptionError, MissingModelError
-from ned_core.face3d import mesh
 from ned_core.face3d.base import FaceFit
 from ned_core.manipulate import au_fields, calibrate
 from ned_core.manipulate.facs import FacsRig
@@ -108,6 +107,45 @@ def test_surprised_raises_the_brows_and_upper_lids(rig: FacsRig, talking_fit: Fa
     move = rig.edit(talking_fit, weights_for("surprised")) - talking_fit.expression
     assert np.all(move[:, [LEFT_BROW, RIGHT_BROW], 1] < -0.05)
     assert np.all(move[:, [159, 386], 1] < -0.02)  # upper lid margins
+
+
+def blinking(fit: FaceFit, shut: list[int]) -> FaceFit:
+    """``fit`` with both eyes shut on the frames ``shut`` (each upper lid lowered onto its partner)."""
+    expression = fit.expression.copy()
+    shape = fit.identity[None] + expression
+    for row in shut:
+        for pairs in mesh.LID_PAIRS:
+            for up, lo in pairs:
+                expression[row, up, 1] += 0.95 * (shape[row, lo, 1] - shape[row, up, 1])
+    return dataclasses.replace(fit, expression=expression)
+
+
+def lid_gaps(fit: FaceFit, expression: np.ndarray) -> np.ndarray:
+    """(T, pairs, 3) vectors from each upper lid point to its lower partner, both eyes."""
+    shape = fit.identity[None] + expression
+    pairs = [pair for eye in mesh.LID_PAIRS for pair in eye]
+    return shape[:, [lo for _, lo in pairs]] - shape[:, [up for up, _ in pairs]]
+
+
+@pytest.mark.parametrize("emotion", ["surprised", "happy", "angry", "fear"])
+def test_a_blink_stays_shut_and_open_eyes_still_move(rig: FacsRig, talking_fit: FaceFit, emotion: str) -> None:
+    fit = blinking(talking_fit, shut=[4, 5])
+    edited = rig.edit(fit, weights_for(emotion))
+    # The blink is the actor's: every lid pair keeps its gap.
+    assert np.allclose(lid_gaps(fit, edited)[4:6], lid_gaps(fit, fit.expression)[4:6], atol=1e-12)
+    changed = np.abs(lid_gaps(fit, edited) - lid_gaps(fit, fit.expression)).max(axis=(1, 2))
+    assert np.all(changed[[0, 1, 8, 9]] > 0.002)  # open eyes take the edit
+    brows = [LEFT_BROW, RIGHT_BROW]
+    if emotion in ("surprised", "fear"):  # the brows above a shut eye still move
+        assert np.all(np.abs(edited[4:6, brows, 1] - fit.expression[4:6, brows, 1]) > 0.01)
+
+
+def test_blinks_can_be_left_to_the_edit(talking_fit: FaceFit) -> None:
+    fit = blinking(talking_fit, shut=[4])
+    edited = FacsRig(keep_blinks=False).edit(fit, weights_for("surprised"))
+    before = mesh.eye_openings(fit.identity[None] + fit.expression)
+    after = mesh.eye_openings(fit.identity[None] + edited)
+    assert np.all(after[4] - before[4] > 0.01)
 
 
 def test_sad_raises_and_angry_lowers_the_inner_brows_both_draw_them_together(

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ned_core import metrics
+from ned_core import mesh, metrics
 from ned_core.errors import InvalidOptionError
-from ned_core.face3d import mesh
 from ned_core.track.base import FaceTrack
 
 N = mesh.N_VERTICES

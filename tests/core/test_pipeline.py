@@ -226,3 +226,33 @@ def test_mask_is_placed_by_its_windows_and_a_foreign_format_is_refused(tmp_path,
     _mask_image(tmp_path / "big.1001.exr", np.ones((2 * H, 2 * W)))
     with Plate.open(str(tmp_path / "big.####.exr")) as m, pytest.raises(InvalidOptionError, match="display windows"):
         read_mask(m, 1001, image)
+
+
+class MouthManipulator(FakeManipulator):
+    """Also moves a 'lip' landmark down by 3 px times (1 - mouth preservation), and records what it got."""
+
+    def __init__(self):
+        self.got = []
+
+    def edit(self, fit, weights, mouth_preservation=1.0):
+        self.got.append(mouth_preservation)
+        out = super().edit(fit, weights, mouth_preservation)
+        out[:, 31, 1] += 3.0 * (1.0 - np.broadcast_to(mouth_preservation, (len(out),)))
+        return out
+
+
+def test_keyed_mouth_preservation_reaches_the_rig_per_frame_and_chunks_equal_the_single_run(tmp_path, plate):
+    manipulator = MouthManipulator()
+    pipe = Pipeline(cache=AnalysisCache(tmp_path / "cache"),
+                    stages={"track": FakeTracker(), "face3d": FakeModeller(), "manipulate": manipulator})
+    pipe.run(Shot(plate), EmotionCurve.parse_keys(["1001:happy=1"]), OutputSpec(str(tmp_path / "d.####.exr")))
+    assert manipulator.got == [1.0]  # nothing keyed: the footage default, as one value
+    curve = EmotionCurve.parse_keys(["1001:happy=1,mouth=1", "1003:happy=1,mouth=0", "1006:happy=1"], "linear")
+    pipe.run(Shot(plate), curve, OutputSpec(str(tmp_path / "all.####.exr")), mouth_preservation=0.5)
+    assert np.allclose(manipulator.got[-1], [1.0, 0.5, 0.0, 1 / 6, 1 / 3, 0.5])  # the last key takes the job's
+    pipe.run(Shot(plate), curve, OutputSpec(str(tmp_path / "chunk.####.exr")), frames=[1001, 1002, 1003],
+             mouth_preservation=0.5)
+    pipe.run(Shot(plate), curve, OutputSpec(str(tmp_path / "chunk.####.exr")), frames=[1004, 1005, 1006],
+             mouth_preservation=0.5)
+    for f in FRAMES:
+        assert Path(tmp_path / f"all.{f}.exr").read_bytes() == Path(tmp_path / f"chunk.{f}.exr").read_bytes()

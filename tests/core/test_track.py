@@ -9,9 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ned_core import metrics, track
+from ned_core import mesh, metrics, track
 from ned_core.errors import FrameRangeError, InvalidOptionError, MissingDependencyError
-from ned_core.face3d import mesh
 from ned_core.track.base import FaceHint, FaceTrack
 from ned_core.track.mediapipe_mesh import LIP_POINTS, MediaPipeTracker, choose_face, follow_face
 from ned_core.track.smoothing import adaptive_smooth, segments, smooth_landmarks

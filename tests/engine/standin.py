@@ -73,11 +73,14 @@ class GridModeller:
 
 
 class LiftRig:
-    """Moves the centre landmark up by 4 px times the happy weight."""
+    """Moves the centre landmark up by 4 px times the happy weight, and a lower one down by 3 px times
+    (1 - mouth preservation) on happy frames (a freed mouth), one value or one per frame."""
 
-    def edit(self, fit: FaceFit, weights: np.ndarray, mouth_preservation: float = 1.0) -> np.ndarray:
+    def edit(self, fit: FaceFit, weights: np.ndarray, mouth_preservation: float | np.ndarray = 1.0) -> np.ndarray:
         out = fit.expression.copy()
         out[:, 24, 1] -= 4.0 * weights[:, 4]
+        free = 1.0 - np.broadcast_to(np.asarray(mouth_preservation, np.float64), (len(out),))
+        out[:, 31, 1] += 3.0 * free * weights[:, 4]
         return out
 
 

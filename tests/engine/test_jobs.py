@@ -139,3 +139,26 @@ def test_the_appearance_stage_is_named_like_any_other():
     assert jobs.plan(_spec(backends={"preset": "ned"})).backends.appearance == "none"
     with pytest.raises(UnknownBackendError):
         jobs.plan(_spec(backends={"appearance": "paint"}))
+
+
+def test_key_mouth_preservation_reaches_the_curve_from_the_spec_and_the_cli(tmp_path, monkeypatch):
+    spec = _spec(emotion=None, keys=[{"frame": 1001, "weights": {"happy": 1.0}, "mouth_preservation": 0.0},
+                                     {"frame": 1011, "weights": {"happy": 1.0}}],
+                 interpolation="linear", mouth_preservation=0.5)
+    del spec["emotion"]
+    plan = jobs.plan(spec)
+    assert [k.mouth_preservation for k in plan.curve.keys] == [0.0, None] and plan.mouth_preservation == 0.5
+    assert np.allclose(plan.curve.mouth_preservation([1001, 1006, 1011], plan.mouth_preservation), [0.0, 0.25, 0.5])
+    monkeypatch.chdir(tmp_path)
+    args = _args("p.####.exr", "-o", "o.####.exr", "--key", "1001:happy=1,mouth=0", "--key", "1011:happy=1",
+                 "--interpolation", "linear", "--mouth-preservation", "0.5")
+    from_cli = jobs.job_from_cli_args(args)
+    assert from_cli["keys"] == spec["keys"] and from_cli["mouth_preservation"] == 0.5
+    jobs.check_spec(from_cli)
+    local = cli.curve_from_args(args)
+    frames = list(range(995, 1015))
+    assert np.array_equal(jobs.plan(from_cli).curve.mouth_preservation(frames, 0.5),
+                          local.mouth_preservation(frames, 0.5))
+    with pytest.raises(InvalidOptionError) as error:
+        jobs.job_from_cli_args(_args("p.####.exr", "-o", "o.####.exr", "--key", "1001:happy=1,mouth=1.5"))
+    assert error.value.field == "mouth_preservation"

@@ -75,6 +75,25 @@ def test_keyframed_job_end_to_end(engine, plate, out, tmp_path):
     assert channels["ned.matte"].max() > 0
 
 
+def test_keyed_mouth_preservation_end_to_end(engine, plate, out, tmp_path):
+    keys = [{"frame": 1001, "weights": {"happy": 1.0}, "mouth_preservation": 1.0},
+            {"frame": 1004, "weights": {"happy": 1.0}, "mouth_preservation": 0.0},
+            {"frame": 1006, "weights": {"happy": 1.0}}]
+    spec = spec_for(plate, str(out / "mouth.####.exr"), keys=keys, interpolation="step")
+    kept = spec_for(plate, str(out / "kept.####.exr"), keys=[{"frame": 1001, "weights": {"happy": 1.0}}])
+    with engine.client() as client:
+        assert tuple(client.hello()["protocol"]) >= (1, 2)
+        events = [collect(client, client.submit(s)) for s in (spec, kept)]
+    assert [e[-1].type for e in events] == ["done", "done"]
+    reference = _reference(tmp_path, spec)
+    for frame in FRAMES:  # two workers share the shot: every frame is the single in-process run's
+        assert (out / f"mouth.{frame}.exr").read_bytes() == reference[frame], frame
+    # step keys: preservation 1 on 1001-1003 (the plate's mouth), 0 from 1004 on, until 1006's key takes
+    # the job's (footage: 1)
+    same = [(out / f"mouth.{f}.exr").read_bytes() == (out / f"kept.{f}.exr").read_bytes() for f in FRAMES]
+    assert same == [True, True, True, False, False, True, True, True]
+
+
 def test_two_clients_see_only_their_own_jobs_unless_they_watch(engine, plate, out):
     with engine.client() as first, engine.client() as second, engine.client() as watcher:
         job_a = first.submit(spec_for(plate, str(out / "a.####.exr")))

@@ -9,7 +9,8 @@ import torch
 
 from ned_core.errors import CorruptModelError, InvalidOptionError, MissingModelError
 from ned_core.ned import checkpoints
-from ned_core.ned.deca_encoder import DecaCoarseEncoder, load_deca_encoder
+from ned_core.ned.checkpoints import load_deca_encoder
+from ned_core.ned.deca_encoder import DecaCoarseEncoder
 from ned_core.ned.manipulator_nets import Discriminator, Generator, MappingNetwork, StyleEncoder
 from ned_core.ned.renderer_nets import Generator as RendererGenerator
 

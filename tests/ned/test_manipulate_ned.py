@@ -114,3 +114,23 @@ def test_bad_options(tiny_models, fit):
         _manipulator(tiny_models, seed="x")
     with pytest.raises(InvalidOptionError, match="weights"):
         _manipulator(tiny_models).edit_codes(fit, np.zeros((T, 6)))
+
+
+def test_mouth_preservation_per_frame_frees_the_jaw_only_where_keyed(tiny_models, fit):
+    m = _manipulator(tiny_models)
+    free_exp, free_pose = m.edit_codes(fit, _weights(), 0.0)
+    _, kept_pose = m.edit_codes(fit, _weights(), 1.0)
+    per_frame = np.ones(T)
+    per_frame[:3] = 0.0  # the artist frees the mouth on the first three frames
+    exp, pose = m.edit_codes(fit, _weights(), per_frame)
+    assert np.array_equal(pose[:3], free_pose[:3]) and np.array_equal(pose[3:], kept_pose[3:])
+    assert np.array_equal(exp, free_exp)  # only the jaw follows mouth preservation
+    # A constant array is the scalar, bit for bit.
+    for value in (0.0, 0.4, 1.0):
+        a = m.edit_codes(fit, _weights(), np.full(T, value))
+        b = m.edit_codes(fit, _weights(), value)
+        assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    with pytest.raises(InvalidOptionError):
+        m.edit_codes(fit, _weights(), np.ones(T + 1))
+    with pytest.raises(InvalidOptionError):
+        m.edit_codes(fit, _weights(), np.full(T, 1.5))

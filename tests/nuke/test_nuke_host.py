@@ -133,6 +133,28 @@ def test_curves_are_sampled_at_every_frame_with_their_interpolation(plate, shot)
     assert spec["keys"][0]["weights"]["neutral"] == 0.0
 
 
+def test_an_animated_mouth_preservation_is_sampled_per_frame_and_a_constant_one_sent_once(plate, shot) -> None:
+    from ned_nuke.logic import job as jobs
+
+    save_script(shot)
+    node, _ = make_node(plate, "tcp://127.0.0.1:9")
+    node["happy"].setValue(1.0)
+    node["mouth_preservation"].setValue(0.7)
+    values = host.node_values(node, render=False)
+    spec = jobs.spec(values)
+    assert values.mouth is None and spec["mouth_preservation"] == 0.7
+    assert all("mouth_preservation" not in k for k in spec["keys"])
+    mouth = node["mouth_preservation"]
+    mouth.setValueAt(1.0, 1001)
+    mouth.setValueAt(0.0, 1004)
+    mouth.setValueAt(1.0, 1006)
+    mouth.animation(0).changeInterpolation(mouth.animation(0).keys(), nuke.CONSTANT)  # step
+    values = host.node_values(node, render=False)
+    spec = jobs.spec(values)
+    assert [k["mouth_preservation"] for k in spec["keys"]] == [1.0, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 1.0]
+    assert [k["frame"] for k in spec["keys"]] == FRAMES and spec["mouth_preservation"] == 0.75
+
+
 def test_a_custom_range_face_point_and_mask_read(plate, shot, engine_root) -> None:
     save_script(shot)
     node, _ = make_node(plate, "tcp://127.0.0.1:9")

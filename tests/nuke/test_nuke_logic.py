@@ -117,6 +117,24 @@ def test_intensity_scales_non_neutral_weights_and_values_are_clamped() -> None:
     assert [k["weights"]["sad"] for k in jobs.spec(weird)["keys"]] == [0.0, 1.0, 0.0, 0.5]
 
 
+def test_an_animated_mouth_preservation_is_keyed_per_frame() -> None:
+    constant = jobs.spec(values(mouth_preservation=0.4))
+    assert constant["mouth_preservation"] == 0.4 and all("mouth_preservation" not in k for k in constant["keys"])
+    spec = jobs.spec(values(mouth=[1.0, 0.0, -3.0, float("nan")]))
+    assert [k["mouth_preservation"] for k in spec["keys"]] == [1.0, 0.0, 0.0, 0.0]
+    assert spec["mouth_preservation"] == 0.25  # the mean: what an engine older than 1.2 gets
+    spec = jobs.spec(values(mouth=[1.0, 0.5, 0.5, 0.0]))
+    assert jobs.for_version(spec, (1, 2)) == (spec, [])
+    older, dropped = jobs.for_version(spec, (1, 1))
+    assert dropped == ["keys[].mouth_preservation"] and older["mouth_preservation"] == 0.5
+    assert all("mouth_preservation" not in k for k in older["keys"]) and older["keys"][1]["weights"] == \
+        spec["keys"][1]["weights"]
+    assert jobs.check_job_spec(older, (1, 1)) == older
+    with pytest.raises(InvalidOptionError) as error:
+        jobs.spec(values(mouth=[1.0]))
+    assert error.value.field == "mouth_preservation"
+
+
 def test_plate_movie_face_and_mask_fields() -> None:
     spec = jobs.spec(values(plate=jobs.Plate("/s/take.mov", "Camera Rec.709", 1), face=(100.0, 50.0), height=1080,
                             mask="/s/roto.####.exr", options={"track": {"min_confidence": 0.5}}))
@@ -225,6 +243,21 @@ def test_the_runner_reports_through_post_and_the_progress_sink() -> None:
     assert [s.state for s in seen] == ["submitting", "queued", "running", "done"]
     assert sink.seen[-1] == ("Done: 2 frames written", 100) and sink.closed and client.closed
     assert client.key == "k-1" and client.options["client_name"] == "ned-nuke"
+
+
+@pytest.mark.parametrize("engine, sent", [((1, 1), False), ((1, 2), True)])
+def test_the_runner_leaves_keyed_mouth_preservation_out_for_an_older_engine(engine, sent) -> None:
+    client = FakeClient([FakeEvent("done", {"frames_written": 4})])
+    client.hello = lambda: {"protocol": list(engine)}
+    submitted = []
+    plain_submit = client.submit
+    client.submit = lambda spec, idempotency_key=None: submitted.append(spec) or plain_submit(spec, idempotency_key)
+    spec = jobs.spec(values(mouth=[1.0, 0.0, 0.0, 1.0]))
+    seen = []
+    assert JobRunner("tcp://x:1", spec, on_status=seen.append, client_factory=client).start().join(10)
+    assert seen[-1].state == "done"
+    assert all(("mouth_preservation" in k) == sent for k in submitted[0]["keys"])
+    assert submitted[0]["mouth_preservation"] == 0.5
 
 
 def test_the_progress_cancel_button_cancels_the_job() -> None:

@@ -7,7 +7,7 @@ import copy
 import pytest
 from ned_protocol import schema
 from ned_protocol.codec import decode, encode
-from ned_protocol.errors import CODES, InvalidMessageError, UnsupportedVersionError
+from ned_protocol.errors import CODES, InvalidMessageError, InvalidOptionError, UnsupportedVersionError
 from ned_protocol.examples import EXAMPLES, example_message
 from ned_protocol.fields import Field, Int, Struct
 
@@ -190,3 +190,29 @@ def test_pipeline_error_codes_match_ned_core() -> None:
     for cls in core.ALL_ERRORS:
         assert cls.code in errors.CLASSES, cls
         assert errors.CLASSES[cls.code].retryable == cls.retryable, cls
+
+
+def test_a_key_may_carry_its_mouth_preservation_since_1_2() -> None:
+    keys = [{"frame": 1001, "weights": {"happy": 1.0}, "mouth_preservation": 0.0},
+            {"frame": 1010, "weights": {"happy": 1.0}}]
+    spec = {**SPEC, "keys": keys, "interpolation": "linear"}
+    spec.pop("emotion", None)
+    spec.pop("intensity", None)
+    assert schema.check_job_spec(spec) == spec
+    assert schema.check_job_spec(spec, (1, 2)) == spec
+    message = schema.build("submit", spec=spec)
+    schema.validate(message)
+    # A 1.1 session (an older engine or client) does not know the field: a message that says 1.1 and
+    # carries it is refused, with the key's path.
+    with pytest.raises(InvalidMessageError, match="new in protocol 1.2; the message says 1.1") as caught:
+        schema.validate({**message, "v": [1, 1]})
+    assert caught.value.field == "spec.keys[0].mouth_preservation"
+    older = copy.deepcopy(message)
+    del older["body"]["spec"]["keys"][0]["mouth_preservation"]
+    schema.validate({**older, "v": [1, 1]})
+    for bad in (1.5, -0.1, float("nan"), "0"):
+        broken = copy.deepcopy(spec)
+        broken["keys"][0]["mouth_preservation"] = bad
+        with pytest.raises(InvalidOptionError) as refused:
+            schema.check_job_spec(broken)
+        assert refused.value.field == "spec.keys[0].mouth_preservation", bad

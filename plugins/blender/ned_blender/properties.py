@@ -34,8 +34,9 @@ def _flat_properties() -> dict:
         name="Intensity", description="Scales every non-neutral weight (0: no edit; above 1 exaggerates)",
         default=1.0, min=0.0, max=10.0, soft_max=2.0, options={"ANIMATABLE"})
     props[MOUTH_PROPERTY] = FloatProperty(
-        name="Mouth Preservation", description="How much of the speech's mouth motion is kept (the job "
-        "takes the mean over the range)", default=1.0, min=0.0, max=1.0, options={"ANIMATABLE"})
+        name="Mouth Preservation", description="How much of the speech's mouth motion is kept (1: all; "
+        "keyframe it below 1 to free the mouth, lips parted and teeth shown, on some frames)", default=1.0,
+        min=0.0, max=1.0, options={"ANIMATABLE"})
     return props
 
 

@@ -232,10 +232,13 @@ def node_values(node: Any, render: bool = True) -> jobs.NodeValues:
     if node["use_face"].value():
         face = (float(node["face"].getValueAt(span[0], 0)), float(node["face"].getValueAt(span[0], 1)))
     script = os.path.splitext(os.path.basename(nuke.root().name()))[0]
+    mouth_knob = node["mouth_preservation"]
+    # An animated mouth preservation is keyed like the emotions: sampled at every frame of the range.
+    mouth = [float(mouth_knob.getValueAt(f)) for f in jobs.frames_of(span)] if mouth_knob.isAnimated() else None
     return jobs.NodeValues(
         label=f"{script} {node.name()}".strip(), plate=plate(node, output, span, render), frame_range=span,
         weights=weights, intensity=intensity, output=output,
-        mouth_preservation=float(node["mouth_preservation"].getValueAt(span[0])),
+        mouth_preservation=float(mouth_knob.getValueAt(span[0])), mouth=mouth,
         backend=node["backend"].value(), face=face, height=int(_source(node).height()),
         mask=mask(node, output, span, render))
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ned_protocol.errors import InvalidOptionError
-from ned_protocol.fields import Struct
+from ned_protocol.fields import List, Struct
 from ned_protocol.schema import JOB_SPEC, check_job_spec
 
 from .frames import FrameMap
@@ -88,7 +88,8 @@ def for_version(spec: dict[str, Any], version: Sequence[int]) -> tuple[dict[str,
     """``spec`` without the fields an engine of protocol ``version`` does not know, and their paths.
 
     An older engine refuses a newer field (``invalid_message``); the add-on leaves it out and says so
-    (e.g. ``output.colorspace``, new in 1.1).
+    (e.g. ``output.colorspace``, new in 1.1; ``keys[].mouth_preservation``, new in 1.2: the job's
+    value, the mean over the range, then holds for every frame).
     """
     dropped: list[str] = []
 
@@ -101,6 +102,12 @@ def for_version(spec: dict[str, Any], version: Sequence[int]) -> tuple[dict[str,
                 continue
             if spec_field is not None and isinstance(spec_field.type, Struct) and isinstance(item, dict):
                 item = strip(item, spec_field.type, f"{path}{key}.")
+            elif spec_field is not None and isinstance(spec_field.type, List) and isinstance(
+                    spec_field.type.item, Struct) and isinstance(item, list):
+                seen = len(dropped)
+                item = [strip(entry, spec_field.type.item, f"{path}{key}[].") if isinstance(entry, dict)
+                        else entry for entry in item]
+                dropped[seen:] = sorted(set(dropped[seen:]))  # one name per field, not one per key
             kept[key] = item
         return kept
 

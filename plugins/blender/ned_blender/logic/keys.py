@@ -5,6 +5,8 @@ the host evaluates each property at every frame of the range and this module tur
 ``EmotionKey`` dicts in the plate's numbering. Sampling every frame and sending ``linear`` interpolation
 reproduces Blender's curves exactly at every frame; runs of identical samples are thinned to their ends,
 which linear interpolation fills in exactly, so a constant shot costs two keys, not one per frame.
+An animated ``ned_mouth_preservation`` rides along in each key's ``mouth_preservation`` (protocol 1.2);
+a constant one is left to the job's single value.
 
 No bpy; ``ned_protocol.schema`` only for the label order and limits.
 """
@@ -43,10 +45,21 @@ def weights_at(samples: Samples, index: int) -> dict[str, float]:
     return weights
 
 
-def emotion_keys(samples: Samples, plate_frames: Sequence[int]) -> list[dict]:
-    """``EmotionKey`` dicts (``{"frame", "weights"}``) for samples taken at ``plate_frames``.
+def mouth_animated(samples: Samples) -> bool:
+    """Whether ``ned_mouth_preservation`` changes over the range (then each key carries its value)."""
+    values = samples.get(MOUTH_PROPERTY)
+    return bool(values) and any(_mouth(v) != _mouth(values[0]) for v in values)
 
-    Keys inside a run of identical weights are dropped (linear interpolation restores them exactly).
+
+def _mouth(value: float) -> float:
+    return round(min(max(float(value), 0.0), 1.0), 6)
+
+
+def emotion_keys(samples: Samples, plate_frames: Sequence[int]) -> list[dict]:
+    """``EmotionKey`` dicts (``{"frame", "weights"}``, and ``"mouth_preservation"`` when the property is
+    animated) for samples taken at ``plate_frames``.
+
+    Keys inside a run of identical keys are dropped (linear interpolation restores them exactly).
 
     Raises
     ------
@@ -59,12 +72,16 @@ def emotion_keys(samples: Samples, plate_frames: Sequence[int]) -> list[dict]:
     for name, values in samples.items():
         if len(values) != count:
             raise InvalidOptionError(f"{name} has {len(values)} samples for {count} frames", field=name)
-    per_frame = [weights_at(samples, i) for i in range(count)]
+    mouth = [_mouth(v) for v in samples[MOUTH_PROPERTY]] if mouth_animated(samples) else None
+    per_frame = [(weights_at(samples, i), None if mouth is None else mouth[i]) for i in range(count)]
     keys = []
-    for i, weights in enumerate(per_frame):
-        inside_run = 0 < i < count - 1 and per_frame[i - 1] == weights == per_frame[i + 1]
+    for i, (weights, value) in enumerate(per_frame):
+        inside_run = 0 < i < count - 1 and per_frame[i - 1] == per_frame[i] == per_frame[i + 1]
         if not inside_run:
-            keys.append({"frame": int(plate_frames[i]), "weights": weights})
+            key = {"frame": int(plate_frames[i]), "weights": weights}
+            if value is not None:
+                key["mouth_preservation"] = value
+            keys.append(key)
     if len(keys) > LIMITS["max_keys"]:
         raise InvalidOptionError(f"the emotion curves change on {len(keys)} frames; a job takes at most "
                                  f"{LIMITS['max_keys']} keys (process a shorter range)", field="keys")
@@ -72,7 +89,8 @@ def emotion_keys(samples: Samples, plate_frames: Sequence[int]) -> list[dict]:
 
 
 def mouth_preservation(samples: Samples) -> float:
-    """The job's mouth preservation: the property's mean over the range (the protocol takes one value)."""
+    """The job's mouth preservation: the property's mean over the range. Where it is animated the keys
+    carry each frame's value and this mean is what an engine older than protocol 1.2 gets instead."""
     values = samples.get(MOUTH_PROPERTY)
     if not values:
         return 1.0

@@ -4,7 +4,9 @@ plate (a Read's own files or the rendered input), mask, face, backend and output
 The host samples each emotion knob with ``getValueAt(frame)`` at every frame of the range, so Nuke's
 step, linear and smooth curves all come through exactly; this module turns those samples into one
 ``EmotionKey`` per frame (non-neutral weights times the intensity) and checks the whole spec against
-``ned_protocol.schema.JOB_SPEC``, the schema the engine checks it with.
+``ned_protocol.schema.JOB_SPEC``, the schema the engine checks it with. An animated mouth preservation
+knob is sampled the same way into each key's ``mouth_preservation`` (protocol 1.2); a constant one is
+sent once, as the job's value.
 
 Imports only ``ned_protocol``; never ``nuke``, torch, numpy, ned_core or ned_engine.
 """
@@ -16,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ned_protocol.errors import InvalidOptionError
-from ned_protocol.schema import EMOTIONS, LIMITS, check_job_spec
+from ned_protocol.schema import EMOTION_KEY, EMOTIONS, LIMITS, check_job_spec
 
 Sampler = Callable[[int], float]
 """A knob's value at a frame (the host passes ``lambda f: knob.getValueAt(f)``)."""
@@ -37,9 +39,10 @@ class Plate:
 class NodeValues:
     """Everything the job needs from one node, already read from its knobs and inputs.
 
-    ``weights[label]`` and ``intensity`` hold one sample per frame of ``frame_range``. ``face`` is the
-    face point in Nuke's coordinates (origin bottom-left); ``height`` is the Source's format height, to
-    turn it into the engine's image coordinates (origin top-left).
+    ``weights[label]`` and ``intensity`` hold one sample per frame of ``frame_range``; so does
+    ``mouth`` when the mouth preservation knob is animated (None: ``mouth_preservation`` holds for the
+    whole range). ``face`` is the face point in Nuke's coordinates (origin bottom-left); ``height`` is
+    the Source's format height, to turn it into the engine's image coordinates (origin top-left).
     """
 
     label: str
@@ -54,6 +57,7 @@ class NodeValues:
     height: int = 0
     mask: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    mouth: list[float] | None = None
 
 
 def frames_of(frame_range: tuple[int, int]) -> list[int]:
@@ -80,9 +84,10 @@ def _clamp(value: float, high: float) -> float:
 
 
 def keys(weights: Mapping[str, Sequence[float]], intensity: Sequence[float],
-         frame_range: tuple[int, int]) -> list[dict[str, Any]]:
+         frame_range: tuple[int, int], mouth: Sequence[float] | None = None) -> list[dict[str, Any]]:
     """One ``EmotionKey`` per frame: each emotion's weight clamped to 0..1, non-neutral ones times the
-    intensity (the non-neutral sum is the edit's strength; neutral alone means no edit).
+    intensity (the non-neutral sum is the edit's strength; neutral alone means no edit), and with
+    ``mouth`` samples each frame's mouth preservation, clamped to 0..1.
 
     Raises
     ------
@@ -96,6 +101,9 @@ def keys(weights: Mapping[str, Sequence[float]], intensity: Sequence[float],
     for label, values in weights.items():
         if len(values) != len(frames):
             raise InvalidOptionError(f"{label}: {len(values)} samples for {len(frames)} frames", field=label)
+    if mouth is not None and len(mouth) != len(frames):
+        raise InvalidOptionError(f"mouth_preservation: {len(mouth)} samples for {len(frames)} frames",
+                                 field="mouth_preservation")
     out = []
     for index, frame in enumerate(frames):
         gain = _clamp(intensity[index], MAX_WEIGHT)
@@ -103,7 +111,10 @@ def keys(weights: Mapping[str, Sequence[float]], intensity: Sequence[float],
         for label in EMOTIONS:
             weight = _clamp(weights[label][index], 1.0) if label in weights else 0.0
             row[label] = weight if label == "neutral" else min(weight * gain, MAX_WEIGHT)
-        out.append({"frame": frame, "weights": row})
+        key: dict[str, Any] = {"frame": frame, "weights": row}
+        if mouth is not None:
+            key["mouth_preservation"] = _clamp(mouth[index], 1.0)
+        out.append(key)
     return out
 
 
@@ -136,9 +147,12 @@ def spec(values: NodeValues) -> dict[str, Any]:
         out["face"] = {"point": face_point(values.face, values.height)}
     # Every frame carries its own key, so the engine's interpolation never runs between samples; "linear"
     # is the one that would reproduce the samples exactly if it did.
-    out["keys"] = keys(values.weights, values.intensity, values.frame_range)
+    out["keys"] = keys(values.weights, values.intensity, values.frame_range, values.mouth)
     out["interpolation"] = "linear"
-    out["mouth_preservation"] = _clamp(values.mouth_preservation, 1.0)
+    if values.mouth is None:
+        out["mouth_preservation"] = _clamp(values.mouth_preservation, 1.0)
+    else:  # every key carries its own; the mean is what an engine older than protocol 1.2 gets
+        out["mouth_preservation"] = round(sum(_clamp(v, 1.0) for v in values.mouth) / len(values.mouth), 6)
     out["backends"] = {"preset": values.backend}
     if values.options:
         out["backends"]["options"] = values.options
@@ -147,4 +161,19 @@ def spec(values: NodeValues) -> dict[str, Any]:
     return check(out)
 
 
-__all__ = ["NodeValues", "Plate", "Sampler", "check", "face_point", "frames_of", "keys", "sample", "spec"]
+def for_version(spec: dict[str, Any], version: Sequence[int]) -> tuple[dict[str, Any], list[str]]:
+    """``spec`` without the key fields an engine of protocol ``version`` does not know, and their names.
+
+    An older engine refuses a newer field (``invalid_message``): before 1.2 the keys' mouth preservation
+    goes, and the job's value (the mean of the samples) stands for the whole range.
+    """
+    newer = sorted(name for name, spec_field in EMOTION_KEY.fields.items()
+                   if tuple(spec_field.since) > tuple(version))
+    if not newer or not any(name in key for key in spec.get("keys", ()) for name in newer):
+        return spec, []
+    keys_out = [{k: v for k, v in key.items() if k not in newer} for key in spec["keys"]]
+    return {**spec, "keys": keys_out}, [f"keys[].{name}" for name in newer]
+
+
+__all__ = ["NodeValues", "Plate", "Sampler", "check", "face_point", "for_version", "frames_of", "keys", "sample",
+           "spec"]

@@ -72,7 +72,8 @@ KNOBS: tuple[KnobDef, ...] = (
     KnobDef("double", "intensity", "intensity", 1.0, (0.0, 2.0),
             tooltip="multiplies every non-neutral weight (animatable)"),
     KnobDef("double", "mouth_preservation", "mouth preservation", 1.0, (0.0, 1.0),
-            tooltip="how much of the speech's mouth motion is kept (1: all)"),
+            tooltip="how much of the speech's mouth motion is kept (1: all); animate it below 1 to free the "
+                    "mouth (lips parted, teeth) on some frames"),
     KnobDef("divider", "range_divider", "frames"),
     KnobDef("bool", "use_input_range", "input range", True,
             tooltip="on: process the Source's frame range; off: the range below"),

@@ -20,9 +20,10 @@ from typing import Any
 
 from ned_protocol.errors import NedError
 from ned_protocol.exr_header import channel_names, colorspace, read_headers
-from ned_protocol.schema import new_id
+from ned_protocol.schema import new_id, session_version
 
 from ned_nuke.logic.events import JobStatus, accepted, apply, failed, submitting
+from ned_nuke.logic.job import for_version
 
 logger = logging.getLogger(__name__)
 POLL = 0.2
@@ -130,7 +131,14 @@ class JobRunner:
             sink = self._progress() if self._progress is not None else None
             self._show(submitting(), sink)
             client = self._client_factory(self.address, timeout=self._timeout, client_name="ned-nuke")
-            job = client.submit(self.spec, idempotency_key=self.key)
+            spec = self.spec
+            if any("mouth_preservation" in key for key in spec.get("keys", ())):
+                # keyed mouth preservation is protocol 1.2: an older engine gets the job's value alone
+                spec, dropped = for_version(spec, session_version(client.hello()["protocol"]))
+                if dropped:
+                    logger.warning("the engine speaks an older protocol: %s not sent (the job's mouth "
+                                   "preservation holds for the whole range)", ", ".join(dropped))
+            job = client.submit(spec, idempotency_key=self.key)
             status = accepted(job)
             self._show(status, sink)
             cancel_sent = False

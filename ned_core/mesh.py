@@ -2,7 +2,8 @@
 
 Face-local units: the origin is the centroid of the STABLE points, one unit is the distance between the
 outer eye corners, x points to the image's right (the subject's left eye), y down (toward the chin), z
-toward the viewer. Every backend of the default path (face3d fit, FACS rig, calibration) uses this frame.
+toward the viewer. Every backend of the default path (tracker smoothing, face3d fit, FACS rig, calibration,
+appearance) uses this frame. It sits below the stages, so any of them may import it.
 """
 
 from __future__ import annotations
@@ -26,6 +27,13 @@ INNER_LIP_PAIRS: tuple[tuple[int, int], ...] = (
     (78, 78), (191, 95), (80, 88), (81, 178), (82, 87), (13, 14), (312, 317), (311, 402), (310, 318),
     (415, 324), (308, 308),
 )
+# Eyelid contour pairs (upper, lower) from the outer to the inner corner, the subject's right eye first,
+# and each eye's corners (outer, inner): the eye's opening and its width.
+LID_PAIRS: tuple[tuple[tuple[int, int], ...], ...] = (
+    ((246, 7), (161, 163), (160, 144), (159, 145), (158, 153), (157, 154), (173, 155)),
+    ((466, 249), (388, 390), (387, 373), (386, 374), (385, 380), (384, 381), (398, 382)),
+)
+EYE_CORNERS: tuple[tuple[int, int], ...] = ((33, 133), (263, 362))
 # Points that expressions barely move: eye corners, nose bridge and tip, upper face oval, temples.
 STABLE: tuple[int, ...] = (
     33, 133, 263, 362, 168, 6, 197, 195, 5, 4, 1, 10, 338, 109, 67, 297, 151, 9, 8, 127, 356, 234, 454,
@@ -76,3 +84,18 @@ def similarity_fit(src: np.ndarray, dst: np.ndarray, weights: np.ndarray | None 
     scale = float((sig * d).sum() / var_s)
     translation = mu_d - scale * rotation @ mu_s
     return scale, rotation, translation
+
+
+def eye_openings(points: np.ndarray) -> np.ndarray:
+    """(..., 2) opening of each eye (mean lid-pair gap along y) over its width, for (..., N, 2+) points.
+
+    About 0.2 for an open eye, under 0.05 in a blink; y must point down the face (face-local or pixels).
+    """
+    pts = np.asarray(points, dtype=np.float64)
+    out = []
+    for pairs, (outer, inner) in zip(LID_PAIRS, EYE_CORNERS, strict=True):
+        upper, lower = [u for u, _ in pairs], [lo for _, lo in pairs]
+        gap = (pts[..., lower, 1] - pts[..., upper, 1]).mean(axis=-1)
+        width = np.linalg.norm(pts[..., outer, :2] - pts[..., inner, :2], axis=-1)
+        out.append(gap / np.maximum(width, 1e-9))
+    return np.stack(out, axis=-1)

@@ -190,10 +190,7 @@ class ExpressionAppearance:
         if smile > 0.0 or np.any(drawn > 0.0):
             # The whole change in texture space first (one small image), then onto the face once.
             log_ratio = smile * self.log_ratio + np.tensordot(drawn.astype(np.float32), self._crease_maps, 1)
-            mapping, covered = mesh_map(edited, self._texels, self.triangles, shape)
-            log_ratio = cv2.remap(log_ratio.astype(np.float32), mapping[..., 0], mapping[..., 1], cv2.INTER_LINEAR,
-                                  borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
-            gain = np.where(covered, np.exp(log_ratio), 1.0).astype(np.float32)
+            gain = self._gain(log_ratio.astype(np.float32), edited, unit, shape)
         eye_alpha, eye_colour = self._eyes(plate, face, edited, origin, box, space, linear_space)
         alpha, colour = self._mouth(plate, rendered, face, edited, source, unit, origin, shape, bare, jaw)
         changed = (gain != 1.0) | (alpha > 0.0) | (eye_alpha > 0.0)
@@ -208,6 +205,24 @@ class ExpressionAppearance:
         region = result[ys, xs]
         np.copyto(region[..., :3], out_rgb.astype(np.float32), where=changed[..., None])
         return RenderOutput(pixels=result, matte=rendered.matte, stmap=rendered.stmap)
+
+    def _gain(self, log_ratio: np.ndarray, edited: np.ndarray, unit: float, shape: tuple[int, int]) -> np.ndarray:
+        """(h, w) gain of the face texture's ``log_ratio`` on the edited mesh over the box.
+
+        The texture holds a texel every ``unit / TEXELS_PER_UNIT`` pixels: on a large face the gain is
+        sampled once per texel and scaled up (pixel centres kept aligned), which loses nothing the
+        texture holds and costs a step² less; a face of under 1.5 pixels a texel is sampled per pixel.
+        """
+        step = max(1, round(unit / texture.TEXELS_PER_UNIT))
+        small = (-(-shape[0] // step), -(-shape[1] // step))
+        mapping, covered = mesh_map((edited - 0.5 * (step - 1)) / step, self._texels, self.triangles, small)
+        sampled = cv2.remap(log_ratio, mapping[..., 0], mapping[..., 1], cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+        gain = np.where(covered, np.exp(sampled), 1.0).astype(np.float32)
+        if step == 1:
+            return gain
+        up = cv2.resize(gain, (small[1] * step, small[0] * step), interpolation=cv2.INTER_LINEAR)
+        return np.ascontiguousarray(up[:shape[0], :shape[1]])
 
     @staticmethod
     def _eyes(plate: np.ndarray, face: FrameFace, edited: np.ndarray, origin: np.ndarray,

@@ -32,7 +32,7 @@ from ned_core import mesh
 from ned_core.appearance import texture
 from ned_core.appearance.creases import crease_maps
 from ned_core.appearance.eyes import EYES, eye_layer
-from ned_core.errors import InvalidOptionError
+from ned_core.errors import CorruptImageError, InputNotFoundError, InvalidOptionError
 from ned_core.face3d.base import FaceFit
 from ned_core.io import PlateImage
 from ned_core.io.colour import convert, scene_linear
@@ -115,7 +115,9 @@ class ExpressionAppearance:
         scales the layer on every frame. One value per shot, so the teeth do not flicker with the
         plate's mouth (a per-frame level did). None for a shot whose mouth never opens (a still with
         closed lips) or whose edit draws no mouth (no AU10, AU12, AU25 or AU26 on any frame): nothing
-        is read then, and the skin alone lights the layer.
+        is read then, and the skin alone lights the layer. A frame that cannot be read is left out (every
+        chunk leaves it out alike; rendering it reports the error), so a chunk is not failed by a
+        damaged frame it does not render.
         """
         mouth_units = [_AU[name] for name in ("AU10", "AU12", "AU25", "AU26")]
         act = action_units(np.asarray(weights, dtype=np.float64), ACTION_UNIT_ORDER, INTENSITY_CEILING)
@@ -128,8 +130,14 @@ class ExpressionAppearance:
             unit = float(fit.scale[index])
             openings.append((-texture.MouthFrame(points, unit).opening(along).max() * unit, int(index)))
         picked = [index for negative, index in sorted(openings)[:TEETH_FRAMES] if -negative >= 2.0]
-        gains = [gain for index in picked
-                 if (gain := self._mouth_gain(read(fit.frames[index]), fit, index)) is not None]
+        gains = []
+        for index in picked:
+            try:
+                image = read(fit.frames[index])
+            except (InputNotFoundError, CorruptImageError):  # that frame's own render reports it
+                continue
+            if (gain := self._mouth_gain(image, fit, index)) is not None:
+                gains.append(gain)
         return np.median(gains, axis=0).astype(np.float32) if gains else None
 
     def _mouth_gain(self, image: PlateImage, fit: FaceFit, index: int) -> np.ndarray | None:

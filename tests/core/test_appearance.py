@@ -11,7 +11,13 @@ import pytest
 from ned_core import EMOTIONS, appearance, mesh
 from ned_core.appearance import texture
 from ned_core.appearance.ratio import MODEL_FILE, ExpressionAppearance, load_model
-from ned_core.errors import CorruptModelError, InvalidOptionError, MissingModelError
+from ned_core.errors import (
+    CorruptImageError,
+    CorruptModelError,
+    InputNotFoundError,
+    InvalidOptionError,
+    MissingModelError,
+)
 from ned_core.face3d.base import FaceFit
 from ned_core.face3d.landmark_fit import triangulate
 from ned_core.manipulate.facs import FacsRig
@@ -224,3 +230,23 @@ def test_the_plates_own_mouth_lights_the_teeth_once_per_shot(fit: FaceFit, stage
     teeth = full > dimmed + 1e-4
     assert teeth.sum() > 50  # the mouth layer is what changed, and it is darker
     assert float(dimmed[teeth].mean()) < 0.8 * float(full[teeth].mean())
+
+
+def test_a_damaged_frame_is_left_out_of_the_shot_measure(fit: FaceFit, stage: ExpressionAppearance) -> None:
+    shot = talking(fit, [0.0, 0.05, 0.09, 0.02])
+    happy4 = np.tile(weights("happy"), (4, 1))
+
+    def read(frame: int) -> SimpleNamespace:
+        if frame == 3:  # the most open mouth
+            raise CorruptImageError("frame 3 is damaged")
+        return plate_with_mouth(shot, shot.frames.index(frame), 20.0)
+
+    gain = stage.measure_shot(shot, happy4, read)
+    assert gain is not None and np.all(np.isfinite(gain))  # measured from the other open mouths
+
+
+def test_no_readable_open_mouth_gives_no_measure(fit: FaceFit, stage: ExpressionAppearance) -> None:
+    def read(frame: int) -> SimpleNamespace:
+        raise InputNotFoundError(f"frame {frame} is missing")
+
+    assert stage.measure_shot(talking(fit, [0.05, 0.09]), np.tile(weights("happy"), (2, 1)), read) is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -132,6 +133,23 @@ def test_smooth_edit_has_no_folds_or_seams() -> None:
     raw = MeshWarpRenderer(smooth=0.0).render(texture(), FrameFace(points, edited, triangles))
     kinked = np.abs(np.diff(raw.stmap, 2, axis=0)).max()
     assert smooth < 0.05 < kinked
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_the_same_bits_whatever_opencvs_thread_count(threads: int) -> None:
+    """A farm node's core count must not change a frame: pixels, STMap and matte."""
+    points, triangles = grid_mesh(n=11)
+    edited = bump(points, (256, 256), (14.0, -10.0), 90.0)
+    before = cv2.getNumThreads()
+    try:
+        cv2.setNumThreads(2)
+        reference = MeshWarpRenderer().render(texture(), FrameFace(points, edited, triangles))
+        cv2.setNumThreads(threads)
+        other = MeshWarpRenderer().render(texture(), FrameFace(points, edited, triangles))
+    finally:
+        cv2.setNumThreads(before)
+    for a, b in ((reference.pixels, other.pixels), (reference.stmap, other.stmap), (reference.matte, other.matte)):
+        assert same_bits(a, b)
 
 
 def test_fall_off_reaches_zero_at_the_outline() -> None:

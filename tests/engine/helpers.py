@@ -31,6 +31,25 @@ def write_exr(path: Path, pixels: np.ndarray) -> None:
     out.close()
 
 
+def exr_bytes(path: Path) -> tuple[list[str], list[str], bytes]:
+    """Channel names, their stored formats and every pixel byte of an EXR, over all its parts (the matte
+    and STMap layers are parts after the RGBA), as OpenImageIO reads them."""
+    image = oiio.ImageInput.open(str(path))
+    assert image is not None, oiio.geterror()
+    names: list[str] = []
+    formats: list[str] = []
+    data = b""
+    part = 0
+    while part == 0 or image.seek_subimage(part, 0):
+        spec = image.spec()
+        names += spec.channelnames
+        formats += [str(f) for f in spec.channelformats] or [str(spec.format)] * spec.nchannels
+        data += np.ascontiguousarray(image.read_image(part, 0, 0, spec.nchannels, "unknown")).tobytes()
+        part += 1
+    image.close()
+    return names, formats, data
+
+
 def make_plate(folder: Path, frames: range, seed: int = 0) -> str:
     """A scene-linear half EXR sequence ``folder/plate.####.exr`` of noise (HDR values and negatives)."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -11,8 +11,6 @@ import signal
 import time
 from pathlib import Path
 
-import numpy as np
-import OpenImageIO as oiio
 import pytest
 from ned_engine import jobs
 from ned_engine.monitor import fetch
@@ -21,7 +19,7 @@ from ned_core.cache import AnalysisCache
 from ned_core.pipeline import Pipeline
 
 from . import standin
-from .helpers import EngineProcess, collect, make_plate, spec_for, stamp
+from .helpers import EngineProcess, collect, exr_bytes, make_plate, spec_for, stamp
 
 FRAMES = list(range(1001, 1013))
 WRITES_IN_FLIGHT = 2  # ned_core.pipeline._FrameWriter's depth: frames rendered, not yet in place
@@ -46,25 +44,6 @@ def engine(root):
     process.stop()
 
 
-def _pixels(path: Path) -> tuple[list[str], list[str], bytes]:
-    """Channel names, their stored formats and every pixel byte of an EXR, over all its parts (the matte
-    and STMap layers are parts after the RGBA), as OpenImageIO reads them."""
-    image = oiio.ImageInput.open(str(path))
-    assert image is not None, oiio.geterror()
-    names: list[str] = []
-    formats: list[str] = []
-    data = b""
-    part = 0
-    while part == 0 or image.seek_subimage(part, 0):
-        spec = image.spec()
-        names += spec.channelnames
-        formats += [str(f) for f in spec.channelformats] or [str(spec.format)] * spec.nchannels
-        data += np.ascontiguousarray(image.read_image(part, 0, 0, spec.nchannels, "unknown")).tobytes()
-        part += 1
-    image.close()
-    return names, formats, data
-
-
 def _reference(folder: Path, spec: dict) -> dict[int, Path]:
     """One in-process run of the whole shot with the same stand-in stages and a fresh analysis."""
     pattern = str(folder / "ref.####.exr")
@@ -78,7 +57,7 @@ def _reference(folder: Path, spec: dict) -> dict[int, Path]:
 def _assert_identical(out: Path, name: str, reference: dict[int, Path]) -> None:
     assert sorted(reference) == FRAMES
     for frame, path in reference.items():
-        assert _pixels(out / f"{name}.{frame}.exr") == _pixels(path), f"frame {frame} differs from a single run"
+        assert exr_bytes(out / f"{name}.{frame}.exr") == exr_bytes(path), f"frame {frame} differs from a single run"
 
 
 def _status(engine: EngineProcess) -> dict:
@@ -341,4 +320,4 @@ def test_engine_killed_with_two_busy_workers_resumes_without_rewriting(tmp_path)
     assert sorted(p.name for p in out.iterdir()) == sorted(f"r.{f}.exr" for f in FRAMES), "no temp files left"
     reference = _reference(tmp_path / "ref", spec)
     for frame, path in reference.items():
-        assert _pixels(out / f"r.{frame}.exr") == _pixels(path), f"frame {frame} differs from a single run"
+        assert exr_bytes(out / f"r.{frame}.exr") == exr_bytes(path), f"frame {frame} differs from a single run"

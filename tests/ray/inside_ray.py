@@ -9,11 +9,9 @@ import sqlite3
 import time
 from pathlib import Path
 
-import numpy as np
-import OpenImageIO as oiio
 import pytest
 import standin
-from helpers import EngineProcess, collect, make_plate, spec_for, stamp
+from helpers import EngineProcess, collect, exr_bytes, make_plate, spec_for, stamp
 from ned_engine import jobs
 from ned_engine.monitor import fetch
 
@@ -27,25 +25,6 @@ FAST_DEATH = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 500,
               "health_check_failure_threshold": 3}
 
 
-def _pixels(path: Path) -> tuple[list[str], list[str], bytes]:
-    """Channel names, their stored formats and every pixel byte of an EXR, over all its parts (the matte
-    and STMap layers are parts after the RGBA), as OpenImageIO reads them."""
-    image = oiio.ImageInput.open(str(path))
-    assert image is not None, oiio.geterror()
-    names: list[str] = []
-    formats: list[str] = []
-    data = b""
-    part = 0
-    while part == 0 or image.seek_subimage(part, 0):
-        spec = image.spec()
-        names += spec.channelnames
-        formats += [str(f) for f in spec.channelformats] or [str(spec.format)] * spec.nchannels
-        data += np.ascontiguousarray(image.read_image(part, 0, 0, spec.nchannels, "unknown")).tobytes()
-        part += 1
-    image.close()
-    return names, formats, data
-
-
 def _assert_identical_to_a_single_run(out: Path, name: str, spec: dict, folder: Path) -> None:
     pattern = str(folder / "ref.####.exr")
     plan = jobs.plan(spec, output=pattern)
@@ -53,7 +32,7 @@ def _assert_identical_to_a_single_run(out: Path, name: str, spec: dict, folder: 
     result = pipeline.run(plan.shot, plan.curve, plan.output, mouth_preservation=plan.mouth_preservation)
     assert sorted(result.written) == FRAMES
     for frame, path in result.written.items():
-        assert _pixels(out / f"{name}.{frame}.exr") == _pixels(Path(path)), f"frame {frame} differs"
+        assert exr_bytes(out / f"{name}.{frame}.exr") == exr_bytes(Path(path)), f"frame {frame} differs"
 
 
 def _status(engine: EngineProcess) -> dict:

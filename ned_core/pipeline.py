@@ -9,10 +9,8 @@ them.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import dataclasses
 import os
-import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -37,6 +35,7 @@ from ned_core.io.colour import check_colorspace, output_colorspace, output_needs
 from ned_core.io.exr import COMPRESSIONS
 from ned_core.io.plate import widen_half
 from ned_core.keyframes import EmotionCurve
+from ned_core.process_tuning import tune_process
 from ned_core.render.base import FrameFace
 from ned_core.track.base import FaceHint
 
@@ -314,7 +313,7 @@ class Pipeline:
         still, which has no speech to keep (0); keys that set their own override it on their frames.
         """
         self.load()
-        _recycle_frame_buffers()
+        tune_process()
         with open_plate(shot) as plate, contextlib.ExitStack() as resources:
             todo = list(plate.frames) if frames is None else list(frames)
             outside = [f for f in todo if f not in set(plate.frames)]
@@ -541,40 +540,6 @@ class _FrameWriter:
                 self._settle_oldest()
         finally:
             self._executor.shutdown(wait=True)
-
-
-_ALLOCATOR_TUNED = False
-
-
-def _recycle_frame_buffers() -> None:
-    """Let glibc reuse freed frame-sized buffers instead of mapping fresh pages for every array, and
-    fault fresh pages in without waiting on huge-page compaction.
-
-    A 1080p RGBA float32 frame (33 MB) is above glibc's largest automatic mmap threshold (32 MB), so
-    each one is mapped, zero-filled by the kernel page by page and unmapped again, several times per
-    frame. Raising the threshold (and the heap trim threshold with it) keeps them in the heap, where
-    the next frame reuses them: about a tenth of a frame's compute at 1080p. Process-wide and
-    idempotent; elsewhere than glibc it does nothing.
-    """
-    global _ALLOCATOR_TUNED
-    if _ALLOCATOR_TUNED or not sys.platform.startswith("linux"):
-        return
-    _ALLOCATOR_TUNED = True
-    # numpy asks the kernel for transparent huge pages on every large array (madvise); where THP
-    # "defrag" is madvise (a common default) each fresh 12 MB frame then waits on memory compaction:
-    # 42 ms instead of 5 ms on the development machine. Off, unless NUMPY_MADVISE_HUGEPAGE says otherwise.
-    if os.environ.get("NUMPY_MADVISE_HUGEPAGE") is None:
-        with contextlib.suppress(AttributeError, ImportError):
-            from numpy._core.multiarray import _set_madvise_hugepage
-
-            _set_madvise_hugepage(False)
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # not glibc (musl): nothing to tune
-        return
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    mallopt(m_mmap_threshold, 128 << 20)
-    mallopt(m_trim_threshold, 512 << 20)
 
 
 def open_plate(shot: Shot) -> Plate:

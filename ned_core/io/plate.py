@@ -22,7 +22,13 @@ import numpy as np
 import OpenImageIO as oiio
 
 from ned_core.errors import CorruptImageError, FrameRangeError, InputNotFoundError
-from ned_core.io.colour import check_colorspace, colorspace_of_spec, infer_colorspace, to_display_rgb8
+from ned_core.io.colour import (
+    check_colorspace,
+    colorspace_of_spec,
+    half_to_display_rgb8,
+    infer_colorspace,
+    to_display_rgb8,
+)
 from ned_core.io.sequence import frame_path, is_movie, is_sequence_pattern, scan_frames
 
 # Attributes describing how the source file was stored, or that the writer sets itself: copying them
@@ -120,6 +126,11 @@ class PlateImage:
 
     def display_rgb8(self) -> np.ndarray:
         """uint8 (H, W, 3) display-referred sRGB of the RGB, for analysis (never for output)."""
+        stored = self.stored
+        if stored is not None and stored.shape == self.pixels.shape:
+            looked_up = half_to_display_rgb8(stored, self.colorspace)
+            if looked_up is not None:
+                return looked_up
         return to_display_rgb8(self.pixels, self.colorspace)
 
     @property

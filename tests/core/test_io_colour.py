@@ -14,6 +14,7 @@ from ned_core.io.colour import (
     BUILTIN_CONFIG,
     check_colorspace,
     convert,
+    half_to_display_rgb8,
     infer_colorspace,
     is_scene_linear,
     ocio_config,
@@ -22,6 +23,7 @@ from ned_core.io.colour import (
     to_display_rgb8,
     to_output,
 )
+from ned_core.io.plate import widen_half
 
 SRGB = "sRGB Encoded Rec.709 (sRGB)"
 LINEAR = "Linear Rec.709 (sRGB)"
@@ -148,6 +150,23 @@ def test_display_of_many_channels() -> None:
 def test_display_of_acescg_differs_from_linear_rec709() -> None:
     pixels = np.full((2, 2, 3), [0.1, 0.4, 0.05], np.float32)
     assert not np.array_equal(to_display_rgb8(pixels, "ACEScg"), to_display_rgb8(pixels, LINEAR))
+
+
+@pytest.mark.parametrize("colorspace", [LINEAR, SRGB, "Gamma 2.2 Encoded Rec.709", "Raw"])
+@pytest.mark.parametrize("channels", [3, 4])
+def test_display_of_half_pixels_by_table_is_the_same_bytes(colorspace: str, channels: int) -> None:
+    every_half = np.arange(1 << 16, dtype=np.uint16).view(np.float16)  # NaNs and infinities included
+    shuffled = np.random.default_rng(channels).permutation(np.tile(every_half, channels))
+    half = np.ascontiguousarray(shuffled.reshape(-1, 128, channels))
+    looked_up = half_to_display_rgb8(half, colorspace)
+    assert looked_up is not None and looked_up.dtype == np.uint8 and looked_up.shape == half.shape[:2] + (3,)
+    np.testing.assert_array_equal(looked_up, to_display_rgb8(widen_half(half), colorspace))
+
+
+def test_display_by_table_declines_conversions_that_mix_channels() -> None:
+    half = np.full((2, 2, 3), 0.25, np.float16)
+    assert half_to_display_rgb8(half, "ACEScg") is None  # a gamut matrix: no per-channel table
+    assert half_to_display_rgb8(half.astype(np.float32), LINEAR) is None
 
 
 @pytest.mark.parametrize(("name", "pixel_type", "attributes", "expected"), [

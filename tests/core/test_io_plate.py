@@ -350,3 +350,28 @@ def test_widen_half_gives_numpy_s_bits_for_every_half() -> None:
         wide = widen_half(halves)
         assert wide.dtype == np.float32 and wide.shape == halves.shape
         assert wide.tobytes() == halves.astype(np.float32).tobytes()
+
+
+@pytest.mark.parametrize("colorspace", ["Linear Rec.709 (sRGB)", "ACEScg"])
+def test_display_copy_of_a_half_plate_is_the_ocio_pass_s_bytes(tmp_path, colorspace) -> None:
+    """A half plate's display copy comes from a per-channel table where the conversion allows (Linear
+    Rec.709), from OCIO where it mixes channels (ACEScg): the same bytes either way."""
+    import numpy as np
+    import OpenImageIO as oiio
+
+    from ned_core.io import Plate
+    from ned_core.io.colour import to_display_rgb8
+
+    rng = np.random.default_rng(5)
+    pixels = (rng.random((32, 48, 3)) * 4 - 0.5).astype(np.float16)
+    path = str(tmp_path / "plate.1001.exr")
+    spec = oiio.ImageSpec(48, 32, 3, "half")
+    spec.attribute("oiio:ColorSpace", colorspace)
+    out = oiio.ImageOutput.create(path)
+    out.open(path, spec)
+    out.write_image(pixels)
+    out.close()
+    with Plate.open(path) as plate:
+        image = plate.read(1001)
+    assert image.colorspace == colorspace and image.stored is not None
+    np.testing.assert_array_equal(image.display_rgb8(), to_display_rgb8(image.pixels, colorspace))

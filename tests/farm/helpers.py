@@ -8,8 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-import OpenImageIO as oiio
+from engine.helpers import exr_bytes  # tests/engine/helpers.py (pytest puts tests/ on the path)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -50,31 +49,11 @@ def ned_engine(*args: str, env: dict[str, str] | None = None, cwd: Path | None =
                           timeout=600, env=env, cwd=str(cwd or ROOT))
 
 
-def exr_pixels(path: Path) -> tuple[list[str], list[str], bytes]:
-    """Channel names, their stored formats, and every channel's pixels as float32 bytes (all parts)."""
-    image = oiio.ImageInput.open(str(path))
-    assert image is not None, oiio.geterror()
-    names: list[str] = []
-    formats: list[str] = []
-    data = b""
-    try:
-        part = 0
-        while part == 0 or image.seek_subimage(part, 0):  # the layers are parts after the RGBA
-            spec = image.spec()
-            names += spec.channelnames
-            formats += [str(f) for f in spec.channelformats] or [str(spec.format)] * spec.nchannels
-            data += np.ascontiguousarray(image.read_image(part, 0, 0, spec.nchannels, "float")).tobytes()
-            part += 1
-    finally:
-        image.close()
-    return names, formats, data
-
-
 def assert_same_frames(produced: Path, reference: Path, name: str, frames: range) -> None:
     """Each frame in ``produced`` has the reference's channels, formats and pixel bytes."""
     for frame in frames:
-        ours = exr_pixels(produced / f"{name}.{frame}.exr")
-        theirs = exr_pixels(reference / f"{name}.{frame}.exr")
+        ours = exr_bytes(produced / f"{name}.{frame}.exr")
+        theirs = exr_bytes(reference / f"{name}.{frame}.exr")
         assert ours[:2] == theirs[:2], f"frame {frame}: channels or formats differ"
         assert ours[2] == theirs[2], f"frame {frame}: pixels differ from the single run"
 

@@ -2,10 +2,11 @@
 
 Owns writing ``ned_core/data/appearance.npz``:
 
-- ``smile_log_ratio``: the expression ratio image of a smile (Liu, Shan & Zhang, SIGGRAPH 2001) in face
-  texture space: per texel, the median over persons of log(smiling luminance / neutral luminance), each
-  photo unwrapped through its own face mesh, so the creases, the cheeks' bulge and the narrowed lower
-  lids line up across faces while each person's albedo and lighting cancel out.
+- ``smile_log_ratio``: the expression ratio image of a full smile (Liu, Shan & Zhang, SIGGRAPH 2001) in
+  face texture space: per texel, log(smiling luminance / neutral luminance) per unit of each person's smile
+  strength, a robust slope over the persons scaled to the smile the rig's activation 1 makes; each photo
+  is unwrapped through its own face mesh, so the creases, the cheeks' bulge and the narrowed lower lids
+  line up across faces while each person's albedo and lighting cancel out.
 - ``mouth``: the inside of a smiling mouth in mouth space (teeth under the upper lip, the dark beyond),
   as linear RGB over (skin luminance beside the mouth) ** ``mouth_skin_slope``, median over the persons
   whose lips part; the slope is how teeth brightness follows skin brightness across those persons.
@@ -36,6 +37,7 @@ from ned_core.manipulate import au_fields, calibrate
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "data" / "appearance.npz"
 MIN_OPENING = 0.04  # a smile's lips part at least this much (face-local units) to show its mouth
 LOG_RATIO_LIMITS = (-0.8, 0.5)
+MIN_STRENGTH = 0.2  # a person who barely smiles (a fifth of the mean smile) says little about a full one
 
 
 def read_linear(path: Path) -> np.ndarray:
@@ -53,8 +55,16 @@ def luminance(rgb: np.ndarray) -> np.ndarray:
 
 def smile_ratio(pairs: dict[str, tuple[np.ndarray, np.ndarray]], photos: dict[str, tuple[np.ndarray, np.ndarray]],
                 template: np.ndarray, triangles: np.ndarray) -> np.ndarray:
-    """(h, w) median log luminance ratio smiling/neutral in face texture space (0 where unknown)."""
+    """(h, w) log luminance ratio smiling/neutral of a full smile in face texture space (0 where unknown).
+
+    Persons smile more or less: each one's ratio image is taken per unit of their smile's strength
+    (``calibrate.fit_persons``: their landmarks' smile projected on the mean's), a robust per-texel
+    slope is found over the persons (the median of ratio / strength, weighted by strength², which is
+    least squares through the origin made robust), and it is scaled to the strength the rig's activation
+    1 stands for (the persons' upper quartile), so the creases are as deep as the shape goes far.
+    """
     skin = texture.skin_triangles(triangles)
+    fitted = calibrate.fit_persons(list(pairs.values()))
     ratios = []
     for pid, (neutral_px, smiling_px) in pairs.items():
         neutral, smiling = photos[pid]
@@ -74,13 +84,23 @@ def smile_ratio(pairs: dict[str, tuple[np.ndarray, np.ndarray]], photos: dict[st
         ratios.append(ratio - (coef[0] + coef[1] * gx + coef[2] * gy).astype(np.float32))
     stack = np.stack(ratios)
     count = np.isfinite(stack).sum(axis=0)
-    with np.errstate(all="ignore"):
-        median = np.nanmedian(np.where(np.isfinite(stack), stack, np.nan), axis=0)
-    median = np.where(count >= max(3, len(ratios) // 2), median, 0.0)
-    median = np.nan_to_num(median, nan=0.0).astype(np.float32)
+    smiled = fitted.strengths >= MIN_STRENGTH
+    slope = _weighted_median(stack[smiled] / fitted.strengths[smiled, None, None], fitted.strengths[smiled] ** 2)
+    full = np.where(count >= max(3, len(ratios) // 2), fitted.full_smile * slope, 0.0).astype(np.float32)
     # Fade to 1 toward the face outline, where meshes disagree most and the matte ends.
     taper = texture_taper(template, triangles)
-    return np.clip(cv2.GaussianBlur(median, (0, 0), 0.8) * taper, *LOG_RATIO_LIMITS).astype(np.float32)
+    return np.clip(cv2.GaussianBlur(full, (0, 0), 0.8) * taper, *LOG_RATIO_LIMITS).astype(np.float32)
+
+
+def _weighted_median(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per texel, the weighted median over axis 0 of ``values`` (P, h, w), NaN left out; 0 where all are NaN."""
+    known = np.isfinite(values)
+    order = np.argsort(np.where(known, values, np.inf), axis=0)
+    ranked = np.take_along_axis(values, order, axis=0)
+    cumulative = np.cumsum(np.take_along_axis(known * weights[:, None, None], order, axis=0), axis=0)
+    middle = np.argmax(cumulative >= 0.5 * cumulative[-1:], axis=0)
+    median = np.take_along_axis(ranked, middle[None], axis=0)[0]
+    return np.where(known.any(axis=0), median, 0.0)
 
 
 def texture_taper(template: np.ndarray, triangles: np.ndarray) -> np.ndarray:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -153,24 +154,48 @@ def tessellation_triangles() -> np.ndarray:
     return np.asarray(tessellation(), dtype=np.int16)
 
 
-def calibrate(pairs: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
-    """The calibration arrays (what ``facs_smile.npz`` holds) from the persons' pixel landmarks."""
-    calibration, held_out = split_persons(pairs)
-    if len(calibration) < 3:
-        raise InputNotFoundError(f"only {len(calibration)} calibration persons found; need at least 3")
-    neutrals, disps = zip(*(smile_displacement(*pairs[pid]) for pid in calibration), strict=True)
+@dataclass(frozen=True)
+class SmileFit:
+    """The mean smile of a set of persons and how strongly each of them smiles."""
+
+    template: np.ndarray
+    """(478, 3) symmetric mean neutral shape (face-local)."""
+    smile: np.ndarray
+    """(478, 3) robust mean smile displacement on it (``fit_smile``)."""
+    weights: np.ndarray
+    """(P,) each person's weight in the robust mean."""
+    strengths: np.ndarray
+    """(P,) each person's smile projected on the mean's shape over the mouth and cheeks (1 = the mean)."""
+
+    @property
+    def full_smile(self) -> float:
+        """The strength activation 1 stands for: the upper quartile among the persons. The mean itself
+        is a mild smile, and a warp cannot add the creases and teeth that make a real mild smile read."""
+        return float(np.quantile(self.strengths, FULL_SMILE_QUANTILE))
+
+
+def fit_persons(pairs: list[tuple[np.ndarray, np.ndarray]]) -> SmileFit:
+    """``SmileFit`` of neutral/smiling pixel-landmark pairs, one pair per person."""
+    neutrals, disps = zip(*(smile_displacement(*pair) for pair in pairs), strict=True)
     template = np.mean(neutrals, axis=0)
     # A symmetric template: mirroring fields on it is exact and both halves get the same fields.
     mirror = au_fields.mirror_map(template)
     template = au_fields.symmetrize(template, mirror)
     smile, weights = fit_smile(list(neutrals), list(disps), template, mirror)
-    # Activation 1 is a full smile: the upper-quartile strength among the calibration persons (each
-    # person's smile projected on the mean's shape over the mouth and cheeks); the mean itself is a mild
-    # smile, and a warp cannot add the creases and teeth that make a real mild smile read.
     region = mouth_cheek_vertices(template)
     norm = float((smile[region] ** 2).sum())
     strengths = np.array([float((d[region] * smile[region]).sum()) / norm for d in disps])
-    gain = float(np.quantile(strengths, FULL_SMILE_QUANTILE))
+    return SmileFit(template=template, smile=smile, weights=weights, strengths=strengths)
+
+
+def calibrate(pairs: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
+    """The calibration arrays (what ``facs_smile.npz`` holds) from the persons' pixel landmarks."""
+    calibration, held_out = split_persons(pairs)
+    if len(calibration) < 3:
+        raise InputNotFoundError(f"only {len(calibration)} calibration persons found; need at least 3")
+    fitted = fit_persons([pairs[pid] for pid in calibration])
+    template, smile, weights, strengths = fitted.template, fitted.smile, fitted.weights, fitted.strengths
+    gain = fitted.full_smile
     au6, au12 = au_fields.split_smile(gain * smile, template)
     return {
         "template": template.astype(np.float32),

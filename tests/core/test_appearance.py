@@ -250,3 +250,19 @@ def test_no_readable_open_mouth_gives_no_measure(fit: FaceFit, stage: Expression
         raise InputNotFoundError(f"frame {frame} is missing")
 
     assert stage.measure_shot(talking(fit, [0.05, 0.09]), np.tile(weights("happy"), (2, 1)), read) is None
+
+
+def test_full_smile_slope_is_a_strength_weighted_median() -> None:
+    """The learned ratio image is a robust slope of ratio over smile strength: the weighted median of
+    ratio / strength (weights strength²) per texel, NaN (texels a photo does not cover) left out."""
+    from ned_core.appearance.build import _weighted_median
+
+    strengths = np.array([0.5, 1.0, 1.5, 2.0])
+    per_unit = np.array([-0.2, -0.1, 0.3])  # three texels' change for a smile of strength 1
+    ratios = strengths[:, None] * per_unit[None, :]
+    ratios[1, 2] = np.nan
+    slope = _weighted_median((ratios / strengths[:, None])[:, None, :], strengths**2)[0]
+    np.testing.assert_allclose(slope, per_unit)
+    outlier = np.array([[5.0], [1.0], [1.0], [1.0]])[:, :, None]  # one mis-registered photo: ignored
+    assert _weighted_median(outlier, np.ones(4))[0, 0] == 1.0
+    assert _weighted_median(np.full((3, 1, 1), np.nan), np.ones(3))[0, 0] == 0.0

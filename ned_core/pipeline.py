@@ -216,6 +216,7 @@ class Pipeline:
         ``keep`` receives the frames the analysis read (up to its memory budget), so a render pass
         that follows need not read them again.
         """
+        tune_process()
         own = plate is None
         plate = plate or open_plate(shot)
         resources = contextlib.ExitStack()

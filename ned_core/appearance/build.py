@@ -85,6 +85,9 @@ def smile_ratio(pairs: dict[str, tuple[np.ndarray, np.ndarray]], photos: dict[st
     stack = np.stack(ratios)
     count = np.isfinite(stack).sum(axis=0)
     smiled = fitted.strengths >= MIN_STRENGTH
+    if smiled.sum() < 3:
+        raise InputNotFoundError(f"only {int(smiled.sum())} of {len(ratios)} persons smile at least {MIN_STRENGTH} "
+                                 "of the mean smile; the smile's ratio image needs at least 3")
     slope = _weighted_median(stack[smiled] / fitted.strengths[smiled, None, None], fitted.strengths[smiled] ** 2)
     full = np.where(count >= max(3, len(ratios) // 2), fitted.full_smile * slope, 0.0).astype(np.float32)
     # Fade to 1 toward the face outline, where meshes disagree most and the matte ends.

@@ -5,6 +5,8 @@ into an oval and narrowed ones (AU6, AU7) squash it. Here, inside each *edited* 
 own eyeball is shown unmoved; where the lids now bare eyeball the plate never showed, it is drawn: the
 iris as a disc of its own colour where the iris circle reaches, the white of the eye (its own colour,
 measured in the plate's opening) elsewhere, darkened just under the upper lid as a real lid shades it.
+A raised upper lid takes its margin (the shadow and lash line on the eyeball) along to its new edge,
+and the band it leaves is drawn as eyeball.
 
 Must not import mediapipe, torch or other stages' backends.
 """
@@ -22,6 +24,7 @@ EYES: tuple[tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]], ...] = (
      (473, 474, 475, 476, 477)),
 )
 LID_SHADE = (0.35, 0.6)  # the top 35% of an opening, darkened to 60% at the lid (lid and lashes shade it)
+MARGIN_BAND = 0.15  # the plate's upper-lid margin (its shadow, lashes) reaches this far into the opening
 
 
 def _polygon(points: np.ndarray, upper: tuple[int, ...], lower: tuple[int, ...]) -> np.ndarray:
@@ -99,9 +102,37 @@ def eye_layer(plate_linear: np.ndarray, source: np.ndarray, edited: np.ndarray
         shade = LID_SHADE[1] + (1.0 - LID_SHADE[1]) * np.clip(depth / LID_SHADE[0], 0.0, 1.0)
         drawn *= shade[..., None]
         # Where the plate showed the eyeball, it shows unmoved; the rest of the new opening is drawn.
-        # The plate's own margin pixels (lashes over eyeball) stay as they are: mixing drawn white into
-        # them would lighten the lash line.
-        here = np.where(old[..., None] > 0.0, plate, drawn)
+        # The plate's own margin pixels (lashes over eyeball) stay as they are where the lid stays:
+        # mixing drawn white into them would lighten the lash line. Where the upper lid rose, the band
+        # just under its old margin (the lid's shadow and lash line on the eyeball) is bared eyeball
+        # now: drawn, so the old margin is not left as a dark seam across the iris.
+        was_top = np.interp(gx, source[list(upper), 0], source[list(upper), 1])
+        was_bottom = np.interp(gx, source[list(lower), 0], source[list(lower), 1])
+        band = np.maximum(MARGIN_BAND * (was_bottom - was_top), 1.0)
+        rise = was_top - top
+        risen = (np.clip(rise, 0.0, 1.0) * np.clip(1.0 - (gy - was_top) / band, 0.0, 1.0)).astype(np.float32)
+        shown_here = np.where(risen[..., None] > 0.0, plate + risen[..., None] * (drawn - plate), plate)
+        here = np.where(old[..., None] > 0.0, shown_here, drawn)
+        # ... and that margin went up with the lid: the plate's margin band, moved by the rise, lines
+        # the new lid's edge.
+        edge = (np.clip(rise, 0.0, 1.0) * np.clip(1.0 - (gy - top) / band, 0.0, 1.0)
+                * (gy >= top - 1.0)).astype(np.float32)
+        if edge.any():
+            lined = here + edge[..., None] * (_lifted(plate, gy + np.maximum(rise, 0.0), y0) - here)
+            here = np.where(edge[..., None] > 0.0, lined, here)
         colour[y0:y1, x0:x1] = np.where(new[..., None] > 0.0, here, colour[y0:y1, x0:x1])
         np.maximum(alpha[y0:y1, x0:x1], new, out=alpha[y0:y1, x0:x1])
     return alpha, colour
+
+
+def _lifted(window: np.ndarray, rows: np.ndarray, y0: int) -> np.ndarray:
+    """``window`` (h, w, 3) (its first row is frame row ``y0``) sampled at frame rows ``rows`` (h, w) in
+    each pixel's own column, linearly between rows; rows past the window take its edge. Worked out from
+    frame coordinates, so a window gives the same bits as the whole frame would."""
+    low = np.floor(rows)
+    fraction = (rows - low).astype(np.float32)[..., None]
+    top = np.clip(low.astype(np.int64) - y0, 0, window.shape[0] - 1)
+    below = np.clip(top + 1, 0, window.shape[0] - 1)
+    columns = np.arange(window.shape[1])[None, :]
+    return window[top, columns] * (1.0 - fraction) + window[below, columns] * fraction
+

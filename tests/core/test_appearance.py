@@ -266,3 +266,27 @@ def test_full_smile_slope_is_a_strength_weighted_median() -> None:
     outlier = np.array([[5.0], [1.0], [1.0], [1.0]])[:, :, None]  # one mis-registered photo: ignored
     assert _weighted_median(outlier, np.ones(4))[0, 0] == 1.0
     assert _weighted_median(np.full((3, 1, 1), np.nan), np.ones(3))[0, 0] == 0.0
+
+
+def test_a_raised_lid_takes_its_margin_along_and_leaves_no_seam() -> None:
+    """Raising the upper lid bares eyeball where the plate showed the lid's dark margin: that band is drawn
+    as eyeball, and the margin lines the lid's new edge instead of staying across the iris."""
+    from ned_core.appearance.eyes import EYES, eye_layer
+
+    template = load_model()["template"][:, :2].astype(np.float64)
+    source = template * 150.0 + np.array([200.0, 170.0])
+    upper, _, _ = EYES[0]
+    middle = upper[len(upper) // 2]
+    x, was_top = int(round(source[middle, 0])), source[middle, 1]
+    plate = np.full((340, 400, 3), 0.8, np.float32)
+    ys = np.arange(plate.shape[0])[:, None]
+    lid_row = np.interp(np.arange(plate.shape[1]), source[list(upper), 0], source[list(upper), 1])[None, :]
+    plate[(ys >= lid_row) & (ys < lid_row + 2.0)] = 0.05  # the lid's margin: shadow and lashes
+    edited = source.copy()
+    edited[list(upper), 1] -= 6.0  # the upper lid 6 px up (AU5)
+    alpha, colour = eye_layer(plate, source, edited)
+    luma = colour[..., 1]
+    seam = int(np.floor(was_top)) + 1
+    assert alpha[seam, x] > 0.99 and luma[seam, x] > 0.3  # bared eyeball, not the old dark margin
+    new_edge = int(np.ceil(was_top - 6.0))
+    assert alpha[new_edge, x] > 0.5 and luma[new_edge, x] < 0.3  # the margin moved up with the lid

@@ -1,7 +1,8 @@
 """The eye layer worked inside each eye's window gives the same bits as over the whole face box.
 
-``reference_eye_layer`` is ``eyes.eye_layer`` as first written (every array over the whole box); the
-windowed one must return identical alpha and colour for eyes anywhere in the box, cut by its edges or not.
+``reference_eye_layer`` is ``eyes.eye_layer`` with every array over the whole box (as first written, plus the
+raised lid's margin); the windowed one must return identical alpha and colour for eyes anywhere in the box,
+cut by its edges or not.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from ned_core.appearance.eyes import EYES, LID_SHADE, eye_layer
+from ned_core.appearance.eyes import EYES, LID_SHADE, MARGIN_BAND, eye_layer
 from ned_core.appearance.ratio import load_model
 
 
@@ -53,7 +54,25 @@ def reference_eye_layer(plate_linear, source, edited):
         depth = np.clip((gy - top) / np.maximum(bottom - top, 1e-3), 0.0, 1.0)
         shade = LID_SHADE[1] + (1.0 - LID_SHADE[1]) * np.clip(depth / LID_SHADE[0], 0.0, 1.0)
         drawn *= shade[..., None]
-        here = np.where(old[..., None] > 0.0, plate_linear, drawn)
+        was_top = np.interp(gx, source[list(upper), 0], source[list(upper), 1])
+        was_bottom = np.interp(gx, source[list(lower), 0], source[list(lower), 1])
+        band = np.maximum(MARGIN_BAND * (was_bottom - was_top), 1.0)
+        rise = was_top - top
+        risen = (np.clip(rise, 0.0, 1.0) * np.clip(1.0 - (gy - was_top) / band, 0.0, 1.0)).astype(np.float32)
+        shown_here = np.where(risen[..., None] > 0.0, plate_linear + risen[..., None] * (drawn - plate_linear),
+                              plate_linear)
+        here = np.where(old[..., None] > 0.0, shown_here, drawn)
+        edge = (np.clip(rise, 0.0, 1.0) * np.clip(1.0 - (gy - top) / band, 0.0, 1.0)
+                * (gy >= top - 1.0)).astype(np.float32)
+        if edge.any():
+            rows = gy + np.maximum(rise, 0.0)
+            low = np.floor(rows)
+            fraction = (rows - low).astype(np.float32)[..., None]
+            top_row = np.clip(low.astype(np.int64), 0, shape[0] - 1)
+            columns = np.arange(shape[1])[None, :]
+            moved = plate_linear[top_row, columns] * (1.0 - fraction) \
+                + plate_linear[np.clip(top_row + 1, 0, shape[0] - 1), columns] * fraction
+            here = np.where(edge[..., None] > 0.0, here + edge[..., None] * (moved - here), here)
         colour = np.where(new[..., None] > 0.0, here, colour)
         alpha = np.maximum(alpha, new)
     return alpha, colour

@@ -24,7 +24,9 @@ EYES: tuple[tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]], ...] = (
      (473, 474, 475, 476, 477)),
 )
 LID_SHADE = (0.35, 0.6)  # the top 35% of an opening, darkened to 60% at the lid (lid and lashes shade it)
-MARGIN_BAND = 0.15  # the plate's upper-lid margin (its shadow, lashes) reaches this far into the opening
+MARGIN_BAND = 0.15
+"""How far into an opening the upper lid's margin (its shadow, lashes) darkens the eyeball: in the London
+neutral photos the white beside the iris is under half its brightest over the top ~15% of the opening."""
 
 
 def _polygon(points: np.ndarray, upper: tuple[int, ...], lower: tuple[int, ...]) -> np.ndarray:

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 import pytest
+from face_fixtures import skin, template_fit
 
 from ned_core import EMOTIONS, appearance, mesh
 from ned_core.appearance import texture
@@ -19,12 +20,9 @@ from ned_core.errors import (
     MissingModelError,
 )
 from ned_core.face3d.base import FaceFit
-from ned_core.face3d.landmark_fit import triangulate
 from ned_core.manipulate.facs import FacsRig
 from ned_core.render.base import FrameFace
 from ned_core.render.warp import MeshWarpRenderer
-
-SIZE = 400
 
 
 @pytest.fixture(scope="module")
@@ -34,17 +32,8 @@ def stage() -> ExpressionAppearance:
 
 @pytest.fixture(scope="module")
 def fit() -> FaceFit:
-    """The appearance template as a one-frame face, 150 px between the outer eye corners."""
-    template = load_model()["template"].astype(np.float64)
-    return FaceFit(frames=[1], identity=template, expression=np.zeros((1, mesh.N_VERTICES, 3)),
-                   rotation=np.eye(3)[None], scale=np.array([150.0]), translation=np.array([[200.0, 170.0, 0.0]]),
-                   found=np.array([True]), topology=mesh.TOPOLOGY, triangles=triangulate(template))
-
-
-def skin(seed: int = 3) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    rgb = 0.35 + 0.05 * rng.standard_normal((SIZE, SIZE, 3)).astype(np.float32)
-    return np.concatenate([rgb, np.ones((SIZE, SIZE, 1), np.float32)], axis=-1)
+    """The appearance template as a one-frame face."""
+    return template_fit([1])
 
 
 def weights(emotion: str, intensity: float = 1.0) -> np.ndarray:
@@ -273,8 +262,8 @@ def test_a_raised_lid_takes_its_margin_along_and_leaves_no_seam() -> None:
     as eyeball, and the margin lines the lid's new edge instead of staying across the iris."""
     from ned_core.appearance.eyes import EYES, eye_layer
 
-    template = load_model()["template"][:, :2].astype(np.float64)
-    source = template * 150.0 + np.array([200.0, 170.0])
+    face = template_fit([1])
+    source = face.to_image(0, face.local_shape(0))[:, :2]
     upper, _, _ = EYES[0]
     middle = upper[len(upper) // 2]
     x, was_top = int(round(source[middle, 0])), source[middle, 1]

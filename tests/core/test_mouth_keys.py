@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from face_fixtures import skin, template_fit
 
 from ned_core import EMOTIONS, mesh
-from ned_core.appearance.ratio import ExpressionAppearance, load_model
+from ned_core.appearance.ratio import ExpressionAppearance
 from ned_core.errors import InvalidOptionError
 from ned_core.face3d.base import FaceFit
-from ned_core.face3d.landmark_fit import triangulate
 from ned_core.keyframes import EmotionCurve, EmotionKey
 from ned_core.manipulate.facs import FacsRig
 from ned_core.render.base import FrameFace
 from ned_core.render.warp import MeshWarpRenderer
 
 FRAMES = [1001, 1002, 1003, 1004, 1005, 1006]
-SIZE = 400
 
 
 @pytest.fixture(scope="module")
@@ -26,13 +25,8 @@ def rig() -> FacsRig:
 
 @pytest.fixture(scope="module")
 def fit() -> FaceFit:
-    """The appearance template, mouth shut, on six frames, 150 px between the outer eye corners."""
-    template = load_model()["template"].astype(np.float64)
-    t = len(FRAMES)
-    return FaceFit(frames=FRAMES, identity=template, expression=np.zeros((t, mesh.N_VERTICES, 3)),
-                   rotation=np.repeat(np.eye(3)[None], t, axis=0), scale=np.full(t, 150.0),
-                   translation=np.tile([200.0, 170.0, 0.0], (t, 1)), found=np.ones(t, dtype=bool),
-                   topology=mesh.TOPOLOGY, triangles=triangulate(template))
+    """The appearance template, mouth shut, on six frames."""
+    return template_fit(FRAMES)
 
 
 def happy_curve(*mouth: tuple[int, float | None], interpolation: str = "step") -> EmotionCurve:
@@ -101,9 +95,7 @@ def test_only_the_freed_frames_get_teeth(rig: FacsRig, fit: FaceFit) -> None:
     weights, mouth = curve.weights(FRAMES), curve.mouth_preservation(FRAMES, 1.0)
     edited = rig.edit(fit, weights, mouth)
     stage, renderer = ExpressionAppearance(), MeshWarpRenderer()
-    rng = np.random.default_rng(3)
-    rgb = 0.35 + 0.05 * rng.standard_normal((SIZE, SIZE, 3)).astype(np.float32)
-    plate = np.concatenate([rgb, np.ones((SIZE, SIZE, 1), np.float32)], axis=-1)
+    plate = skin()
     x, y = fit.to_image(0, fit.local_shape(0))[mesh.UPPER_LIP_INNER, :2].astype(int)
     box = (slice(y - 15, y + 30), slice(x - 40, x + 40))
     teeth = []

@@ -16,8 +16,9 @@ London Set (``../shared/data/london``: neutral ``NNN_03``, real smile ``NNN_08``
     predicted displacement as ``benchmarks/london_smile.py`` measures it.
   No person's own photos may help edit that person. ``--persons held-out`` (default) edits only the
   persons with even ids; every learned file in ``ned_core/data`` that lists its training persons is
-  checked, and the FACS smile calibration is rebuilt without the edited persons if it used any of them
-  (passed as ``--option manipulate.calibration=FILE``). ``--persons all`` edits all 35 with the shipped
+  checked, and any that used an edited person is rebuilt without them (the appearance data, learned from
+  all 35, as ``--option appearance.model=FILE``; the FACS smile calibration, learned from the odd ids,
+  would be passed as ``--option manipulate.calibration=FILE``). ``--persons all`` edits all 35 with the shipped
   learned data and says which edited persons it was learned from.
 
 GRID (``../shared/data/grid``, three talking clips)
@@ -62,6 +63,7 @@ from ned_core.io import Plate, read_exr_channels  # noqa: E402
 from ned_core.io.colour import convert, to_display_rgb8  # noqa: E402
 from ned_core.keyframes import EmotionCurve  # noqa: E402
 from ned_core.manipulate import calibrate  # noqa: E402
+from ned_core.model_files import save_arrays  # noqa: E402
 from ned_core.pipeline import Backends, OutputSpec, Pipeline, Shot  # noqa: E402
 
 ROOT = BENCH.parent
@@ -171,7 +173,7 @@ def learned_persons() -> dict[str, list[str]]:
     out = {}
     for path in sorted(DATA.glob("*.npz")):
         with np.load(path) as data:
-            ids = [k for k in data.files if k.endswith("_ids") and k != "held_out_ids"]
+            ids = [k for k in data.files if k.endswith("_ids")]
             if ids:
                 out[path.name] = sorted({f"{int(i):03d}" for k in ids for i in np.ravel(data[k])})
     return out
@@ -180,12 +182,7 @@ def learned_persons() -> dict[str, list[str]]:
 def rebuild_calibration(exclude: set[str], out: Path) -> Path:
     """``python -m ned_core.manipulate.calibrate`` on the London pairs minus ``exclude``, written to ``out``."""
     keep = [p for p in calibrate.person_ids(LONDON) if p not in exclude]
-    pairs = calibrate.load_pairs(LONDON, keep)
-    # calibrate() applies its own split (odd ids fit) to what it is given, as the shipped file is built.
-    arrays = calibrate.calibrate(pairs)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out, **arrays)
-    return out
+    return save_arrays(calibrate.calibrate(calibrate.load_pairs(LONDON, keep)), out)
 
 
 def rebuild_appearance(exclude: set[str], out: Path) -> Path:
@@ -193,10 +190,7 @@ def rebuild_appearance(exclude: set[str], out: Path) -> Path:
     from ned_core.appearance import build as appearance_build
 
     keep = [p for p in calibrate.person_ids(LONDON) if p not in exclude]
-    arrays = appearance_build.build(LONDON, keep)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out, **arrays)
-    return out
+    return save_arrays(appearance_build.build(LONDON, keep), out)
 
 
 # Learned files the benchmark can rebuild without given persons: file -> (stage, option, builder).

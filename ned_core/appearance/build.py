@@ -33,6 +33,7 @@ from ned_core.appearance import texture
 from ned_core.errors import InputNotFoundError, NedError
 from ned_core.io.colour import convert, scene_linear, srgb_encoded
 from ned_core.manipulate import au_fields, calibrate
+from ned_core.model_files import save_arrays
 
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "data" / "appearance.npz"
 MIN_OPENING = 0.04  # a smile's lips part at least this much (face-local units) to show its mouth
@@ -190,13 +191,9 @@ def _median_texture(samples: list[np.ndarray], skins: list[float], slope: float,
 def build(data: Path, persons: str | list[str] = "all") -> dict[str, Any]:
     """The appearance arrays (what ``appearance.npz`` holds) from the London Set at ``data``.
 
-    ``persons`` is "all", "odd" (the calibration split) or a list of person ids.
+    ``persons`` is "all", "odd" (the fixed split's fit half: ``calibrate.split_persons``) or a list of ids.
     """
-    ids = calibrate.person_ids(data)
-    if persons == "odd":
-        ids = calibrate.split_persons(ids)[0]
-    elif not isinstance(persons, str):
-        ids = [pid for pid in ids if pid in set(persons)]
+    ids = calibrate.select_persons(calibrate.person_ids(data), persons)
     print(f"reading {len(ids)} neutral/smiling pairs from {data}", file=sys.stderr)
     pairs = calibrate.load_pairs(data, ids)
     photos = {pid: (read_linear(data / calibrate.NEUTRAL.format(pid=pid)),
@@ -224,8 +221,8 @@ def main(argv: list[str] | None = None) -> int:
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=calibrate.DEFAULT_DATA,
                         help="London Set folder (neutral/, smiling/)")
-    parser.add_argument("--persons", choices=("all", "odd"), default="all",
-                        help="learn from every person (shipped) or odd ids only (held-out benchmarks)")
+    parser.add_argument("--persons", default="all",
+                        help='who to learn from: "all" (what ships), "odd" (the fixed split) or ID,ID,...')
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="file to write")
     args = parser.parse_args(argv)
     try:
@@ -233,10 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     except NedError as exc:
         print(exc.one_line(), file=sys.stderr)
         return 1
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(args.out.name + ".tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    tmp.replace(args.out)
+    save_arrays(arrays, args.out)
     print(f"wrote {args.out} ({args.out.stat().st_size} bytes) from {len(arrays['person_ids'])} persons "
           f"({len(arrays['mouth_person_ids'])} with parted lips for the mouth)", file=sys.stderr)
     return 0

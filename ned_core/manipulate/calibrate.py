@@ -6,10 +6,13 @@ scaled so that activation 1 is a full smile), its split into AU6 and AU12, and w
 ``ned_core/data/facs_smile.npz``. Also the held-out evaluation helpers that
 ``benchmarks/london_smile.py`` and the tests share.
 
-Persons split deterministically: odd ids calibrate, even ids are held out.
+The shipped file is fitted on the odd ids of the London Set (``split_persons``; the even ids are left for
+held-out evaluation). Fitted on all 35, the mean smile lifts each mouth corner across the line of its
+two outer neighbours (the thin corner triangles fold), which the rig's fold guard then trims by an amount
+that changes with the speech from frame to frame.
 
-Run: ``python -m ned_core.manipulate.calibrate [--data DIR] [--out FILE]``. Imports mediapipe (the
-``track`` extra) only when photos are read; must not import torch or the engine.
+Run: ``python -m ned_core.manipulate.calibrate [--data DIR] [--out FILE] [--persons odd|all|ID,...]``.
+Imports mediapipe (the ``track`` extra) only when photos are read; must not import torch or the engine.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from ned_core import EMOTIONS, mesh
 from ned_core.errors import InputNotFoundError, MissingDependencyError, NedError, NoFaceError
 from ned_core.face3d.base import FaceFit
 from ned_core.manipulate import au_fields
+from ned_core.model_files import save_arrays
 
 DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "london"
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "data" / "facs_smile.npz"
@@ -77,9 +81,20 @@ def person_ids(root: Path) -> list[str]:
 
 
 def split_persons(ids: Iterable[str]) -> tuple[list[str], list[str]]:
-    """(calibration, held-out): odd ids calibrate, even ids are kept for evaluation."""
+    """(fit, held-out): the fixed split of held-out evaluations, odd ids fit and even ids are scored."""
     ids = sorted(ids)
     return [p for p in ids if int(p) % 2 == 1], [p for p in ids if int(p) % 2 == 0]
+
+
+def select_persons(ids: list[str], persons: str | Iterable[str]) -> list[str]:
+    """The ids of ``ids`` that ``persons`` names: "all", "odd" (``split_persons``' fit half), a
+    comma-separated string or a collection of ids."""
+    if persons == "all":
+        return list(ids)
+    if persons == "odd":
+        return split_persons(ids)[0]
+    wanted = set(persons.split(",")) if isinstance(persons, str) else set(persons)
+    return [pid for pid in ids if pid in wanted]
 
 
 def load_pairs(root: Path, ids: Iterable[str], photo_mesh: PhotoMesh | None = None
@@ -189,12 +204,12 @@ def fit_persons(pairs: list[tuple[np.ndarray, np.ndarray]]) -> SmileFit:
 
 
 def calibrate(pairs: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
-    """The calibration arrays (what ``facs_smile.npz`` holds) from the persons' pixel landmarks."""
-    calibration, held_out = split_persons(pairs)
-    if len(calibration) < 3:
-        raise InputNotFoundError(f"only {len(calibration)} calibration persons found; need at least 3")
-    fitted = fit_persons([pairs[pid] for pid in calibration])
-    template, smile, weights, strengths = fitted.template, fitted.smile, fitted.weights, fitted.strengths
+    """The calibration arrays (what ``facs_smile.npz`` holds), fitted on every person of ``pairs``."""
+    if len(pairs) < 3:
+        raise InputNotFoundError(f"only {len(pairs)} calibration persons found; need at least 3")
+    persons = sorted(pairs)
+    fitted = fit_persons([pairs[pid] for pid in persons])
+    template, smile = fitted.template, fitted.smile
     gain = fitted.full_smile
     au6, au12 = au_fields.split_smile(gain * smile, template)
     return {
@@ -202,11 +217,10 @@ def calibrate(pairs: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]
         "au6": au6.astype(np.float32),
         "au12": au12.astype(np.float32),
         "triangles": tessellation_triangles(),
-        "calibration_ids": np.array([int(p) for p in calibration], dtype=np.int16),
-        "calibration_weights": weights.astype(np.float32),
-        "calibration_strengths": strengths.astype(np.float32),
+        "calibration_ids": np.array([int(p) for p in persons], dtype=np.int16),
+        "calibration_weights": fitted.weights.astype(np.float32),
+        "calibration_strengths": fitted.strengths.astype(np.float32),
         "smile_gain": np.float32(gain),
-        "held_out_ids": np.array([int(p) for p in held_out], dtype=np.int16),
         "source": np.array("Face Research Lab London Set (DeBruine & Jones 2017, CC BY 4.0), "
                            "neutral NNN_03 vs smiling NNN_08, MediaPipe face mesh 0.10.21"),
     }
@@ -263,27 +277,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
                         help="London Set folder (neutral/, smiling/)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="calibration file to write")
+    parser.add_argument("--persons", default="odd",
+                        help='who to fit on: "odd" (the fixed split: what ships), "all" or ID,ID,... '
+                             "(the persons left out are scored as held out)")
     args = parser.parse_args(argv)
     try:
         ids = person_ids(args.data)
+        chosen = select_persons(ids, args.persons)
         print(f"reading {len(ids)} neutral/smiling pairs from {args.data}", file=sys.stderr)
         pairs = load_pairs(args.data, ids)
-        arrays = calibrate(pairs)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_name(args.out.name + ".tmp.npz")
-        np.savez_compressed(tmp, **arrays)
-        tmp.replace(args.out)
+        arrays = calibrate({pid: pairs[pid] for pid in chosen})
+        save_arrays(arrays, args.out)
     except NedError as exc:
         print(exc.one_line(), file=sys.stderr)
         return 1
-    from ned_core.manipulate.facs import FacsRig
+    print(f"wrote {args.out} ({args.out.stat().st_size} bytes); calibrated on {len(chosen)} persons")
+    left_out = {pid: pairs[pid] for pid in ids if pid not in set(chosen)}
+    if left_out:
+        from ned_core.manipulate.facs import FacsRig
 
-    rig = FacsRig(calibration=str(args.out))
-    held = {pid: pairs[pid] for pid in split_persons(pairs)[1]}
-    cos = np.array(list(smile_cosines(rig, held).values()))
-    print(f"wrote {args.out} ({args.out.stat().st_size} bytes); calibrated on "
-          f"{len(arrays['calibration_ids'])} persons; held-out cosine full {cos[:, 0].mean():.3f} "
-          f"(min {cos[:, 0].min():.3f}), mouth/cheeks {cos[:, 1].mean():.3f} (min {cos[:, 1].min():.3f})")
+        cos = np.array(list(smile_cosines(FacsRig(calibration=str(args.out)), left_out).values()))
+        print(f"held-out cosine ({len(left_out)} persons) full {cos[:, 0].mean():.3f} (min {cos[:, 0].min():.3f}), "
+              f"mouth/cheeks {cos[:, 1].mean():.3f} (min {cos[:, 1].min():.3f})")
     return 0
 
 

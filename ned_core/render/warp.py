@@ -126,14 +126,19 @@ class MeshWarpRenderer:
 
     def _sample(self, flat: np.ndarray, sample: np.ndarray) -> np.ndarray:
         """``flat`` (H, W, C) read at ``sample`` (h, w, 2) with the chosen filter (and clamp)."""
-        # OpenCV's cubic and Lanczos remaps take at most 4 channels: more go 4 at a time.
+        if self.interpolation == "linear":
+            return cv2.remap(flat, sample, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        # OpenCV samples at fixed-point positions (1/32 px) either way; converting once gives the same
+        # bits and the integer cells the clamp needs.
+        cells, fractions = cv2.convertMaps(sample, None, cv2.CV_16SC2)
+        # Its cubic and Lanczos remaps take at most 4 channels: more go 4 at a time.
         groups = [flat] if flat.shape[2] <= 4 else [flat[..., i:i + 4] for i in range(0, flat.shape[2], 4)]
         parts = []
         for group in groups:
-            warped = cv2.remap(group, sample, None, INTERPOLATIONS[self.interpolation],
+            warped = cv2.remap(group, cells, fractions, INTERPOLATIONS[self.interpolation],
                                borderMode=cv2.BORDER_REPLICATE)
-            if self.clamp and self.interpolation != "linear":
-                _clamp_to_neighbours(warped, group, sample)
+            if self.clamp:
+                _clamp_to_cells(warped, group, cells)
             parts.append(warped.reshape(sample.shape[:2] + (-1,)))
         return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=2)
 
@@ -368,26 +373,23 @@ def _distance(mask: np.ndarray) -> np.ndarray:
     return cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5)
 
 
-def _clamp_to_neighbours(warped: np.ndarray, flat: np.ndarray, sample: np.ndarray) -> None:
-    """Clip ``warped`` (sampled from ``flat`` (H, W, C) at ``sample`` (h, w, 2) absolute pixel
-    coordinates) in place to the range of the 2x2 pixels around each sample point."""
+def _clamp_to_cells(warped: np.ndarray, flat: np.ndarray, cells: np.ndarray) -> None:
+    """Clip ``warped`` in place to the range of the 2x2 pixels of ``flat`` (H, W, C) whose top-left
+    pixel each sample's cell in ``cells`` (h, w, 2) int16 (x, y) names: the pixels bilinear would blend."""
     height, width = flat.shape[:2]
-    # The plate region the samples reach (per coordinate: numpy's reductions over interleaved pairs are
-    # an order of magnitude slower).
-    (x0, x1), (y0, y1) = [(math.floor(float(c.min())), math.floor(float(c.max())) + 2)
-                          for c in (sample[..., 0], sample[..., 1])]
+    # Only the plate region the cells reach (per coordinate: numpy's reductions over interleaved pairs
+    # are an order of magnitude slower).
+    (x0, x1), (y0, y1) = [(int(c.min()), int(c.max()) + 2) for c in (cells[..., 0], cells[..., 1])]
     x0, y0 = min(max(x0, 0), width - 1), min(max(y0, 0), height - 1)
     x1, y1 = max(min(x1, width), x0 + 1), max(min(y1, height), y0 + 1)
     region = flat[y0:y1, x0:x1]
-    # Min and max over each 2x2 block, stored at the block's top-left pixel ...
+    local = cells - np.array([x0, y0], np.int16)
+    # Min and max over each 2x2 block, stored at the block's top-left pixel, then read at each cell.
     block = np.ones((2, 2), np.uint8)
-    low = cv2.erode(region, block, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)
-    high = cv2.dilate(region, block, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)
-    # ... read at floor(sample): nearest-neighbour sampling rounds, so half a pixel back gives the floor.
-    corner = sample - np.array([x0 + 0.5, y0 + 0.5], np.float32)
     shape = warped.shape
-    for bound, limit in ((low, np.maximum), (high, np.minimum)):
-        at = cv2.remap(bound, corner, None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
+    for bound, limit in ((cv2.erode, np.maximum), (cv2.dilate, np.minimum)):
+        extreme = bound(region, block, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)
+        at = cv2.remap(extreme, local, None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
         limit(warped, at.reshape(shape), out=warped)
 
 

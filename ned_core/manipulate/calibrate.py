@@ -7,9 +7,7 @@ scaled so that activation 1 is a full smile), its split into AU6 and AU12, and w
 ``benchmarks/london_smile.py`` and the tests share.
 
 The shipped file is fitted on the odd ids of the London Set (``split_persons``; the even ids are left for
-held-out evaluation). Fitted on all 35, the mean smile lifts each mouth corner across the line of its
-two outer neighbours (the thin corner triangles fold), which the rig's fold guard then trims by an amount
-that changes with the speech from frame to frame.
+held-out evaluation); why not on all 35 yet is in docs/emotions.md.
 
 Run: ``python -m ned_core.manipulate.calibrate [--data DIR] [--out FILE] [--persons odd|all|ID,...]``.
 Imports mediapipe (the ``track`` extra) only when photos are read; must not import torch or the engine.

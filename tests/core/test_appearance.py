@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 import cv2
@@ -88,6 +89,32 @@ def test_a_free_mouth_gets_teeth_a_kept_closed_mouth_does_not(fit: FaceFit, stag
     # Under full mouth preservation a shut mouth stays shut: only creases (a gentle gain) change it.
     ratio = kept.pixels[box][..., :3] / np.maximum(warped.pixels[box][..., :3], 1e-6)
     assert ratio.max() < 1.6 and ratio.min() > 0.4
+
+
+def parted(fit: FaceFit, pixels: float) -> FaceFit:
+    """``fit`` with its lower lip and jaw dropped so the inner lips part by ``pixels`` in the middle."""
+    template = fit.identity
+    mouth_y = template[[mesh.UPPER_LIP_INNER, mesh.LOWER_LIP_INNER], 1].mean()
+    half = 0.5 * abs(template[mesh.MOUTH_LEFT, 0] - template[mesh.MOUTH_RIGHT, 0])
+    lower = (template[:, 1] > mouth_y + 1e-4) & (np.abs(template[:, 0]) < 0.8)
+    across = np.clip(1.0 - (np.abs(template[:, 0]) / (half + 0.05)) ** 2, 0.0, 1.0)
+    expression = np.zeros_like(fit.expression)
+    expression[0, :, 1] = pixels / float(fit.scale[0]) * lower * across
+    return dataclasses.replace(fit, expression=expression)
+
+
+def test_a_kept_mouth_barely_parted_keeps_its_own_lip_line(fit: FaceFit, stage: ExpressionAppearance) -> None:
+    # Between syllables a talking mouth parts by a pixel or so: a smile must not paint a slit of dark
+    # and teeth into it (the lips would read as apart); a mouth open by several pixels gets its layer.
+    box = mouth_box(fit)
+
+    def gain(pixels: float) -> np.ndarray:
+        _, warped, out = render(parted(fit, pixels), "happy", 1.0, 1.0, stage)
+        return out.pixels[box][..., :3] / np.maximum(warped.pixels[box][..., :3], 1e-6)
+
+    slit, opened = gain(1.2), gain(8.0)
+    assert slit.max() < 1.6 and slit.min() > 0.4  # creases only, as on a shut mouth (0.49 measured)
+    assert opened.min() < 0.3  # the inside of an open smile goes dark (0.21; the slit was 0.11 before)
 
 
 def test_creases_fade_with_the_intensity(fit: FaceFit, stage: ExpressionAppearance) -> None:

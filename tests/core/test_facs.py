@@ -267,6 +267,35 @@ def test_shipped_calibration_is_small_and_split_by_person(rig: FacsRig) -> None:
         np.testing.assert_allclose(smile[up], smile[lo], atol=1e-6)
 
 
+def test_the_shipped_smile_folds_no_triangle_of_the_mean_face(rig: FacsRig) -> None:
+    data = np.load(calibrate.DEFAULT_OUT)
+    template = data["template"].astype(np.float64)
+    moved = template + data["au6"] + data["au12"]
+    tri = data["triangles"].astype(np.int64)
+
+    def areas(points: np.ndarray) -> np.ndarray:
+        e1, e2 = points[tri[:, 1], :2] - points[tri[:, 0], :2], points[tri[:, 2], :2] - points[tri[:, 0], :2]
+        return e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
+
+    before = areas(template)
+    sizeable = np.abs(before) > 0.2 * np.median(np.abs(before))
+    assert np.all(areas(moved)[sizeable] / before[sizeable] >= calibrate.UNFOLD_LEAST - 1e-6)
+
+
+def test_the_smile_does_not_pump_with_the_speech(rig: FacsRig, talking_fit: FaceFit) -> None:
+    # A fold at the mouth corners woke the fold guard on shut frames only: the smile's corners weakened
+    # each time the mouth closed. Shut, half-open and open frames now get the same corner motion.
+    jaw = talking_fit.expression[int(np.argmax(np.abs(talking_fit.expression).sum(axis=(1, 2))))]
+    expression = np.stack([0.0 * jaw, 0.5 * jaw, jaw])
+    fit = dataclasses.replace(talking_fit, frames=[0, 1, 2], expression=expression,
+                              rotation=talking_fit.rotation[:3], scale=talking_fit.scale[:3],
+                              translation=talking_fit.translation[:3], found=talking_fit.found[:3])
+    w = np.zeros((3, len(EMOTIONS)))
+    w[:, EMOTIONS.index("happy")] = 1.0
+    corners = (rig.edit(fit, w) - expression)[:, [mesh.MOUTH_LEFT, mesh.MOUTH_RIGHT]]
+    assert np.ptp(np.linalg.norm(corners, axis=2).mean(axis=1)) < 1e-9
+
+
 def test_persons_are_chosen_by_name_or_by_the_fixed_split() -> None:
     ids = ["001", "002", "003", "014"]
     assert calibrate.select_persons(ids, "all") == ids

@@ -3,8 +3,7 @@
 Owns: finding the MediaPipe face mesh on the London Set photos, putting each pair in one face-local frame,
 the robust mean smile over the calibration persons (jaw drop regressed out, mirrored, made speech-safe,
 scaled so that activation 1 is a full smile, made fold-free on the mean face), its split into AU6 and
-AU12, and writing
-``ned_core/data/facs_smile.npz``. Also the held-out evaluation helpers that
+AU12, and writing ``ned_core/data/facs_smile.npz``. Also the held-out evaluation helpers that
 ``benchmarks/london_smile.py`` and the tests share.
 
 The shipped file is fitted on the odd ids of the London Set (``split_persons``; the even ids are left for

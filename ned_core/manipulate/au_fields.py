@@ -366,10 +366,62 @@ def split_smile(smile: np.ndarray, template: np.ndarray) -> tuple[np.ndarray, np
     return smile * w6[:, None], smile * (1.0 - w6[:, None])
 
 
-def build_fields(template: np.ndarray, au6: np.ndarray, au12: np.ndarray) -> dict[str, AuField]:
+UNFOLD_LEAST = 0.5
+"""Under a field at activation 1 (the full smile, each drawn AU) no sizeable triangle of the template keeps
+less than this share of its frontal area: twice the rig's fold guard bound (``FacsRig.min_area_ratio``),
+so the change of a triangle's area from frame to frame (the speech, a blink) does not wake the guard,
+which trims per frame: a smile whose corners weakened each time the mouth closed, brows that dipped at
+every blink."""
+
+
+def unfold(field: np.ndarray, template: np.ndarray, triangles: np.ndarray, mirror: np.ndarray,
+           least: float = UNFOLD_LEAST, rounds: int = 200) -> np.ndarray:
+    """``field`` with no sizeable triangle of ``template`` squeezed below ``least`` of its frontal area.
+
+    Skin folds where a field squeezes it (real smiles at the mouth corners: 9 of the 35 London smiles
+    flip the corner's triangle; a raised outer brow against the temple); a warp cannot show a fold. The
+    vertices of each offending triangle move halfway toward their mean motion, round after round, so the
+    region moves together and keeps its motion; the field stays symmetric and speech-safe (both members
+    of an inner-lip pair move alike), the irises still.
+    """
+    field = np.array(field, dtype=np.float64)
+    corners = [template[triangles[:, k], :2] for k in range(3)]
+
+    def areas(points: list[np.ndarray]) -> np.ndarray:
+        e1, e2 = points[1] - points[0], points[2] - points[0]
+        return e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
+
+    before = areas(corners)
+    sizeable = np.abs(before) > 0.2 * np.median(np.abs(before))  # as the rig's guard counts them
+    pairs = np.array([(u, lo) for u, lo in mesh.INNER_LIP_PAIRS if u != lo])
+    for _ in range(rounds):
+        moved = [c + field[triangles[:, k], :2] for k, c in enumerate(corners)]
+        bad = sizeable & (areas(moved) / np.where(sizeable, before, 1.0) < least)
+        if not bad.any():
+            break
+        mean = field[triangles[bad]].mean(axis=1)
+        total, count = np.zeros_like(field), np.zeros(len(field))
+        for k in range(3):
+            np.add.at(total, triangles[bad, k], mean)
+            np.add.at(count, triangles[bad, k], 1.0)
+        hit = count > 0
+        field[hit] += 0.5 * (total[hit] / count[hit, None] - field[hit])
+        field = symmetrize(field, mirror)
+        together = 0.5 * (field[pairs[:, 0]] + field[pairs[:, 1]])
+        field[pairs[:, 0]] = together
+        field[pairs[:, 1]] = together
+        field[list(IRISES)] = 0.0
+    return field
+
+
+def build_fields(template: np.ndarray, au6: np.ndarray, au12: np.ndarray, triangles: np.ndarray | None = None,
+                 mirror: np.ndarray | None = None) -> dict[str, AuField]:
     """Every AU of the rig as an ``AuField`` (calibrated AU6/AU12 plus the FACS-described rest).
 
-    All fields fade out at the face outline and leave the irises still.
+    All fields fade out at the face outline and leave the irises still. Given the mesh's ``triangles``
+    (and the template's ``mirror_map``), each FACS-described field that the speech does not own is made
+    fold-free on the template (``unfold``); the calibrated smile comes so already, and the mouth-opening
+    AUs act only on a free mouth, where the lips roll in at the corners as they part.
     """
     template = np.asarray(template, dtype=np.float64)
     taper = outline_taper(template)[:, None]
@@ -384,5 +436,9 @@ def build_fields(template: np.ndarray, au6: np.ndarray, au12: np.ndarray) -> dic
             safe = np.zeros_like(r)
         else:
             safe = speech_safe(r, template, LIP_LEAD.get(name, 0.5)) * taper
+            if triangles is not None and name not in ("AU6", "AU12"):
+                pairs = mirror_map(template) if mirror is None else mirror
+                still = taper[:, 0] == 0.0  # the outline stays exactly where it is
+                r, safe = (np.where(still[:, None], 0.0, unfold(f, template, triangles, pairs)) for f in (r, safe))
         out[name] = AuField(name, r, safe, AU_PROPORTION[name])
     return out

@@ -35,11 +35,6 @@ DEFAULT_OUT = Path(__file__).resolve().parent.parent / "data" / "facs_smile.npz"
 NEUTRAL, SMILING = "neutral/{pid}_03.jpg", "smiling/{pid}_08.jpg"
 FULL_SMILE_QUANTILE = 0.75  # which calibration person's smile strength activation 1 reproduces
 ROBUST_C = 1.5  # persons farther than this many median distances from the mean smile are down-weighted
-UNFOLD_LEAST = 0.5
-"""Under the full smile no sizeable triangle of the mean face keeps less than this share of its frontal
-area: twice the rig's fold guard bound (``FacsRig.min_area_ratio``), so the few percent a triangle's area
-changes with the speech from frame to frame never wakes the guard (which trims per frame: a smile whose
-corners weaken each time the mouth closes)."""
 
 
 # -- photos to face-local shapes ---------------------------------------------------------------------------
@@ -165,46 +160,6 @@ def fit_smile(neutrals: list[np.ndarray], displacements: list[np.ndarray], templ
     return au_fields.speech_safe(smile, template), w
 
 
-def unfold(field: np.ndarray, template: np.ndarray, triangles: np.ndarray, mirror: np.ndarray,
-           least: float = UNFOLD_LEAST, rounds: int = 200) -> np.ndarray:
-    """``field`` with no sizeable triangle of ``template`` squeezed below ``least`` of its frontal area.
-
-    Real smiles fold the skin at the mouth corners (the corner rises across the line of its outer
-    neighbours: 9 of the 35 London smiles flip that triangle); a warp cannot show a fold. The vertices of
-    each offending triangle move halfway toward their mean motion, round after round, so the region
-    moves together and keeps its motion; the field stays symmetric and speech-safe (both members of an
-    inner-lip pair move alike), the irises still.
-    """
-    field = np.array(field, dtype=np.float64)
-    corners = [template[triangles[:, k], :2] for k in range(3)]
-
-    def areas(points: list[np.ndarray]) -> np.ndarray:
-        e1, e2 = points[1] - points[0], points[2] - points[0]
-        return e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
-
-    before = areas(corners)
-    sizeable = np.abs(before) > 0.2 * np.median(np.abs(before))  # as the rig's guard counts them
-    pairs = np.array([(u, lo) for u, lo in mesh.INNER_LIP_PAIRS if u != lo])
-    for _ in range(rounds):
-        moved = [c + field[triangles[:, k], :2] for k, c in enumerate(corners)]
-        bad = sizeable & (areas(moved) / np.where(sizeable, before, 1.0) < least)
-        if not bad.any():
-            break
-        mean = field[triangles[bad]].mean(axis=1)
-        total, count = np.zeros_like(field), np.zeros(len(field))
-        for k in range(3):
-            np.add.at(total, triangles[bad, k], mean)
-            np.add.at(count, triangles[bad, k], 1.0)
-        hit = count > 0
-        field[hit] += 0.5 * (total[hit] / count[hit, None] - field[hit])
-        field = au_fields.symmetrize(field, mirror)
-        together = 0.5 * (field[pairs[:, 0]] + field[pairs[:, 1]])
-        field[pairs[:, 0]] = together
-        field[pairs[:, 1]] = together
-        field[list(au_fields.IRISES)] = 0.0
-    return field
-
-
 def tessellation_triangles() -> np.ndarray:
     """(F, 3) triangles of MediaPipe's face-mesh tessellation, as the face fit ships them."""
     from ned_core.face3d.landmark_fit import tessellation
@@ -255,13 +210,15 @@ def calibrate(pairs: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]
     template, smile = fitted.template, fitted.smile
     gain = fitted.full_smile
     triangles = tessellation_triangles()
-    full = unfold(gain * smile, template, triangles.astype(np.int64), au_fields.mirror_map(template))
+    mirror = au_fields.mirror_map(template)
+    full = au_fields.unfold(gain * smile, template, triangles.astype(np.int64), mirror)
     au6, au12 = au_fields.split_smile(full, template)
     return {
         "template": template.astype(np.float32),
         "au6": au6.astype(np.float32),
         "au12": au12.astype(np.float32),
         "triangles": triangles,
+        "mirror": mirror.astype(np.int16),
         "calibration_ids": np.array([int(p) for p in persons], dtype=np.int16),
         "calibration_weights": fitted.weights.astype(np.float32),
         "calibration_strengths": fitted.strengths.astype(np.float32),

@@ -279,7 +279,27 @@ def test_the_shipped_smile_folds_no_triangle_of_the_mean_face(rig: FacsRig) -> N
 
     before = areas(template)
     sizeable = np.abs(before) > 0.2 * np.median(np.abs(before))
-    assert np.all(areas(moved)[sizeable] / before[sizeable] >= calibrate.UNFOLD_LEAST - 1e-6)
+    assert np.all(areas(moved)[sizeable] / before[sizeable] >= au_fields.UNFOLD_LEAST - 1e-6)
+
+
+def test_no_drawn_field_folds_the_template(rig: FacsRig) -> None:
+    # A raised outer brow squeezed the temple's skin to under a third of its area on an open eye and past
+    # the fold guard's bound on a blink: the guard then cut the brow on blink frames only (raised brows
+    # dipped at every blink). Every field the speech does not own now leaves each triangle half its area.
+    tri = rig.triangles
+
+    def areas(points: np.ndarray) -> np.ndarray:
+        e1, e2 = points[tri[:, 1], :2] - points[tri[:, 0], :2], points[tri[:, 2], :2] - points[tri[:, 0], :2]
+        return e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]
+
+    before = areas(rig.template)
+    sizeable = np.abs(before) > 0.2 * np.median(np.abs(before))
+    for name, field in rig.fields.items():
+        if name in au_fields.SPEECH_OWNED:
+            continue
+        for motion in (field.raw, field.safe):
+            kept = areas(rig.template + motion)[sizeable] / before[sizeable]
+            assert kept.min() >= au_fields.UNFOLD_LEAST - 1e-6, name
 
 
 def test_the_smile_does_not_pump_with_the_speech(rig: FacsRig, talking_fit: FaceFit) -> None:

@@ -141,11 +141,19 @@ class FacsRig:
         triangles = np.asarray(fit.triangles, dtype=np.int64).reshape(-1, 3)
         if len(triangles) == 0:
             triangles = self.triangles
-        move = self.limit_folds(base, move, triangles)
-        if self.keep_blinks:
-            shapes = np.asarray(fit.identity, dtype=np.float64)[None] + expression
-            move = hold_lids(move, lid_freedom(shapes, np.asarray(fit.found, dtype=bool))[rows])
-        out[rows] += move
+        if not self.keep_blinks:
+            out[rows] += self.limit_folds(base, move, triangles)
+            return out
+        shapes = np.asarray(fit.identity, dtype=np.float64)[None] + expression
+        freedom = lid_freedom(shapes, np.asarray(fit.found, dtype=bool))[rows]
+        # The guard must see the lids as they will move: told nothing of a blink, it saw a tightening lid
+        # squeeze the skin of a shut eye and cut the region around it on blink frames only. The triangles
+        # that reach an iris are left out: they only carry the warp across the eye's opening, which the
+        # appearance stage's eye layer draws, and the still irises would "fold" against a held lid. A shut
+        # eye is held once more after the guard (its cuts must not open it); other eyes only once.
+        guarded = triangles[~np.isin(triangles, au_fields.IRISES).any(axis=1)]
+        move = self.limit_folds(base, hold_lids(move, freedom), guarded)
+        out[rows] += hold_lids(move, np.where(freedom > 0.0, 1.0, 0.0))
         return out
 
     def limit_folds(self, base: np.ndarray, move: np.ndarray, triangles: np.ndarray) -> np.ndarray:

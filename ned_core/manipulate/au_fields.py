@@ -428,6 +428,9 @@ def build_fields(template: np.ndarray, au6: np.ndarray, au12: np.ndarray, triang
     raw = facs_fields(template)
     raw["AU6"] = np.asarray(au6, dtype=np.float64)
     raw["AU12"] = np.asarray(au12, dtype=np.float64)
+    if triangles is not None and mirror is None:
+        mirror = mirror_map(template)
+    still = taper[:, 0] == 0.0  # the outline stays exactly where it is
     out = {}
     for name in ACTION_UNIT_ORDER:
         r = raw[name] * taper
@@ -437,8 +440,6 @@ def build_fields(template: np.ndarray, au6: np.ndarray, au12: np.ndarray, triang
         else:
             safe = speech_safe(r, template, LIP_LEAD.get(name, 0.5)) * taper
             if triangles is not None and name not in ("AU6", "AU12"):
-                pairs = mirror_map(template) if mirror is None else mirror
-                still = taper[:, 0] == 0.0  # the outline stays exactly where it is
-                r, safe = (np.where(still[:, None], 0.0, unfold(f, template, triangles, pairs)) for f in (r, safe))
+                r, safe = (np.where(still[:, None], 0.0, unfold(f, template, triangles, mirror)) for f in (r, safe))
         out[name] = AuField(name, r, safe, AU_PROPORTION[name])
     return out

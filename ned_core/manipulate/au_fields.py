@@ -49,6 +49,7 @@ LIP_LEAD = {"AU9": 0.7, "AU10": 1.0, "AU16": 1.0, "AU17": 0.0}
 
 OUTLINE_FALLOFF = 0.12  # distance (face-local units) over which a field fades to zero at the face outline
 LIP_SPREAD = 0.07  # vertical reach of the speech-safe correction from the mouth line into the lips
+BROW_BETWEEN = 0.22  # reach of AU1 (centred 0.19 from the midline) and AU2 (0.55) toward each other
 
 
 @dataclass(frozen=True)
@@ -275,10 +276,14 @@ def facs_fields(template: np.ndarray) -> dict[str, np.ndarray]:
     fields: dict[str, np.ndarray] = {}
 
     # AU1 inner brow raiser: the medial brow and the forehead above it rise; the brow becomes oblique.
-    inner = np.exp(-((f.ax - 0.19) / 0.17) ** 2)
+    # AU1 and AU2 are two parts of one muscle (frontalis) and together raise the whole brow evenly (1+2,
+    # surprise): toward each other their falloffs reach far enough that the sum is even (0.10-0.11) from
+    # the brow's head to its arch; narrower ones left the middle of a surprised brow a third lower than
+    # its ends, a kink no brow shows. Toward the midline and the temple they stay short (the outline holds).
+    inner = np.exp(-((f.ax - 0.19) / np.where(f.ax < 0.19, 0.17, BROW_BETWEEN)) ** 2)
     fields["AU1"] = _field(dy=-0.11 * raised * inner, n=n)
     # AU2 outer brow raiser: the lateral brow rises and arches.
-    outer = np.exp(-((f.ax - 0.55) / 0.16) ** 2)
+    outer = np.exp(-((f.ax - 0.55) / np.where(f.ax > 0.55, 0.16, BROW_BETWEEN)) ** 2)
     fields["AU2"] = _field(dy=-0.10 * raised * outer, n=n)
     # AU4 brow lowerer: brows pulled down and together, pressing on the upper lids.
     low = np.exp(-((f.ax - 0.2) / 0.22) ** 2) * f.brow_band(below=0.11)

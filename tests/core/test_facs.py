@@ -111,6 +111,16 @@ def test_surprised_raises_the_brows_and_upper_lids(rig: FacsRig, talking_fit: Fa
     assert np.all(move[:, [159, 386], 1] < -0.02)  # upper lid margins
 
 
+def test_surprise_raises_the_brow_without_a_kink(rig: FacsRig) -> None:
+    # AU1 + AU2 (one muscle, two parts) raise the whole brow: the narrow falloffs they had left its
+    # middle a third lower than its head, and rising again toward the arch, in every surprised frame.
+    lift = -(rig.fields["AU1"].raw + rig.fields["AU2"].raw)[:, 1]
+    for brow in (au_fields.RIGHT_BROW, au_fields.LEFT_BROW):
+        head_to_tail = lift[[upper for upper, _ in brow][::-1]]
+        assert np.all(np.diff(head_to_tail) <= 1e-3)  # never dips and rises again
+        assert head_to_tail[1:3].min() >= 0.9 * head_to_tail[0]  # the middle rises with the head
+
+
 def blinking(fit: FaceFit, shut: list[int]) -> FaceFit:
     """``fit`` with both eyes shut on the frames ``shut`` (each upper lid lowered onto its partner)."""
     expression = fit.expression.copy()

@@ -49,8 +49,9 @@ MOUTH_BLEND = 0.02  # face-local width over which the mouth's upper and lower ha
 MOUTH_FEATHER = 0.012  # face-local band above a dropped jaw's lower lip over which the mouth layer fades in
 CORNER_FEATHER = 0.06  # share of the mouth's length at each corner over which it fades in
 SHOWS_INSIDE_PX = 2.0
-"""A gap between the lips narrower than this many pixels shows no mouth inside: lips that barely part
-show their own dark line, not teeth (and a plate's mouth that narrow has nothing real to keep)."""
+"""A gap between the lips narrower than this many pixels shows no mouth inside: each lip's edge blurs
+over about a pixel, so lips that barely part show their own dark line, not teeth (and a plate's mouth
+that narrow has nothing real to keep). The mouth layer fades in over the next SHOWS_INSIDE_PX."""
 TEETH_FRAMES = 3  # the plate's most open mouths a shot's teeth light is read from
 TEETH_FLOOR = 0.5  # a dark plate mouth dims the teeth at most this much (a smile's teeth still show)
 TEETH_TINT = (0.3, 2.0)  # per-channel bounds of the plate light's tint on the teeth
@@ -282,10 +283,11 @@ class ExpressionAppearance:
         # above the lower lip and toward the corners instead of starting at a hard outline.
         rim = np.minimum(height / MOUTH_FEATHER, np.minimum(along, 1.0 - along) / CORNER_FEATHER)
         fade = 1.0 - jaw * (1.0 - smoothstep(rim))
-        # Where the lips part by less than SHOWS_INSIDE_PX the layer fades out, so a near-shut mouth (a
-        # talking plate between syllables, a wedge toward each corner) keeps its own lip line instead of
-        # a painted slit of teeth and dark that reads as lips apart.
-        fade = fade * smoothstep(frame.opening(along) * unit / SHOWS_INSIDE_PX)
+        # Where the lips part by less than SHOWS_INSIDE_PX there is no layer, and it fades in over the
+        # next SHOWS_INSIDE_PX, so a near-shut mouth (a talking plate between syllables, a wedge toward
+        # each corner) keeps its own lip line instead of a painted slit of teeth and dark that reads as
+        # lips apart (a fade that ended at SHOWS_INSIDE_PX still painted such slits at half strength).
+        fade = fade * smoothstep(frame.opening(along) * unit / SHOWS_INSIDE_PX - 1.0)
         alpha = inside * np.maximum(fresh * wider, bare) * fade
         # The upper half of the opening shows what a smile shows under the upper lip, the lower half what
         # it shows above the lower lip, meeting smoothly at the middle.

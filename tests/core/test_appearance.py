@@ -12,7 +12,7 @@ from face_fixtures import skin, template_fit
 
 from ned_core import EMOTIONS, appearance, mesh
 from ned_core.appearance import texture
-from ned_core.appearance.ratio import MODEL_FILE, ExpressionAppearance, load_model
+from ned_core.appearance.ratio import MODEL_FILE, SHOWS_INSIDE_PX, ExpressionAppearance, load_model
 from ned_core.errors import (
     CorruptImageError,
     CorruptModelError,
@@ -115,6 +115,12 @@ def test_a_kept_mouth_barely_parted_keeps_its_own_lip_line(fit: FaceFit, stage: 
     slit, opened = gain(1.2), gain(8.0)
     assert slit.max() < 1.6 and slit.min() > 0.4  # creases only, as on a shut mouth (0.49 measured)
     assert opened.min() < 0.3  # the inside of an open smile goes dark (0.21; the slit was 0.11 before)
+    # A gap under SHOWS_INSIDE_PX resolves nothing inside (each lip's edge blurs over about a pixel):
+    # the layer paints none of it (a fade that ended at 2 px painted such a slit at up to 97%).
+    below = parted(fit, 0.9 * SHOWS_INSIDE_PX)
+    _, _, with_layer = render(below, "happy", 1.0, 1.0, stage)
+    _, _, creases_only = render(below, "happy", 1.0, 1.0, ExpressionAppearance(mouth=0.0))
+    np.testing.assert_array_equal(with_layer.pixels, creases_only.pixels)
 
 
 def test_creases_fade_with_the_intensity(fit: FaceFit, stage: ExpressionAppearance) -> None:

@@ -6,7 +6,8 @@ Owns writing ``ned_core/data/appearance.npz``:
   face texture space: per texel, log(smiling luminance / neutral luminance) per unit of each person's smile
   strength, a robust slope over the persons scaled to the smile the rig's activation 1 makes; each photo
   is unwrapped through its own face mesh, so the creases, the cheeks' bulge and the narrowed lower lids
-  line up across faces while each person's albedo and lighting cancel out.
+  line up across faces while each person's albedo and lighting cancel out. Skin only: the texels that
+  see a photo's mouth opening are left out (the mouth layer draws the inside).
 - ``mouth``: the inside of a smiling mouth in mouth space (teeth under the upper lip, the dark beyond),
   as linear RGB over (skin luminance beside the mouth) ** ``mouth_skin_slope``, median over the persons
   whose lips part; the slope is how teeth brightness follows skin brightness across those persons.
@@ -39,6 +40,7 @@ DEFAULT_OUT = Path(__file__).resolve().parent.parent / "data" / "appearance.npz"
 MIN_OPENING = 0.04  # a smile's lips part at least this much (face-local units) to show its mouth
 LOG_RATIO_LIMITS = (-0.8, 0.5)
 MIN_STRENGTH = 0.2  # a person who barely smiles (a fifth of the mean smile) says little about a full one
+OPENING_MARGIN = 0.01  # face-local width around a photo's mouth opening its lips' blurred edges reach
 
 
 def read_linear(path: Path) -> np.ndarray:
@@ -72,7 +74,11 @@ def smile_ratio(pairs: dict[str, tuple[np.ndarray, np.ndarray]], photos: dict[st
         tex_n, cov_n = texture.unwrap(neutral, neutral_px, template, skin)
         tex_s, cov_s = texture.unwrap(smiling, smiling_px, template, skin)
         ln, ls = luminance(tex_n), luminance(tex_s)
-        ok = cov_n & cov_s & (ln > 1e-3) & (ls > 1e-3)
+        # Skin only: what shows between parted lips (teeth, the dark) is the mouth layer's. Left in, it
+        # darkened the lip corners and lit the lip line of every edited face, open or shut.
+        skin_only = ~opening_texels(neutral, neutral_px, template, skin) & ~opening_texels(
+            smiling, smiling_px, template, skin)
+        ok = cov_n & cov_s & skin_only & (ln > 1e-3) & (ls > 1e-3)
         ratio = np.full(ln.shape, np.nan, np.float32)
         ratio[ok] = np.log(ls[ok] / ln[ok])
         # The two photos' exposures and the light's slow fall-off across the face are not the smile:
@@ -94,6 +100,19 @@ def smile_ratio(pairs: dict[str, tuple[np.ndarray, np.ndarray]], photos: dict[st
     # Fade to 1 toward the face outline, where meshes disagree most and the matte ends.
     taper = texture_taper(template, triangles)
     return np.clip(cv2.GaussianBlur(full, (0, 0), 0.8) * taper, *LOG_RATIO_LIMITS).astype(np.float32)
+
+
+def opening_texels(photo: np.ndarray, points: np.ndarray, template: np.ndarray, triangles: np.ndarray
+                   ) -> np.ndarray:
+    """(h, w) bool: the face texels that sample ``photo``'s mouth opening, grown by ``OPENING_MARGIN``."""
+    unit = mesh.canonical_pose(points)[0]
+    inside = np.zeros(photo.shape[:2], np.uint8)
+    polygon = texture.MouthFrame(points, unit).polygon()
+    cv2.fillPoly(inside, [np.round(polygon * 16).astype(np.int32)], 1, shift=4)
+    reach = max(1, round(OPENING_MARGIN * unit))
+    inside = cv2.dilate(inside, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1)))
+    sampled, _ = texture.unwrap(inside, points, template, triangles)
+    return sampled > 0.0
 
 
 def _weighted_median(values: np.ndarray, weights: np.ndarray) -> np.ndarray:

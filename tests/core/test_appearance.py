@@ -152,6 +152,17 @@ def test_shipped_model_is_small_and_learned_from_every_london_pair() -> None:
     assert upper[upper.shape[0] // 8, mid].mean() > 3.0 * upper[-1, mid].mean()
 
 
+def test_the_shipped_ratio_image_is_skin_not_the_mouths_inside() -> None:
+    # The smiles' parted lips showed teeth and dark where the neutral photos showed lips: learned as a
+    # ratio, that lit the lip line and darkened the lip corners (log -0.65) of every edited face, open or
+    # shut. Each photo's opening is now left out, and the line where the lips meet keeps its own light.
+    data = load_model()
+    log_ratio = data["smile_log_ratio"].astype(np.float32)
+    texels = np.round(texture.texels(data["template"].astype(np.float64))).astype(int)
+    inner_lips = sorted({i for pair in mesh.INNER_LIP_PAIRS for i in pair})
+    assert np.abs(log_ratio[texels[inner_lips, 1], texels[inner_lips, 0]]).max() < 0.05
+
+
 def test_a_dropped_jaws_mouth_fades_in_above_the_lower_lip(fit: FaceFit, stage: ExpressionAppearance) -> None:
     _, warped, free = render(fit, "surprised", 1.0, 0.0, stage)
     edited = FacsRig().edit(fit, weights("surprised", 1.0)[None], mouth_preservation=0.0)

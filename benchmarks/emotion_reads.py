@@ -17,8 +17,8 @@ London Set (``../shared/data/london``: neutral ``NNN_03``, real smile ``NNN_08``
   No person's own photos may help edit that person. ``--persons held-out`` (default) edits only the
   persons with even ids; every learned file in ``ned_core/data`` that lists its training persons is
   checked, and any that used an edited person is rebuilt without them (the appearance data, learned from
-  all 35, as ``--option appearance.model=FILE``; the FACS smile calibration, learned from the odd ids,
-  would be passed as ``--option manipulate.calibration=FILE``). ``--persons all`` edits all 35 with the shipped
+  all 35, as ``--option appearance.model=FILE``; the FACS smile calibration, also learned from all 35,
+  as ``--option manipulate.calibration=FILE``). ``--persons all`` edits all 35 with the shipped
   learned data and says which edited persons it was learned from.
 
 GRID (``../shared/data/grid``, three talking clips)

@@ -6,10 +6,10 @@ scaled so that activation 1 is a full smile, made fold-free on the mean face), i
 AU12, and writing ``ned_core/data/facs_smile.npz``. Also the held-out evaluation helpers that
 ``benchmarks/london_smile.py`` and the tests share.
 
-The shipped file is fitted on the odd ids of the London Set (``split_persons``; the even ids are left for
-held-out evaluation); why not on all 35 yet is in docs/emotions.md.
+The shipped file is fitted on all 35 persons of the London Set; held-out evaluations fit on the odd ids
+(``split_persons``) and score the even ones.
 
-Run: ``python -m ned_core.manipulate.calibrate [--data DIR] [--out FILE] [--persons odd|all|ID,...]``.
+Run: ``python -m ned_core.manipulate.calibrate [--data DIR] [--out FILE] [--persons all|odd|ID,...]``.
 Imports mediapipe (the ``track`` extra) only when photos are read; must not import torch or the engine.
 """
 
@@ -279,8 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
                         help="London Set folder (neutral/, smiling/)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="calibration file to write")
-    parser.add_argument("--persons", default="odd",
-                        help='who to fit on: "odd" (the fixed split: what ships), "all" or ID,ID,... '
+    parser.add_argument("--persons", default="all",
+                        help='who to fit on: "all" (what ships), "odd" (the fixed split) or ID,ID,... '
                              "(the persons left out are scored as held out)")
     args = parser.parse_args(argv)
     try:

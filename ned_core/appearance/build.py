@@ -8,6 +8,8 @@ Owns writing ``ned_core/data/appearance.npz``:
   is unwrapped through its own face mesh, so the creases, the cheeks' bulge and the narrowed lower lids
   line up across faces while each person's albedo and lighting cancel out. Skin only: the texels that
   see a photo's mouth opening are left out (the mouth layer draws the inside).
+- ``smile_open_log_ratio``: what those texels add where the smiles part their lips (the lip line lit by
+  the teeth, the dark pockets at the corners), applied as far as an edited mouth is open.
 - ``mouth``: the inside of a smiling mouth in mouth space (teeth under the upper lip, the dark beyond),
   as linear RGB over (skin luminance beside the mouth) ** ``mouth_skin_slope``, median over the persons
   whose lips part; the slope is how teeth brightness follows skin brightness across those persons.
@@ -57,8 +59,14 @@ def luminance(rgb: np.ndarray) -> np.ndarray:
 
 
 def smile_ratio(pairs: dict[str, tuple[np.ndarray, np.ndarray]], photos: dict[str, tuple[np.ndarray, np.ndarray]],
-                template: np.ndarray, triangles: np.ndarray) -> np.ndarray:
-    """(h, w) log luminance ratio smiling/neutral of a full smile in face texture space (0 where unknown).
+                template: np.ndarray, triangles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(skin, open_mouth): (h, w) log luminance ratios smiling/neutral of a full smile in face texture
+    space (0 where unknown).
+
+    ``skin`` leaves out, person by person, the texels that see either photo's mouth opening: what shows
+    between parted lips is not skin, and on a shut mouth it drew a lit lip line and dark lip corners.
+    ``open_mouth`` is what those texels add where the smiles part their lips (the teeth lighting the lip
+    line, the dark pockets at the corners): the stage applies it as far as the edited lips are apart.
 
     Persons smile more or less: each one's ratio image is taken per unit of their smile's strength
     (``calibrate.fit_persons``: their landmarks' smile projected on the mean's), a robust per-texel
@@ -68,37 +76,42 @@ def smile_ratio(pairs: dict[str, tuple[np.ndarray, np.ndarray]], photos: dict[st
     """
     skin = texture.skin_triangles(triangles)
     fitted = calibrate.fit_persons(list(pairs.values()))
-    ratios = []
+    smiled = fitted.strengths >= MIN_STRENGTH
+    if smiled.sum() < 3:
+        raise InputNotFoundError(f"only {int(smiled.sum())} of {len(pairs)} persons smile at least {MIN_STRENGTH} "
+                                 "of the mean smile; the smile's ratio image needs at least 3")
+    ratios, skin_ratios = [], []
     for pid, (neutral_px, smiling_px) in pairs.items():
         neutral, smiling = photos[pid]
         tex_n, cov_n = texture.unwrap(neutral, neutral_px, template, skin)
         tex_s, cov_s = texture.unwrap(smiling, smiling_px, template, skin)
         ln, ls = luminance(tex_n), luminance(tex_s)
-        # Skin only: what shows between parted lips (teeth, the dark) is the mouth layer's. Left in, it
-        # darkened the lip corners and lit the lip line of every edited face, open or shut.
-        skin_only = ~opening_texels(neutral, neutral_px, template, skin) & ~opening_texels(
+        ok = cov_n & cov_s & (ln > 1e-3) & (ls > 1e-3)
+        skin_ok = ok & ~opening_texels(neutral, neutral_px, template, skin) & ~opening_texels(
             smiling, smiling_px, template, skin)
-        ok = cov_n & cov_s & skin_only & (ln > 1e-3) & (ls > 1e-3)
         ratio = np.full(ln.shape, np.nan, np.float32)
         ratio[ok] = np.log(ls[ok] / ln[ok])
         # The two photos' exposures and the light's slow fall-off across the face are not the smile:
-        # take out the person's best plane in texture space.
-        ys, xs = np.nonzero(ok)
+        # take out the person's best plane over the skin in texture space.
+        ys, xs = np.nonzero(skin_ok)
         design = np.stack([np.ones_like(xs), xs, ys], axis=1).astype(np.float64)
-        coef = np.linalg.lstsq(design, ratio[ok].astype(np.float64), rcond=None)[0]
+        coef = np.linalg.lstsq(design, ratio[skin_ok].astype(np.float64), rcond=None)[0]
         h, w = ratio.shape
         gy, gx = np.mgrid[0:h, 0:w]
-        ratios.append(ratio - (coef[0] + coef[1] * gx + coef[2] * gy).astype(np.float32))
-    stack = np.stack(ratios)
-    count = np.isfinite(stack).sum(axis=0)
-    smiled = fitted.strengths >= MIN_STRENGTH
-    if smiled.sum() < 3:
-        raise InputNotFoundError(f"only {int(smiled.sum())} of {len(ratios)} persons smile at least {MIN_STRENGTH} "
-                                 "of the mean smile; the smile's ratio image needs at least 3")
-    slope = _weighted_median(stack[smiled] / fitted.strengths[smiled, None, None], fitted.strengths[smiled] ** 2)
-    full = np.where(count >= max(3, len(ratios) // 2), fitted.full_smile * slope, 0.0).astype(np.float32)
+        ratio -= (coef[0] + coef[1] * gx + coef[2] * gy).astype(np.float32)
+        ratios.append(ratio)
+        skin_ratios.append(np.where(skin_ok, ratio, np.nan))
     # Fade to 1 toward the face outline, where meshes disagree most and the matte ends.
     taper = texture_taper(template, triangles)
+    skin_only = _full_smile(np.stack(skin_ratios), fitted, smiled, taper)
+    return skin_only, _full_smile(np.stack(ratios), fitted, smiled, taper) - skin_only
+
+
+def _full_smile(stack: np.ndarray, fitted: calibrate.SmileFit, smiled: np.ndarray, taper: np.ndarray) -> np.ndarray:
+    """The full smile's log ratio from per-person ratios (P, h, w): ``smile_ratio``'s robust slope."""
+    count = np.isfinite(stack).sum(axis=0)
+    slope = _weighted_median(stack[smiled] / fitted.strengths[smiled, None, None], fitted.strengths[smiled] ** 2)
+    full = np.where(count >= max(3, len(stack) // 2), fitted.full_smile * slope, 0.0).astype(np.float32)
     return np.clip(cv2.GaussianBlur(full, (0, 0), 0.8) * taper, *LOG_RATIO_LIMITS).astype(np.float32)
 
 
@@ -219,12 +232,13 @@ def build(data: Path, persons: str | list[str] = "all") -> dict[str, Any]:
                     read_linear(data / calibrate.SMILING.format(pid=pid))) for pid in ids}
     template = np.mean([calibrate.to_face_local(n) for n, _ in pairs.values()], axis=0)
     triangles = calibrate.tessellation_triangles().astype(np.int64)
-    ratio = smile_ratio(pairs, photos, template, triangles)
+    ratio, open_ratio = smile_ratio(pairs, photos, template, triangles)
     mouth, mouth_lower, slope, mouth_ids = mouth_texture(pairs, photos)
     return {
         "template": template.astype(np.float32),
         "triangles": triangles.astype(np.int16),
         "smile_log_ratio": ratio.astype(np.float16),
+        "smile_open_log_ratio": open_ratio.astype(np.float16),
         "mouth": mouth.astype(np.float16),
         "mouth_lower": mouth_lower.astype(np.float16),
         "mouth_skin_slope": np.float32(slope),

@@ -5,7 +5,8 @@ Owns applying ``ned_core/data/appearance.npz`` (see ``build``) to one rendered f
 1. **Creases and bulges**: the smile's expression ratio image is mapped from face texture space onto the
    *edited* face mesh and multiplies the warped pixels in scene-linear light, raised to the frame's
    smile activation (AU6 + AU12): the target keeps its own skin and lighting, and gains the nasolabial
-   folds, the cheeks' bulge and the lower lids' creases a real smile makes. The other AUs add their
+   folds, the cheeks' bulge and the lower lids' creases a real smile makes; what an open smile shows at
+   the lip line and the corners is added only as far as the edited lips are apart. The other AUs add their
    drawn creases (``creases.py``) the same way, each by its activation. It all follows the tracked mesh,
    so it does not flicker, and fades with a keyframed intensity.
 2. **The mouth**: where the edited lips are apart, the mouth's inside (upper teeth under the upper lip,
@@ -87,6 +88,9 @@ class ExpressionAppearance:
         self.template = data["template"].astype(np.float64)
         self.triangles = texture.skin_triangles(data["triangles"])
         self.log_ratio = np.ascontiguousarray(data["smile_log_ratio"], np.float32)
+        # A model built before the open mouth's part was learned apart has it inside log_ratio already.
+        opened = data["smile_open_log_ratio"] if "smile_open_log_ratio" in data else np.zeros_like(self.log_ratio)
+        self.open_log_ratio = np.ascontiguousarray(opened, np.float32)
         self.mouth_texture = np.ascontiguousarray(data["mouth"], np.float32)
         # A model built before the lower half was learned shows the upper half's texture all the way down.
         lower = data["mouth_lower"] if "mouth_lower" in data else data["mouth"]
@@ -200,8 +204,13 @@ class ExpressionAppearance:
         gain = np.ones(shape, np.float32)
         drawn = act[self._crease_units] * self.creases
         if smile > 0.0 or np.any(drawn > 0.0):
-            # The whole change in texture space first (one small image), then onto the face once.
-            log_ratio = smile * self.log_ratio + np.tensordot(drawn.astype(np.float32), self._crease_maps, 1)
+            # The whole change in texture space first (one small image), then onto the face once. What an
+            # open smile shows at the lip line and the corners comes in as the mouth layer does: with the
+            # edited lips apart by more than SHOWS_INSIDE_PX.
+            opening = texture.MouthFrame(edited, unit).opening(np.linspace(0.2, 0.8, 7)).max() * unit
+            opened = float(smoothstep(opening / SHOWS_INSIDE_PX - 1.0))
+            smile_ratio = self.log_ratio + opened * self.open_log_ratio if opened > 0.0 else self.log_ratio
+            log_ratio = smile * smile_ratio + np.tensordot(drawn.astype(np.float32), self._crease_maps, 1)
             gain = self._gain(log_ratio.astype(np.float32), edited, unit, shape)
         eye_alpha, eye_colour = self._eyes(plate, face, edited, origin, box, space, linear_space)
         alpha, colour = self._mouth(plate, rendered, face, edited, source, unit, origin, shape, bare, jaw)

@@ -152,15 +152,34 @@ def test_shipped_model_is_small_and_learned_from_every_london_pair() -> None:
     assert upper[upper.shape[0] // 8, mid].mean() > 3.0 * upper[-1, mid].mean()
 
 
-def test_the_shipped_ratio_image_is_skin_not_the_mouths_inside() -> None:
-    # The smiles' parted lips showed teeth and dark where the neutral photos showed lips: learned as a
-    # ratio, that lit the lip line and darkened the lip corners (log -0.65) of every edited face, open or
-    # shut. Each photo's opening is now left out, and the line where the lips meet keeps its own light.
+def test_the_shipped_ratio_image_keeps_the_open_mouth_apart_from_the_skin() -> None:
+    # The smiles' parted lips showed teeth and dark where the neutral photos showed lips: learned as one
+    # ratio with the skin, that lit the lip line and darkened the lip corners (log -0.65) of every edited
+    # face, open or shut. The skin's ratio now leaves each photo's opening out; what the opening adds is
+    # a second map, the dark pockets at the corners of an open smile among it.
     data = load_model()
-    log_ratio = data["smile_log_ratio"].astype(np.float32)
+    skin_ratio = data["smile_log_ratio"].astype(np.float32)
+    open_ratio = data["smile_open_log_ratio"].astype(np.float32)
     texels = np.round(texture.texels(data["template"].astype(np.float64))).astype(int)
     inner_lips = sorted({i for pair in mesh.INNER_LIP_PAIRS for i in pair})
-    assert np.abs(log_ratio[texels[inner_lips, 1], texels[inner_lips, 0]]).max() < 0.05
+    assert np.abs(skin_ratio[texels[inner_lips, 1], texels[inner_lips, 0]]).max() < 0.05
+    for corner in (mesh.INNER_LIP_PAIRS[0][0], mesh.INNER_LIP_PAIRS[-1][0]):
+        x, y = texels[corner]
+        assert open_ratio[y - 2:y + 3, x - 2:x + 3].min() < -0.3
+
+
+def test_the_open_mouths_ratio_shows_only_where_the_lips_are_apart(fit: FaceFit, stage: ExpressionAppearance) -> None:
+    without = ExpressionAppearance(creases=1.0, mouth=1.0)
+    without.open_log_ratio = np.zeros_like(without.open_log_ratio)
+
+    def differs(pixels: float) -> bool:
+        moved = parted(fit, pixels)
+        _, _, out = render(moved, "happy", 1.0, 1.0, stage)
+        _, _, skin_only = render(moved, "happy", 1.0, 1.0, without)
+        return not np.array_equal(out.pixels, skin_only.pixels)
+
+    assert not differs(0.0) and not differs(0.9 * SHOWS_INSIDE_PX)  # shut, or a slit: skin only
+    assert differs(8.0)
 
 
 def test_a_dropped_jaws_mouth_fades_in_above_the_lower_lip(fit: FaceFit, stage: ExpressionAppearance) -> None:

@@ -131,13 +131,12 @@ class ExpressionAppearance:
         act = action_units(np.asarray(weights, dtype=np.float64), ACTION_UNIT_ORDER, INTENSITY_CEILING)
         if fit.topology != mesh.TOPOLOGY or not np.any(act[:, mouth_units] > 0.0):
             return None
-        along = np.linspace(0.2, 0.8, 7)
         openings = []
         for index in np.flatnonzero(np.asarray(fit.found, dtype=bool)):
             points = fit.to_image(int(index), fit.local_shape(int(index)))
             unit = float(fit.scale[index])
-            openings.append((-texture.MouthFrame(points, unit).opening(along).max() * unit, int(index)))
-        picked = [index for negative, index in sorted(openings)[:TEETH_FRAMES] if -negative >= 2.0]
+            openings.append((-texture.MouthFrame(points, unit).widest_opening() * unit, int(index)))
+        picked = [index for negative, index in sorted(openings)[:TEETH_FRAMES] if -negative >= SHOWS_INSIDE_PX]
         gains = []
         for index in picked:
             try:
@@ -207,7 +206,7 @@ class ExpressionAppearance:
             # The whole change in texture space first (one small image), then onto the face once. What an
             # open smile shows at the lip line and the corners comes in as the mouth layer does: with the
             # edited lips apart by more than SHOWS_INSIDE_PX.
-            opening = texture.MouthFrame(edited, unit).opening(np.linspace(0.2, 0.8, 7)).max() * unit
+            opening = texture.MouthFrame(edited, unit).widest_opening() * unit
             opened = float(smoothstep(opening / SHOWS_INSIDE_PX - 1.0))
             smile_ratio = self.log_ratio + opened * self.open_log_ratio if opened > 0.0 else self.log_ratio
             log_ratio = smile * smile_ratio + np.tensordot(drawn.astype(np.float32), self._crease_maps, 1)
@@ -264,7 +263,7 @@ class ExpressionAppearance:
         """(alpha (h, w), linear colour (h, w, 3)) of the mouth layer inside the edited lips."""
         none = np.zeros(shape, np.float32), np.zeros(shape + (3,), np.float32)
         frame = texture.MouthFrame(edited, unit)
-        if frame.opening(np.linspace(0.2, 0.8, 7)).max() * unit < 0.75:  # under a pixel: shut
+        if frame.widest_opening() * unit < 0.75:  # under a pixel: shut
             return none
         inside = _polygon_alpha(frame.polygon(), shape)
         if not inside.any():
@@ -274,7 +273,7 @@ class ExpressionAppearance:
         fresh = np.ones(shape, np.float32)
         src_frame = texture.MouthFrame(source, unit)
         # A plate mouth that narrow shows nothing real inside: all of the new opening is new.
-        if rendered.stmap is not None and src_frame.opening(np.linspace(0.2, 0.8, 7)).max() * unit >= SHOWS_INSIDE_PX:
+        if rendered.stmap is not None and src_frame.widest_opening() * unit >= SHOWS_INSIDE_PX:
             own = _polygon_alpha(src_frame.polygon(), rendered.pixels.shape[:2])
             where = rendered.stmap[int(origin[1]):int(origin[1]) + shape[0],
                                    int(origin[0]):int(origin[0]) + shape[1]]

@@ -92,6 +92,10 @@ class MouthFrame:
         """Gap between the inner lips at ``along`` (face-local units, 0 where shut)."""
         return np.maximum(self.contour(self.lower, along) - self.contour(self.upper, along), 0.0)
 
+    def widest_opening(self) -> float:
+        """The widest gap between the inner lips over the middle of the mouth (face-local units)."""
+        return float(self.opening(np.linspace(0.2, 0.8, 7)).max())
+
     def _image(self, along: np.ndarray, offset: np.ndarray) -> np.ndarray:
         """(..., 2) image points at ``along`` and ``offset`` below the mouth axis (face-local units)."""
         return self.origin + along[..., None] * self.axis + (offset * self.unit)[..., None] * self.down

@@ -182,6 +182,14 @@ def test_the_open_mouths_ratio_shows_only_where_the_lips_are_apart(fit: FaceFit,
     assert differs(8.0)
 
 
+def test_a_model_learned_as_one_map_still_loads(tmp_path) -> None:
+    # A model rebuilt before the open mouth's part was split off holds it inside smile_log_ratio.
+    old = tmp_path / "appearance.npz"
+    np.savez(old, **{key: value for key, value in load_model().items() if key != "smile_open_log_ratio"})
+    stage = ExpressionAppearance(model=str(old))
+    assert not stage.open_log_ratio.any() and stage.open_log_ratio.shape == stage.log_ratio.shape
+
+
 def test_a_dropped_jaws_mouth_fades_in_above_the_lower_lip(fit: FaceFit, stage: ExpressionAppearance) -> None:
     _, warped, free = render(fit, "surprised", 1.0, 0.0, stage)
     edited = FacsRig().edit(fit, weights("surprised", 1.0)[None], mouth_preservation=0.0)

@@ -207,7 +207,7 @@ class ExpressionAppearance:
             # open smile shows at the lip line and the corners comes in as the mouth layer does: with the
             # edited lips apart by more than SHOWS_INSIDE_PX.
             opening = texture.MouthFrame(edited, unit).widest_opening() * unit
-            opened = float(smoothstep(opening / SHOWS_INSIDE_PX - 1.0))
+            opened = float(shows_inside(opening))
             smile_ratio = self.log_ratio + opened * self.open_log_ratio if opened > 0.0 else self.log_ratio
             log_ratio = smile * smile_ratio + np.tensordot(drawn.astype(np.float32), self._crease_maps, 1)
             gain = self._gain(log_ratio.astype(np.float32), edited, unit, shape)
@@ -295,7 +295,7 @@ class ExpressionAppearance:
         # next SHOWS_INSIDE_PX, so a near-shut mouth (a talking plate between syllables, a wedge toward
         # each corner) keeps its own lip line instead of a painted slit of teeth and dark that reads as
         # lips apart (a fade that ended at SHOWS_INSIDE_PX still painted such slits at half strength).
-        fade = fade * smoothstep(frame.opening(along) * unit / SHOWS_INSIDE_PX - 1.0)
+        fade = fade * shows_inside(frame.opening(along) * unit)
         alpha = inside * np.maximum(fresh * wider, bare) * fade
         # The upper half of the opening shows what a smile shows under the upper lip, the lower half what
         # it shows above the lower lip, meeting smoothly at the middle.
@@ -315,6 +315,12 @@ class ExpressionAppearance:
         if face.shot_light is not None:  # as bright and tinted as the plate's own mouth shows, per shot
             colour = colour * face.shot_light
         return alpha.astype(np.float32), colour.astype(np.float32)
+
+
+def shows_inside(gap_px: np.ndarray | float) -> np.ndarray:
+    """How much of a mouth's inside a gap of ``gap_px`` pixels between the lips shows: 0 up to
+    SHOWS_INSIDE_PX, rising smoothly to 1 at twice it (the mouth layer and the open mouth's ratio alike)."""
+    return smoothstep(np.asarray(gap_px) / SHOWS_INSIDE_PX - 1.0)
 
 
 def _skin(plate_linear: np.ndarray | None, rgb: np.ndarray, space: str, linear_space: str, source: np.ndarray,

@@ -380,14 +380,15 @@ every blink."""
 
 
 def unfold(field: np.ndarray, template: np.ndarray, triangles: np.ndarray, mirror: np.ndarray,
-           least: float = UNFOLD_LEAST, rounds: int = 200) -> np.ndarray:
+           least: float = UNFOLD_LEAST, rounds: int = 200, still: tuple[int, ...] = ()) -> np.ndarray:
     """``field`` with no sizeable triangle of ``template`` squeezed below ``least`` of its frontal area.
 
     Skin folds where a field squeezes it (real smiles at the mouth corners: 9 of the 35 London smiles
     flip the corner's triangle; a raised outer brow against the temple); a warp cannot show a fold. The
     vertices of each offending triangle move halfway toward their mean motion, round after round, so the
     region moves together and keeps its motion; the field stays symmetric and speech-safe (both members
-    of an inner-lip pair move alike), the irises still.
+    of an inner-lip pair move alike), the irises and the vertices ``still`` still (a triangle that
+    touches them gives up its motion instead).
     """
     field = np.array(field, dtype=np.float64)
     corners = [template[triangles[:, k], :2] for k in range(3)]
@@ -415,8 +416,15 @@ def unfold(field: np.ndarray, template: np.ndarray, triangles: np.ndarray, mirro
         together = 0.5 * (field[pairs[:, 0]] + field[pairs[:, 1]])
         field[pairs[:, 0]] = together
         field[pairs[:, 1]] = together
-        field[list(IRISES)] = 0.0
+        field[list(IRISES) + list(still)] = 0.0
     return field
+
+
+def fold_free(field: np.ndarray, shape: np.ndarray, triangles: np.ndarray, mirror: np.ndarray) -> np.ndarray:
+    """``field`` made fold-free on ``shape`` (``unfold``), the face outline held exactly still."""
+    out = unfold(field, shape, triangles, mirror, still=FACE_OVAL)
+    out[list(FACE_OVAL)] = 0.0  # where nothing folds, unfold returns the field as it came
+    return out
 
 
 def build_fields(template: np.ndarray, au6: np.ndarray, au12: np.ndarray, triangles: np.ndarray | None = None,
@@ -435,7 +443,6 @@ def build_fields(template: np.ndarray, au6: np.ndarray, au12: np.ndarray, triang
     raw["AU12"] = np.asarray(au12, dtype=np.float64)
     if triangles is not None and mirror is None:
         mirror = mirror_map(template)
-    still = taper[:, 0] == 0.0  # the outline stays exactly where it is
     out = {}
     for name in ACTION_UNIT_ORDER:
         r = raw[name] * taper
@@ -445,6 +452,6 @@ def build_fields(template: np.ndarray, au6: np.ndarray, au12: np.ndarray, triang
         else:
             safe = speech_safe(r, template, LIP_LEAD.get(name, 0.5)) * taper
             if triangles is not None and name not in ("AU6", "AU12"):
-                r, safe = (np.where(still[:, None], 0.0, unfold(f, template, triangles, mirror)) for f in (r, safe))
+                r, safe = (fold_free(f, template, triangles, mirror) for f in (r, safe))
         out[name] = AuField(name, r, safe, AU_PROPORTION[name])
     return out

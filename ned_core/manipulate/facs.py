@@ -72,6 +72,8 @@ class FacsRig:
         # The template's mirror map ships with the calibration (finding it takes a third of a second).
         mirror = data["mirror"].astype(np.int64) if "mirror" in data else au_fields.mirror_map(self.template)
         self.fields = au_fields.build_fields(self.template, data["au6"], data["au12"], self.triangles, mirror)
+        self._mirror = mirror
+        self._own: tuple[bytes, np.ndarray, np.ndarray] | None = None  # the last face's fields (own_fields)
         self.max_intensity = float(max_intensity)
         self.min_area_ratio = float(min_area_ratio)
         self.adapt_to_face = bool(adapt_to_face)
@@ -91,16 +93,42 @@ class FacsRig:
     # -- fields for one face --------------------------------------------------------------------------
 
     def face_fields(self, identity: np.ndarray, mouth_preservation: float = 1.0) -> np.ndarray:
-        """(12, N, 3) AU fields scaled to ``identity``'s proportions, blended toward their speech-safe
-        form by ``mouth_preservation``."""
+        """(n, N, 3) AU fields for ``identity`` (``own_fields``), blended toward their speech-safe form by
+        ``mouth_preservation``."""
+        raw, safe = self.own_fields(identity)
+        p = float(mouth_preservation)
+        return p * safe + (1.0 - p) * raw
+
+    def own_fields(self, identity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(raw, safe), each (n, N, 3): the AU fields scaled to ``identity``'s proportions and made
+        fold-free on that face itself.
+
+        The fields are fold-free on the template; a face whose own triangles are thinner somewhere (a
+        narrow strip of forehead above the outer brow) would still be squeezed past the bound there, and
+        the per-frame guard would then trim the expression on some frames only (a brow that dipped on
+        the frames where the speech or a blink moved that skin). Made fold-free on the face once per
+        shot, the motion is the same on every frame. The last face's fields are kept: a shot is edited
+        in one call, a farm chunk in one more.
+        """
+        ident = np.ascontiguousarray(identity, dtype=np.float64)
+        key = ident.tobytes() + bytes([self.adapt_to_face])
+        last = self._own
+        if last is not None and last[0] == key:
+            return last[1], last[2]
         scales = {name: 1.0 for name in self._template_proportions}
         if self.adapt_to_face:
-            own = au_fields.proportions(identity)
+            own = au_fields.proportions(ident)
             scales = {name: float(np.clip(own[name] / ref, *PROPORTION_LIMITS))
                       for name, ref in self._template_proportions.items()}
-        p = float(mouth_preservation)
-        return np.stack([scales[f.proportion] * (p * f.safe + (1.0 - p) * f.raw)
-                         for f in (self.fields[au] for au in au_fields.ACTION_UNIT_ORDER)])
+        fields = [self.fields[au] for au in au_fields.ACTION_UNIT_ORDER]
+        raw = np.stack([scales[f.proportion] * f.raw for f in fields])
+        safe = np.stack([scales[f.proportion] * f.safe for f in fields])
+        for k, name in enumerate(au_fields.ACTION_UNIT_ORDER):
+            if name not in au_fields.SPEECH_OWNED:  # the speech owns those: their safe form is no motion
+                raw[k] = au_fields.fold_free(raw[k], ident, self.triangles, self._mirror)
+                safe[k] = au_fields.fold_free(safe[k], ident, self.triangles, self._mirror)
+        self._own = (key, raw, safe)
+        return raw, safe
 
     # -- the edit ---------------------------------------------------------------------------------------
 

@@ -361,3 +361,27 @@ def test_happy_moves_a_held_out_london_face_toward_its_real_smile(tmp_path: Path
     # Measured 0.91 (all 478x3) and 0.97 (mouth and cheeks) when calibrated.
     assert full > 0.75
     assert mouth_cheeks > 0.8
+
+
+def test_a_face_with_a_narrow_forehead_gets_the_same_brows_on_every_frame(rig: FacsRig) -> None:
+    # The fields are fold-free on the mean face; on an actor whose forehead strip above the outer brow is
+    # narrower (GRID lrwp9a), a raised brow squeezed that strip past the guard's bound on the frames where
+    # the speech or a blink squeezed it a little more, and the guard trimmed the brow there only: it
+    # dipped on 6 of her 75 frames. Made fold-free on the face itself, the brows move alike on every frame.
+    template = rig.template
+    face = au_fields._Face(template)
+    strip = (face.brow_dy < 0.0) & (face.ax > 0.4)
+    identity = template.copy()
+    identity[strip, 1] = face.brow_y[strip] + 0.45 * face.brow_dy[strip]  # the strip at 45% of its height
+    squeeze = np.zeros_like(template)
+    squeeze[strip, 1] = -0.04 * face.brow_dy[strip]  # a frame's own motion narrows it a little more
+    frames = 4
+    expression = np.stack([k / (frames - 1) * squeeze for k in range(frames)])
+    fit = FaceFit(frames=list(range(frames)), identity=identity, expression=expression,
+                  rotation=np.repeat(np.eye(3)[None], frames, axis=0), scale=np.full(frames, 200.0),
+                  translation=np.tile([320.0, 240.0, 0.0], (frames, 1)), found=np.ones(frames, dtype=bool),
+                  topology=mesh.TOPOLOGY, triangles=rig.triangles.astype(np.int32))
+    brows = [i for pair in au_fields.RIGHT_BROW + au_fields.LEFT_BROW for i in pair]
+    motion = (rig.edit(fit, weights_for("surprised", frames=frames)) - expression)[:, brows]
+    assert np.abs(motion[:, :, 1]).min() > 0.03  # the brows rise
+    assert np.ptp(motion, axis=0).max() < 1e-9

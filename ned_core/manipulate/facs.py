@@ -111,7 +111,7 @@ class FacsRig:
         in one call, a farm chunk in one more.
         """
         ident = np.ascontiguousarray(identity, dtype=np.float64)
-        key = ident.tobytes() + bytes([self.adapt_to_face])
+        key = ident.tobytes()
         last = self._own
         if last is not None and last[0] == key:
             return last[1], last[2]
@@ -124,7 +124,7 @@ class FacsRig:
         raw = np.stack([scales[f.proportion] * f.raw for f in fields])
         safe = np.stack([scales[f.proportion] * f.safe for f in fields])
         for k, name in enumerate(au_fields.ACTION_UNIT_ORDER):
-            if name not in au_fields.SPEECH_OWNED:  # the speech owns those: their safe form is no motion
+            if name not in au_fields.SPEECH_OWNED:  # as on the template (``au_fields.build_fields``)
                 raw[k] = au_fields.fold_free(raw[k], ident, self.triangles, self._mirror)
                 safe[k] = au_fields.fold_free(safe[k], ident, self.triangles, self._mirror)
         self._own = (key, raw, safe)

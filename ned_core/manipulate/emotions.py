@@ -1,9 +1,9 @@
 """Emotions as mixes of FACS action units (the default rig's recipe; also what metrics measure).
 
 Weights are relative contributions of each AU at full intensity of the emotion. The mixes follow the
-prototypes of EMFACS (Friesen & Ekman): happy 6+12+25, surprised 1+2+5+26, sad 1+4+15+17, angry
-4+5+7+10+23+24+25 (its bared-teeth form where the mouth is free, 4+5+7+10+23+24 under speech), fear
-1+2+4+5+20+25+26, disgust 9+10+15+16+25. The AUs that open the mouth (25, 26) act only where the mouth
+prototypes of EMFACS (Friesen & Ekman) that the issue names: happy 6+12+25, surprised 1+2+5+26, sad
+1+4+15+17, angry 4+5+7+23+24 (lips pressed under a lowered brow and a stare), fear 1+2+4+5+20+25+26,
+disgust 9+10+15+16+25. The AUs that open the mouth (25, 26) act only where the mouth
 is free: under mouth preservation 1 the speech owns the opening.
 """
 
@@ -36,9 +36,11 @@ ACTION_UNITS: dict[str, str] = {
 # Anger stares: its lid tightener (AU7 0.8) raises the lower lid as far as AU5 0.6 raised the upper one,
 # so the eye only moved up, its opening a little narrower, and no glare showed under the lowered brows.
 # At AU5 1.0 (surprise's and fear's apex) the upper lid rises 0.030 face units and the opening widens 9%.
+# Its mouth is pressed (23+24), as the issue's 4+5+7+23(+24): a bared-teeth form (10+25 added) parted a
+# still's lips into what read as a word being spoken, at odds with the pressing.
 EMOTION_AUS: dict[str, dict[str, float]] = {
     "neutral": {},
-    "angry": {"AU4": 1.0, "AU5": 1.0, "AU7": 0.8, "AU10": 0.5, "AU23": 0.8, "AU24": 0.3, "AU25": 0.5},
+    "angry": {"AU4": 1.0, "AU5": 1.0, "AU7": 0.8, "AU23": 0.8, "AU24": 0.5},
     "disgusted": {"AU9": 1.0, "AU10": 0.8, "AU15": 0.6, "AU16": 0.5, "AU25": 0.5},
     "fear": {"AU1": 0.8, "AU2": 0.6, "AU4": 0.5, "AU5": 1.0, "AU20": 0.8, "AU25": 0.8, "AU26": 0.35},
     "happy": {"AU6": 1.0, "AU12": 1.0, "AU25": 1.0},

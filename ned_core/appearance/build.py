@@ -11,8 +11,10 @@ Owns writing ``ned_core/data/appearance.npz``:
 - ``smile_open_log_ratio``: what those texels add where the smiles part their lips (the lip line lit by
   the teeth, the dark pockets at the corners), applied as far as an edited mouth is open.
 - ``mouth``: the inside of a smiling mouth in mouth space (teeth under the upper lip, the dark beyond),
-  as linear RGB over (skin luminance beside the mouth) ** ``mouth_skin_slope``, median over the persons
-  whose lips part; the slope is how teeth brightness follows skin brightness across those persons.
+  as linear RGB over (skin luminance beside the mouth) ** ``mouth_skin_slope``: one real smile's, the
+  one closest to the median over the persons whose lips part (``mouth_exemplar``), since a median of
+  teeth blurs every tooth's edges into a band; the slope is how teeth brightness follows skin brightness
+  across those persons.
 - ``mouth_lower``: the same seen from the lower inner lip upward (the lower half of each opening: lower
   teeth, tongue, the dark), for mouths opened wider than a smile.
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +46,7 @@ MIN_OPENING = 0.04  # a smile's lips part at least this much (face-local units) 
 LOG_RATIO_LIMITS = (-0.8, 0.5)
 MIN_STRENGTH = 0.2  # a person who barely smiles (a fifth of the mean smile) says little about a full one
 OPENING_MARGIN = 0.01  # face-local width around a photo's mouth opening its lips' blurred edges reach
+EXEMPLAR_COVER = 0.9  # the smile the mouth is drawn from shows at least this share of what the median does
 
 
 def read_linear(path: Path) -> np.ndarray:
@@ -154,14 +158,14 @@ def texture_taper(template: np.ndarray, triangles: np.ndarray) -> np.ndarray:
 
 
 def mouth_texture(pairs: dict[str, tuple[np.ndarray, np.ndarray]], photos: dict[str, tuple[np.ndarray, np.ndarray]]
-                  ) -> tuple[np.ndarray, np.ndarray, float, list[str]]:
-    """The inside of a smiling mouth, seen from each lip: (upper, lower, slope, persons).
+                  ) -> tuple[np.ndarray, np.ndarray, float, list[str], str]:
+    """The inside of a smiling mouth, seen from each lip: (upper, lower, slope, persons, exemplar).
 
     ``upper`` is (depth below the upper inner lip, along, 3) linear RGB over skin luminance ** slope (the
     upper teeth, then the dark); ``lower`` the same by height above the lower inner lip, from the lower
     half of each opening only (lower teeth, tongue, the dark), so a mouth opened wider than a smile gets
-    the bottom of a real one instead of a stretched top. ``slope`` is how teeth brightness follows skin
-    brightness across the persons.
+    the bottom of a real one instead of a stretched top. Both are one person's mouth, ``exemplar``'s
+    (``_exemplar``). ``slope`` is how teeth brightness follows skin brightness across the persons.
     """
     along, depth = texture.mouth_grid()
     uppers, lowers, skins, used = [], [], [], []
@@ -188,23 +192,53 @@ def mouth_texture(pairs: dict[str, tuple[np.ndarray, np.ndarray]], photos: dict[
     band = (depth >= 0.01) & (depth <= 0.05) & (along > 0.3) & (along < 0.7)  # the front upper teeth
     teeth = np.array([np.nanmedian(luminance(x)[band]) for x in uppers])
     slope = float(np.clip(np.polyfit(np.log(skins), np.log(teeth), 1)[0], 0.0, 1.0))
-    upper = _median_texture(uppers, skins, slope)
+    upper_stack = _normalised(uppers, skins, slope)
+    pick = _exemplar(upper_stack)
+    upper = _mouth_texture(upper_stack, pick)
     # One dark for both halves, the upper half's: where the two meet in a wide mouth they must agree.
-    return upper, _median_texture(lowers, skins, slope, dark_from=upper), slope, used
+    lower = _mouth_texture(_normalised(lowers, skins, slope), pick, dark_from=upper)
+    return upper, lower, slope, used, used[pick]
 
 
-def _median_texture(samples: list[np.ndarray], skins: list[float], slope: float,
-                    dark_from: np.ndarray | None = None) -> np.ndarray:
-    """Median over persons of (depth, along, 3) samples normalised by skin, unknown texels filled."""
-    stack = np.stack([x / np.float32(sk ** slope) for x, sk in zip(samples, skins, strict=True)])
+def _normalised(samples: list[np.ndarray], skins: list[float], slope: float) -> np.ndarray:
+    """(P, depth, along, 3) samples over each person's skin luminance ** ``slope`` (NaN where unseen)."""
+    return np.stack([x / np.float32(sk ** slope) for x, sk in zip(samples, skins, strict=True)])
+
+
+def _median(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(median over persons, where enough of them show it) of a (P, depth, along, 3) stack."""
     count = np.isfinite(stack[..., 0]).sum(axis=0)
-    with np.errstate(all="ignore"):
+    with warnings.catch_warnings():  # texels no smile shows are NaN, and say so
+        warnings.simplefilter("ignore", RuntimeWarning)
         median = np.nanmedian(stack, axis=0)
-    known = count >= max(2, len(samples) // 4)
+    return median, count >= max(2, len(stack) // 4)
+
+
+def _exemplar(stack: np.ndarray) -> int:
+    """The person whose mouth is closest to the median over persons (mean absolute luminance difference
+    where the median is known), among those that show at least ``EXEMPLAR_COVER`` of it (or as much as
+    the best-covering person does)."""
+    median, known = _median(stack)
+    shown = np.isfinite(stack[..., 0]) & known
+    cover = shown.sum(axis=(1, 2)) / max(int(known.sum()), 1)
+    enough = cover >= min(EXEMPLAR_COVER, float(cover.max()))
+    distance = [float(np.mean(np.abs(luminance(stack[p][shown[p]]) - luminance(median[shown[p]]))))
+                if enough[p] else np.inf for p in range(len(stack))]
+    return int(np.argmin(distance))
+
+
+def _mouth_texture(stack: np.ndarray, exemplar: int, dark_from: np.ndarray | None = None) -> np.ndarray:
+    """Person ``exemplar``'s (depth, along, 3) mouth from a normalised stack, unknown texels filled.
+
+    Where the median over persons is known, the exemplar's own texels (the median's where that smile
+    shows nothing); elsewhere the lip's edge or the dark.
+    """
+    median, known = _median(stack)
+    own = stack[exemplar]
     # Beyond what the smiles show (deeper than their openings) the mouth is its dark interior: half the
     # darkest tenth of what they show, one colour across (no streaks of single columns); or the given
     # texture's deepest colour, so two textures meeting in one mouth agree there.
-    out = np.array(median, dtype=np.float32)
+    out = np.where(np.isfinite(own), own, median).astype(np.float32)
     if dark_from is None:
         shown = median[known]
         dark = 0.5 * np.median(shown[luminance(shown) <= np.percentile(luminance(shown), 10)], axis=0)
@@ -233,7 +267,7 @@ def build(data: Path, persons: str | list[str] = "all") -> dict[str, Any]:
     template = np.mean([calibrate.to_face_local(n) for n, _ in pairs.values()], axis=0)
     triangles = calibrate.tessellation_triangles().astype(np.int64)
     ratio, open_ratio = smile_ratio(pairs, photos, template, triangles)
-    mouth, mouth_lower, slope, mouth_ids = mouth_texture(pairs, photos)
+    mouth, mouth_lower, slope, mouth_ids, exemplar = mouth_texture(pairs, photos)
     return {
         "template": template.astype(np.float32),
         "triangles": triangles.astype(np.int16),
@@ -244,6 +278,7 @@ def build(data: Path, persons: str | list[str] = "all") -> dict[str, Any]:
         "mouth_skin_slope": np.float32(slope),
         "person_ids": np.array([int(p) for p in ids], dtype=np.int16),
         "mouth_person_ids": np.array([int(p) for p in mouth_ids], dtype=np.int16),
+        "mouth_exemplar": np.int16(int(exemplar)),
         "source": np.array("Face Research Lab London Set (DeBruine & Jones 2017, CC BY 4.0), "
                            "neutral NNN_03 vs smiling NNN_08, MediaPipe face mesh 0.10.21"),
     }

@@ -269,7 +269,7 @@ def test_the_plates_own_mouth_lights_the_teeth_once_per_shot(fit: FaceFit, stage
     assert teeth_level(dark) == pytest.approx(0.5, abs=1e-3)  # a dark mouth dims the teeth to the floor
     assert set(read_frames) <= {2, 3, 4} and 1 not in read_frames  # only the most open mouths are read
     assert teeth_level(stage.measure_shot(shot, happy4, reader(20.0))) == pytest.approx(1.0, abs=1e-3)
-    assert 0.5 < teeth_level(stage.measure_shot(shot, happy4, reader(0.7))) < 1.0
+    assert 0.5 < teeth_level(stage.measure_shot(shot, happy4, reader(1.0))) < 1.0  # between floor and full
     warm = stage.measure_shot(shot, happy4, reader(20.0, (1.3, 1.0, 0.6)))
     assert warm[0] > 1.1 * warm[1] > 1.3 * warm[2]  # a warm light makes cream teeth
     assert stage.measure_shot(talking(fit, [0.0, 0.0]), happy4[:2], reader(0.05)) is None  # a mouth never open
@@ -326,6 +326,33 @@ def test_full_smile_slope_is_a_strength_weighted_median() -> None:
     outlier = np.array([[5.0], [1.0], [1.0], [1.0]])[:, :, None]  # one mis-registered photo: ignored
     assert _weighted_median(outlier, np.ones(4))[0, 0] == 1.0
     assert _weighted_median(np.full((3, 1, 1), np.nan), np.ones(3))[0, 0] == 0.0
+
+
+def test_the_mouth_is_one_real_smiles_the_one_nearest_the_median() -> None:
+    """A median of teeth over persons blurred every tooth's edges into a band with a seam where different
+    smiles' incisal edges lay; the mouth is now drawn from one person, the one nearest the median among
+    those who show (almost) all of what the median shows."""
+    from ned_core.appearance.build import _exemplar, _mouth_texture
+
+    shape = (40, 24, 3)  # (depth, along, RGB): the smiles show 20 rows of teeth under the upper lip
+    persons = []
+    for level, rows in ((1.0, 20), (2.0, 20), (3.0, 20), (2.1, 6)):  # the last one barely parts its lips
+        x = np.full(shape, np.nan, np.float32)
+        x[:rows] = level
+        x[:rows, ::4] = 0.5 * level  # the gaps between its teeth
+        persons.append(x)
+    stack = np.stack(persons)
+    assert _exemplar(stack) == 1  # nearest the median (2.0), and the 2.1 shows too little of it
+    mouth = _mouth_texture(stack, 1)
+    inner = mouth[2:18, 8:16].mean(axis=2)
+    # Its own teeth, gaps included (only the final 3x3 blur touches them), and the dark beyond.
+    assert inner[:, 2].min() > 1.9 and inner[:, 4].max() < 1.6
+    assert np.allclose(mouth[30:], mouth[-1, 0]) and mouth[-1, 0].max() < 1.0  # one dark, darker than teeth
+
+
+def test_the_shipped_mouth_names_the_smile_it_is_drawn_from() -> None:
+    data = load_model()
+    assert int(data["mouth_exemplar"]) in set(int(p) for p in data["mouth_person_ids"])
 
 
 def test_a_raised_lid_takes_its_margin_along_and_leaves_no_seam() -> None:

@@ -193,10 +193,12 @@ def mouth_texture(pairs: dict[str, tuple[np.ndarray, np.ndarray]], photos: dict[
     teeth = np.array([np.nanmedian(luminance(x)[band]) for x in uppers])
     slope = float(np.clip(np.polyfit(np.log(skins), np.log(teeth), 1)[0], 0.0, 1.0))
     upper_stack = _normalised(uppers, skins, slope)
-    pick = _exemplar(upper_stack)
-    upper = _mouth_texture(upper_stack, pick)
+    upper_median = _median(upper_stack)
+    pick = _exemplar(upper_stack, *upper_median)
+    upper = _mouth_texture(upper_stack, *upper_median, pick)
     # One dark for both halves, the upper half's: where the two meet in a wide mouth they must agree.
-    lower = _mouth_texture(_normalised(lowers, skins, slope), pick, dark_from=upper)
+    lower_stack = _normalised(lowers, skins, slope)
+    lower = _mouth_texture(lower_stack, *_median(lower_stack), pick, dark_from=upper)
     return upper, lower, slope, used, used[pick]
 
 
@@ -214,11 +216,10 @@ def _median(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return median, count >= max(2, len(stack) // 4)
 
 
-def _exemplar(stack: np.ndarray) -> int:
-    """The person whose mouth is closest to the median over persons (mean absolute luminance difference
-    where the median is known), among those that show at least ``EXEMPLAR_COVER`` of it (or as much as
-    the best-covering person does)."""
-    median, known = _median(stack)
+def _exemplar(stack: np.ndarray, median: np.ndarray, known: np.ndarray) -> int:
+    """The person whose mouth is closest to the ``median`` over persons (mean absolute luminance
+    difference where it is ``known``), among those that show at least ``EXEMPLAR_COVER`` of it (or as
+    much as the best-covering person does)."""
     shown = np.isfinite(stack[..., 0]) & known
     cover = shown.sum(axis=(1, 2)) / max(int(known.sum()), 1)
     enough = cover >= min(EXEMPLAR_COVER, float(cover.max()))
@@ -227,13 +228,13 @@ def _exemplar(stack: np.ndarray) -> int:
     return int(np.argmin(distance))
 
 
-def _mouth_texture(stack: np.ndarray, exemplar: int, dark_from: np.ndarray | None = None) -> np.ndarray:
+def _mouth_texture(stack: np.ndarray, median: np.ndarray, known: np.ndarray, exemplar: int,
+                   dark_from: np.ndarray | None = None) -> np.ndarray:
     """Person ``exemplar``'s (depth, along, 3) mouth from a normalised stack, unknown texels filled.
 
-    Where the median over persons is known, the exemplar's own texels (the median's where that smile
-    shows nothing); elsewhere the lip's edge or the dark.
+    Where the ``median`` over persons is ``known``, the exemplar's own texels (the median's where that
+    smile shows nothing); elsewhere the lip's edge or the dark.
     """
-    median, known = _median(stack)
     own = stack[exemplar]
     # Beyond what the smiles show (deeper than their openings) the mouth is its dark interior: half the
     # darkest tenth of what they show, one colour across (no streaks of single columns); or the given

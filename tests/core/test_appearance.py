@@ -332,7 +332,7 @@ def test_the_mouth_is_one_real_smiles_the_one_nearest_the_median() -> None:
     """A median of teeth over persons blurred every tooth's edges into a band with a seam where different
     smiles' incisal edges lay; the mouth is now drawn from one person, the one nearest the median among
     those who show (almost) all of what the median shows."""
-    from ned_core.appearance.build import _exemplar, _mouth_texture
+    from ned_core.appearance.build import _exemplar, _median, _mouth_texture
 
     shape = (40, 24, 3)  # (depth, along, RGB): the smiles show 20 rows of teeth under the upper lip
     persons = []
@@ -342,8 +342,9 @@ def test_the_mouth_is_one_real_smiles_the_one_nearest_the_median() -> None:
         x[:rows, ::4] = 0.5 * level  # the gaps between its teeth
         persons.append(x)
     stack = np.stack(persons)
-    assert _exemplar(stack) == 1  # nearest the median (2.0), and the 2.1 shows too little of it
-    mouth = _mouth_texture(stack, 1)
+    median, known = _median(stack)
+    assert _exemplar(stack, median, known) == 1  # nearest the median (2.0); the 2.1 shows too little of it
+    mouth = _mouth_texture(stack, median, known, 1)
     inner = mouth[2:18, 8:16].mean(axis=2)
     # Its own teeth, gaps included (only the final 3x3 blur touches them), and the dark beyond.
     assert inner[:, 2].min() > 1.9 and inner[:, 4].max() < 1.6

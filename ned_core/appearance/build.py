@@ -220,8 +220,10 @@ def _exemplar(stack: np.ndarray, median: np.ndarray, known: np.ndarray) -> int:
     """The person whose mouth is closest to the ``median`` over persons (mean absolute luminance
     difference where it is ``known``), among those that show at least ``EXEMPLAR_COVER`` of it (or as
     much as the best-covering person does)."""
+    if not known.any():
+        raise InputNotFoundError("no texel of the mouth is shown by enough smiles: cannot learn the mouth")
     shown = np.isfinite(stack[..., 0]) & known
-    cover = shown.sum(axis=(1, 2)) / max(int(known.sum()), 1)
+    cover = shown.sum(axis=(1, 2)) / known.sum()
     enough = cover >= min(EXEMPLAR_COVER, float(cover.max()))
     distance = [float(np.mean(np.abs(luminance(stack[p][shown[p]]) - luminance(median[shown[p]]))))
                 if enough[p] else np.inf for p in range(len(stack))]
@@ -233,7 +235,8 @@ def _mouth_texture(stack: np.ndarray, median: np.ndarray, known: np.ndarray, exe
     """Person ``exemplar``'s (depth, along, 3) mouth from a normalised stack, unknown texels filled.
 
     Where the ``median`` over persons is ``known``, the exemplar's own texels (the median's where that
-    smile shows nothing); elsewhere the lip's edge or the dark.
+    smile shows nothing: none in the shipped file, whose exemplar shows all of both halves); elsewhere
+    the lip's edge or the dark.
     """
     own = stack[exemplar]
     # Beyond what the smiles show (deeper than their openings) the mouth is its dark interior: half the

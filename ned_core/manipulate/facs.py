@@ -107,11 +107,11 @@ class FacsRig:
         narrow strip of forehead above the outer brow) would still be squeezed past the bound there, and
         the per-frame guard would then trim the expression on some frames only (a brow that dipped on
         the frames where the speech or a blink moved that skin). Made fold-free on the face once per
-        shot, the motion is the same on every frame. The last face's fields are kept: a shot is edited
-        in one call, a farm chunk in one more.
+        shot, the motion is the same on every frame. The last face's fields are kept (read-only): a shot
+        is edited in one call, a farm chunk in one more.
         """
         ident = np.ascontiguousarray(identity, dtype=np.float64)
-        key = ident.tobytes()
+        key = ident.tobytes() + bytes([self.adapt_to_face])
         last = self._own
         if last is not None and last[0] == key:
             return last[1], last[2]
@@ -124,9 +124,12 @@ class FacsRig:
         raw = np.stack([scales[f.proportion] * f.raw for f in fields])
         safe = np.stack([scales[f.proportion] * f.safe for f in fields])
         for k, name in enumerate(au_fields.ACTION_UNIT_ORDER):
-            if name not in au_fields.SPEECH_OWNED:  # as on the template (``au_fields.build_fields``)
+            # The mouth-opening AUs are left as they are, as on the template (``au_fields.build_fields``).
+            if name not in au_fields.SPEECH_OWNED:
                 raw[k] = au_fields.fold_free(raw[k], ident, self.triangles, self._mirror)
                 safe[k] = au_fields.fold_free(safe[k], ident, self.triangles, self._mirror)
+        raw.setflags(write=False)  # shared with later calls: nobody may edit them in place
+        safe.setflags(write=False)
         self._own = (key, raw, safe)
         return raw, safe
 

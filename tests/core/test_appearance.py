@@ -336,24 +336,37 @@ def test_the_mouth_is_one_real_smiles_the_one_nearest_the_median() -> None:
 
     shape = (40, 24, 3)  # (depth, along, RGB): the smiles show 20 rows of teeth under the upper lip
     persons = []
-    for level, rows in ((1.0, 20), (2.0, 20), (3.0, 20), (2.1, 6)):  # the last one barely parts its lips
+    for level, shift in ((1.0, 0), (2.0, 1), (3.0, 2)):  # each smile's tooth gaps lie elsewhere
         x = np.full(shape, np.nan, np.float32)
-        x[:rows] = level
-        x[:rows, ::4] = 0.5 * level  # the gaps between its teeth
+        x[:20] = level
+        x[:20, shift::4] = 0.5 * level
+        persons.append(x)
+    for _ in range(2):  # two smiles that barely part their lips, equal to the median where they show
+        x = np.full(shape, np.nan, np.float32)
+        x[:6] = 2.0
         persons.append(x)
     stack = np.stack(persons)
     median, known = _median(stack)
-    assert _exemplar(stack, median, known) == 1  # nearest the median (2.0); the 2.1 shows too little of it
-    mouth = _mouth_texture(stack, median, known, 1)
-    inner = mouth[2:18, 8:16].mean(axis=2)
-    # Its own teeth, gaps included (only the final 3x3 blur touches them), and the dark beyond.
-    assert inner[:, 2].min() > 1.9 and inner[:, 4].max() < 1.6
-    assert np.allclose(mouth[30:], mouth[-1, 0]) and mouth[-1, 0].max() < 1.0  # one dark, darker than teeth
+    assert _exemplar(stack, median, known) == 1  # nearest the median among those that show enough of it
+    mouth = _mouth_texture(stack, median, known, 1).mean(axis=2)
+    # Its own tooth gaps (columns 1, 5, 9...: only the final 3x3 blur touches them), not the median's
+    # (which dips at column 10, another smile's gap) nor another smile's; beyond the teeth, one dark.
+    rows = slice(8, 18)
+    assert mouth[rows, 9].max() < 1.6 and mouth[rows, 10].min() > 1.7 and mouth[rows, 11].min() > 1.9
+    assert np.allclose(mouth[30:], mouth[-1, 0]) and mouth[-1, 0] < 1.0
 
 
 def test_the_shipped_mouth_names_the_smile_it_is_drawn_from() -> None:
     data = load_model()
     assert int(data["mouth_exemplar"]) in set(int(p) for p in data["mouth_person_ids"])
+
+
+def test_a_mouth_no_smile_shows_is_a_clear_error() -> None:
+    from ned_core.appearance.build import _exemplar, _median
+
+    stack = np.full((1, 8, 8, 3), np.nan, np.float32)  # one smile: too few to know any texel
+    with pytest.raises(InputNotFoundError, match="cannot learn the mouth"):
+        _exemplar(stack, *_median(stack))
 
 
 def test_a_raised_lid_takes_its_margin_along_and_leaves_no_seam() -> None:

@@ -385,3 +385,14 @@ def test_a_face_with_a_narrow_forehead_gets_the_same_brows_on_every_frame(rig: F
     motion = (rig.edit(fit, weights_for("surprised", frames=frames)) - expression)[:, brows]
     assert np.abs(motion[:, :, 1]).min() > 0.03  # the brows rise
     assert np.ptp(motion, axis=0).max() < 1e-9
+
+
+def test_a_faces_own_fields_follow_its_options_and_stay_as_made(talking_fit: FaceFit) -> None:
+    rig = FacsRig()
+    wide = talking_fit.identity * np.array([1.15, 1.0, 1.0])
+    adapted = rig.face_fields(wide, 1.0)
+    rig.adapt_to_face = False  # kept per face: a changed option is not answered from the last face's fields
+    assert not np.allclose(rig.face_fields(wide, 1.0), adapted)
+    raw, _ = rig.own_fields(wide)
+    with pytest.raises(ValueError):  # shared with later calls: read-only
+        raw[0, 0, 0] = 1.0

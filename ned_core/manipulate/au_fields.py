@@ -32,7 +32,7 @@ FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365
 IRISES = tuple(range(468, 478))
 
 ACTION_UNIT_ORDER = ("AU1", "AU2", "AU4", "AU5", "AU6", "AU7", "AU9", "AU10", "AU12", "AU15", "AU16", "AU17",
-                     "AU20", "AU23", "AU24", "AU25", "AU26")
+                     "AU20", "AU23", "AU24", "AU25", "AU26", "AU41")
 # The AUs that open the mouth: the speech owns the opening, so their speech-safe form is no motion at all.
 SPEECH_OWNED = frozenset({"AU25", "AU26"})
 
@@ -40,7 +40,7 @@ SPEECH_OWNED = frozenset({"AU25", "AU26"})
 AU_PROPORTION = {"AU1": "brows", "AU2": "brows", "AU4": "brows", "AU5": "eyes", "AU6": "cheeks",
                  "AU7": "eyes", "AU9": "nose", "AU10": "mouth", "AU12": "mouth", "AU15": "mouth",
                  "AU16": "mouth", "AU17": "mouth", "AU20": "mouth", "AU23": "mouth", "AU24": "mouth",
-                 "AU25": "mouth", "AU26": "mouth"}
+                 "AU25": "mouth", "AU26": "mouth", "AU41": "eyes"}
 
 # Under speech preservation, which lip leads an inner-lip pair: 1 = the upper lip's motion is kept and
 # the lower follows, 0 = the reverse, 0.5 = the mean. AU16 pulls the lower lip alone, so its pair motion
@@ -214,6 +214,7 @@ class _Face:
         mid = 0.5 * (y_up + y_lo)
         return {
             "along": along,
+            "outer": 1.0 - np.clip(u, 0.0, 1.0),
             "is_upper": self.y < mid,
             # 1 on the upper lid margin, falling to 0 at the brow: the lid skin folds, the brow stays.
             "upper_ramp": np.clip(self.brow_dy / np.maximum(y_up - self.brow_y, 1e-6), 0.0, 1.0) ** 2,
@@ -254,6 +255,11 @@ class _Face:
     def upper_lids(self) -> np.ndarray:
         return sum(e["along"] * e["is_upper"] * e["upper_ramp"] for e in self.eyes)
 
+    def drooping_lids(self) -> np.ndarray:
+        """``upper_lids`` weighted toward the outer corner: a relaxed upper lid sags most toward the
+        temple, its inner end held where the brow's inner raise (AU1) lifts it."""
+        return sum(e["along"] * e["is_upper"] * e["upper_ramp"] * (0.4 + 0.6 * e["outer"]) for e in self.eyes)
+
     def lower_lids(self, depth: float) -> np.ndarray:
         return sum(e["along"] * ~e["is_upper"] * np.exp(-(e["below_lower"] / depth) ** 2) for e in self.eyes)
 
@@ -293,6 +299,9 @@ def facs_fields(template: np.ndarray) -> dict[str, np.ndarray]:
     fields["AU5"] = _field(dy=-0.04 * f.upper_lids(), n=n)
     # AU7 lid tightener: the lower lid rises and straightens; the upper lid drops a little.
     fields["AU7"] = _field(dy=-0.024 * f.lower_lids(0.06) + 0.008 * f.upper_lids(), n=n)
+    # AU41 lid droop: the upper lid sags (its lifting muscle relaxed), most toward the outer corner; the
+    # opening narrows by about a fifth at its middle. Sadness's heavy lids under an inner brow's raise.
+    fields["AU41"] = _field(dy=0.03 * f.drooping_lids(), n=n)
     # AU9 nose wrinkler: nose sides and alae drawn up, upper lip raised at its sides, infraorbital skin
     # and lower lids pushed up, inner brows pulled down.
     nose = f.bump(0.12, 0.40, 0.11, 0.12) + f.bump(0.21, 0.52, 0.08, 0.07)

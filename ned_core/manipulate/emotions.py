@@ -31,6 +31,7 @@ ACTION_UNITS: dict[str, str] = {
     "AU24": "lip pressor",
     "AU25": "lips part",
     "AU26": "jaw drop",
+    "AU41": "lid droop",
 }
 
 # Anger stares: its lid tightener (AU7 0.8) raises the lower lid as far as AU5 0.6 raised the upper one,
@@ -44,7 +45,7 @@ EMOTION_AUS: dict[str, dict[str, float]] = {
     "disgusted": {"AU9": 1.0, "AU10": 0.8, "AU15": 0.6, "AU16": 0.5, "AU25": 0.5},
     "fear": {"AU1": 0.8, "AU2": 0.6, "AU4": 0.5, "AU5": 1.0, "AU20": 0.8, "AU25": 0.8, "AU26": 0.35},
     "happy": {"AU6": 1.0, "AU12": 1.0, "AU25": 1.0},
-    "sad": {"AU1": 1.0, "AU4": 0.6, "AU15": 1.0, "AU17": 0.6},
+    "sad": {"AU1": 1.0, "AU4": 0.6, "AU15": 1.0, "AU17": 0.6, "AU41": 1.0},
     "surprised": {"AU1": 1.0, "AU2": 1.0, "AU5": 1.0, "AU25": 0.5, "AU26": 1.0},
 }
 

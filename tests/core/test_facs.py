@@ -112,6 +112,19 @@ def test_surprised_raises_the_brows_and_upper_lids(rig: FacsRig, talking_fit: Fa
     assert np.all(move[:, [159, 386], 1] < -0.02)  # upper lid margins
 
 
+def test_sad_lids_droop_most_toward_the_outer_corner(rig: FacsRig, talking_fit: FaceFit) -> None:
+    sad = rig.edit(talking_fit, weights_for("sad")) - talking_fit.expression
+    shape = talking_fit.identity + talking_fit.expression[0]
+    for upper, lower in ((au_fields.RIGHT_EYE_UPPER, au_fields.RIGHT_EYE_LOWER),
+                         (au_fields.LEFT_EYE_UPPER, au_fields.LEFT_EYE_LOWER)):
+        opening = shape[lower[4], 1] - shape[upper[4], 1]
+        # The middle of the upper lid comes down by more than a tenth of the eye's opening...
+        assert np.all(sad[:, upper[4], 1] - sad[:, lower[4], 1] > 0.1 * opening)
+        # ...and a fifth of the way in from its outer corner more than a fifth from its inner corner (the
+        # inner end stays up under the brow's raise).
+        assert np.all(sad[:, upper[3], 1] - sad[:, upper[6], 1] > 0.003)
+
+
 def test_surprise_raises_the_brow_without_a_kink(rig: FacsRig) -> None:
     # AU1 + AU2 (one muscle, two parts) raise the whole brow: the narrow falloffs they had left its
     # middle a third lower than its head, and rising again toward the arch, in every surprised frame.

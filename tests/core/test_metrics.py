@@ -135,6 +135,7 @@ CASES = [  # (vertices, dx, dy, AU that must grow by `expected`, expected)
     ([48, 278, 64, 294, 129, 358, 98, 327], 0.0, -0.03, "AU9", 0.03),  # nose wings up
     ([mesh.MOUTH_RIGHT, mesh.MOUTH_LEFT], 0.0, 0.04, "AU15", 0.04),  # corners down
     ([mesh.LOWER_LIP_OUTER, 84, 314], 0.0, 0.03, "AU16", 0.03),  # lower lip down
+    ([159, 386], 0.0, 0.02, "AU41", 0.02),  # upper lids down
 ]
 
 
@@ -144,7 +145,7 @@ def test_au_measures_grow_with_their_action(ids: list[int], dx: float, dy: float
     base = face(np.random.default_rng(3))
     before, after = metrics.au_measures(base), metrics.au_measures(moved(base, ids, dx, dy))
     assert set(before) == {"AU1", "AU2", "AU4", "AU5", "AU6", "AU7", "AU9", "AU12", "AU15", "AU16", "AU20",
-                           "AU23"}
+                           "AU23", "AU41"}
     assert after[au] - before[au] == pytest.approx(expected)
 
 

@@ -180,7 +180,8 @@ def au_measures(local_shape: np.ndarray) -> dict[str, float]:
     same face (edited minus original): a positive difference means the AU is more active. AU1/AU2 inner
     and outer brow height, AU4 brow lowering plus inner-brow gap narrowing, AU5 upper-lid height, AU6
     cheek height, AU7 lower-lid height, AU9 nose-wing height, AU12 lip-corner height plus half the mouth
-    width, AU15 corner depression, AU16 lower-lip depression, AU20 mouth width, AU23 red-lip thinning, AU41 upper-lid lowering.
+    width, AU15 corner depression, AU16 lower-lip depression, AU20 mouth width, AU23 red-lip thinning,
+    AU41 upper-lid lowering.
     """
     shape = np.asarray(local_shape, dtype=np.float64)
     if shape.ndim != 2 or shape.shape[1] != 3 or shape.shape[0] < mesh.N_VERTICES - 10:

@@ -150,9 +150,12 @@ def verdict(probs: dict[str, Any], target: str) -> tuple[float, bool]:
 
 
 def summarise(verdicts: list[dict[str, Any]], target: str) -> dict[str, Any]:
+    """Mean p(target) and top-1 rate, and what the judge read instead (each label's top-1 share)."""
     pairs = [verdict(v, target) for v in verdicts]
+    tops = [v["top"] for v in verdicts if v["face"]]
     return {"p": float(np.mean([p for p, _ in pairs])) if pairs else float("nan"),
             "top1": float(np.mean([t for _, t in pairs])) if pairs else float("nan"),
+            "reads_as": {label: tops.count(label) / len(verdicts) for label in sorted(set(tops))},
             "no_face": int(sum(not v["face"] for v in verdicts)), "n": len(verdicts)}
 
 
@@ -415,6 +418,12 @@ def mark(ok: bool | None) -> str:
     return "n/a" if ok is None else ("PASS" if ok else "FAIL")
 
 
+def reads_as(summary: dict[str, Any], most: int = 2) -> str:
+    """The judge's commonest top-1 labels, e.g. "fear 61%, sad 22%"."""
+    shares = sorted(summary.get("reads_as", {}).items(), key=lambda kv: -kv[1])[:most]
+    return ", ".join(f"{label} {share:.0%}" for label, share in shares) or "-"
+
+
 def london_table(res: dict[str, Any], labels: list[str]) -> tuple[list[str], list[dict[str, Any]]]:
     """Markdown lines and the threshold checks of the London part."""
     smiles, real_id = res["real_smiles"], res["real_identity"]
@@ -422,9 +431,9 @@ def london_table(res: dict[str, Any], labels: list[str]) -> tuple[list[str], lis
              + ("held-out persons only (even ids; learned data without them)" if res["persons_mode"] == "held-out"
                 else "ALL persons (shipped learned data; includes persons it was learned from)"),
              "",
-             "| label | edit p(target) | edit top-1 | unedited p(target) | unedited top-1 | identity src-edit "
-             "| threshold | result |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| label | edit p(target) | edit top-1 | edit reads as | unedited p(target) | unedited top-1 "
+             "| identity src-edit | threshold | result |",
+             "|---|---|---|---|---|---|---|---|---|"]
     checks = []
     for label in labels:
         row = res["labels"][label]
@@ -444,7 +453,8 @@ def london_table(res: dict[str, Any], labels: list[str]) -> tuple[list[str], lis
                    {"what": f"london {label} identity", "rule": f"<= real neutral-smile {real_id:.3f}",
                     "ok": id_ok}]
         no_face = f" ({e['no_face']} no face)" if e["no_face"] else ""
-        lines.append(f"| {label} | {e['p']:.3f} | {e['top1']:.0%}{no_face} | {u['p']:.3f} | {u['top1']:.0%} "
+        lines.append(f"| {label} | {e['p']:.3f} | {e['top1']:.0%}{no_face} | {reads_as(e)} | {u['p']:.3f} "
+                     f"| {u['top1']:.0%} "
                      f"| {row['identity']:.3f} ({mark(id_ok)}) | {rule} | {mark(ok)} |")
     un = res["unedited_neutral"]
     lines += ["", f"Real smiles (same persons): p(happy) {smiles['p']:.3f}, top-1 happy {smiles['top1']:.0%}; "
@@ -466,9 +476,9 @@ def london_table(res: dict[str, Any], labels: list[str]) -> tuple[list[str], lis
 
 def grid_table(res: dict[str, Any], labels: list[str]) -> tuple[list[str], list[dict[str, Any]]]:
     lines = ["### GRID clips (default options)", "",
-             "| clip | label | source p | edit p | rise (>= 0.3) | mouth r (>= 0.95) | jitter (<= 1.2) "
-             "| px changed outside matte (0) | identity src-edit | result |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| clip | label | source p | edit p | rise (>= 0.3) | edit reads as | mouth r (>= 0.95) "
+             "| jitter (<= 1.2) | px changed outside matte (0) | identity src-edit | result |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     checks = []
     for clip, rows in res.items():
         for label in labels:
@@ -479,7 +489,8 @@ def grid_table(res: dict[str, Any], labels: list[str]) -> tuple[list[str], list[
             ok = all(ok_parts) and rise_ok is not False
             checks.append({"what": f"grid {clip} {label}", "rule": "rise, mouth r, jitter, 0 px", "ok": ok})
             lines.append(f"| {clip[5:]} | {label} | {r['source']['p']:.3f} | {r['edit']['p']:.3f} "
-                         f"| {r['rise']:+.3f} ({mark(rise_ok)}) | {r['mouth_r']:.3f} | {r['jitter']:.2f} "
+                         f"| {r['rise']:+.3f} ({mark(rise_ok)}) | {reads_as(r['edit'])} | {r['mouth_r']:.3f} "
+                         f"| {r['jitter']:.2f} "
                          f"| {r['changed_outside']} | {r['identity']:.3f} | {mark(ok)} |")
     return lines, checks
 

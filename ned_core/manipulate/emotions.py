@@ -38,10 +38,11 @@ ACTION_UNITS: dict[str, str] = {
 # so the eye only moved up, its opening a little narrower, and no glare showed under the lowered brows.
 # At AU5 1.0 (surprise's and fear's apex) the upper lid rises 0.030 face units and the opening widens 9%.
 # Its mouth is pressed (23+24), as the 4+5+7+23(+24): a bared-teeth form (10+25 added) parted a
-# still's lips into what read as a word being spoken, at odds with the pressing.
+# still's lips into what read as a word being spoken, at odds with the pressing. Its brow is lowered past
+# AU4's clear apex (1.5): at 1.0 the inner brows came down and in but the brows' line stayed level.
 EMOTION_AUS: dict[str, dict[str, float]] = {
     "neutral": {},
-    "angry": {"AU4": 1.0, "AU5": 1.0, "AU7": 0.8, "AU23": 0.8, "AU24": 0.5},
+    "angry": {"AU4": 1.5, "AU5": 1.0, "AU7": 0.8, "AU23": 0.8, "AU24": 0.5},
     "disgusted": {"AU9": 1.0, "AU10": 0.8, "AU15": 0.6, "AU16": 0.5, "AU25": 0.5},
     "fear": {"AU1": 0.8, "AU2": 0.6, "AU4": 0.5, "AU5": 1.0, "AU20": 0.8, "AU25": 0.8, "AU26": 0.35},
     "happy": {"AU6": 1.0, "AU12": 1.0, "AU25": 1.0},

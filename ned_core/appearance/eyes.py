@@ -81,7 +81,8 @@ def eye_layer(plate_linear: np.ndarray, source: np.ndarray, edited: np.ndarray
         gx = np.arange(x0, x1, dtype=np.float32)[None, :] + np.zeros(size, np.float32)
         centre = source[iris[0], :2]
         radius = float(np.mean(np.linalg.norm(source[list(iris[1:]), :2] - centre, axis=1)))
-        in_iris = np.hypot(gx - centre[0], gy - centre[1]) <= radius
+        dist = np.hypot(gx - centre[0], gy - centre[1])
+        in_iris = dist <= radius
         shown = old > 0.5
         white = shown & ~in_iris
         iris_seen = shown & in_iris
@@ -93,10 +94,15 @@ def eye_layer(plate_linear: np.ndarray, source: np.ndarray, edited: np.ndarray
         pool = white if white.sum() >= 3 else shown
         if not pool.any():
             continue
-        order = np.argsort(lum[y0:y1, x0:x1][pool])
-        sclera = plate[pool][order[-max(1, len(order) // 2):]].mean(axis=0)
-        iris_colour = np.median(plate[iris_seen], axis=0) if iris_seen.any() else 0.3 * sclera
-        drawn = np.where(in_iris[..., None], iris_colour, sclera).astype(np.float32)
+        beside = np.abs(np.arange(x0, x1) - centre[0]) > radius + 1.0
+        sclera = _white_by_column(plate, lum[y0:y1, x0:x1], pool, beside)
+        iris_colour = np.median(plate[iris_seen], axis=0) if iris_seen.any() else 0.3 * sclera.mean(axis=(0, 1))
+        was_top = np.interp(gx, source[list(upper), 0], source[list(upper), 1])
+        was_bottom = np.interp(gx, source[list(lower), 0], source[list(lower), 1])
+        band = np.maximum(MARGIN_BAND * (was_bottom - was_top), 1.0)
+        # The iris as the plate shows it clear of both lids' margins (lashes, the lower lid's wet line).
+        clear_iris = iris_seen & (gy >= was_top + band) & (gy <= was_bottom - band)
+        drawn = _iris_and_white(plate, y0, centre, radius, dist, gy, clear_iris, iris_colour, sclera)
         # The upper lid shades the eyeball just under it.
         top = np.interp(gx, edited[list(upper), 0], edited[list(upper), 1])
         bottom = np.interp(gx, edited[list(lower), 0], edited[list(lower), 1])
@@ -108,9 +114,6 @@ def eye_layer(plate_linear: np.ndarray, source: np.ndarray, edited: np.ndarray
         # mixing drawn white into them would lighten the lash line. Where the upper lid rose, the band
         # just under its old margin (the lid's shadow and lash line on the eyeball) is bared eyeball
         # now: drawn, so the old margin is not left as a dark seam across the iris.
-        was_top = np.interp(gx, source[list(upper), 0], source[list(upper), 1])
-        was_bottom = np.interp(gx, source[list(lower), 0], source[list(lower), 1])
-        band = np.maximum(MARGIN_BAND * (was_bottom - was_top), 1.0)
         rise = was_top - top
         risen = (np.clip(rise, 0.0, 1.0) * np.clip(1.0 - (gy - was_top) / band, 0.0, 1.0)).astype(np.float32)
         shown_here = np.where(risen[..., None] > 0.0, plate + risen[..., None] * (drawn - plate), plate)
@@ -125,6 +128,62 @@ def eye_layer(plate_linear: np.ndarray, source: np.ndarray, edited: np.ndarray
         colour[y0:y1, x0:x1] = np.where(new[..., None] > 0.0, here, colour[y0:y1, x0:x1])
         np.maximum(alpha[y0:y1, x0:x1], new, out=alpha[y0:y1, x0:x1])
     return alpha, colour
+
+
+def _white_by_column(plate: np.ndarray, lum: np.ndarray, pool: np.ndarray, beside: np.ndarray) -> np.ndarray:
+    """(1, w, 3) colour of the eye's white in each column of the window: the brighter half of what
+    ``pool`` shows in that column, for the columns ``beside`` the iris (above and below it a plate shows
+    only slivers of lid margin), carried across the others from their neighbours. A white is darker
+    toward the corners, where the eyeball turns away from the light; one colour for the whole eye drew a
+    flat, pale band along a raised lid."""
+    use = pool & beside[None, :]
+    counts = use.sum(axis=0)
+    found = counts >= 3
+    width = plate.shape[1]
+    if not found.any():
+        return np.broadcast_to(plate[pool].mean(axis=0), (1, width, 3)).astype(np.float32)
+    # Each column's pixels brightest first (the rest after them), then the mean of the first half.
+    order = np.argsort(np.where(use, -lum, np.inf), axis=0, kind="stable")
+    ranked = np.cumsum(np.take_along_axis(plate, order[..., None], axis=0), axis=0, dtype=np.float64)
+    half = np.maximum(counts // 2, 1)
+    columns = np.arange(width)
+    values = ranked[half - 1, columns] / half[:, None]
+    known = np.flatnonzero(found)
+    filled = np.stack([np.interp(columns, known, values[known, c]) for c in range(3)], axis=1)
+    return filled.astype(np.float32)[None]
+
+
+def _iris_and_white(plate: np.ndarray, y0: int, centre: np.ndarray, radius: float, dist: np.ndarray,
+                    gy: np.ndarray, clear_iris: np.ndarray, iris_colour: np.ndarray, sclera: np.ndarray
+                    ) -> np.ndarray:
+    """(h, w, 3) eyeball to draw where the lids bare what the plate hid: the iris, its edge anti-aliased,
+    is the plate's own iris mirrored about its horizontal midline (the lower iris a lid seldom covers
+    gives the upper its texture and dark limbal ring), or, where the mirror falls off what the plate
+    shows, what the plate shows at the same distance from the iris's centre; the white around it by
+    column. (The tracked iris circle is seldom exact: a flat colour out to it drew a hard dark rim.)"""
+    rows = 2.0 * centre[1] - gy
+    inside = clear_iris.astype(np.float32)[..., None]
+    mirrored_ok = _lifted(inside, rows, y0)[..., 0] >= 0.999
+    iris = np.where(mirrored_ok[..., None], _lifted(plate, rows, y0),
+                    _radial(plate, dist, clear_iris, iris_colour))
+    cover = np.clip(radius + 0.5 - dist, 0.0, 1.0)[..., None]
+    return (cover * iris + (1.0 - cover) * sclera).astype(np.float32)
+
+
+def _radial(plate: np.ndarray, dist: np.ndarray, seen: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    """(h, w, 3): at each pixel, the mean of what ``seen`` shows at the same distance from the iris's
+    centre (half-pixel rings; rings it shows nothing of take the nearest ones), or ``fallback``."""
+    if not seen.any():
+        return np.broadcast_to(fallback, dist.shape + (3,)).astype(np.float32)
+    ring = np.floor(dist * 2.0).astype(np.int64)
+    rings = int(ring.max()) + 1
+    counts = np.bincount(ring[seen], minlength=rings).astype(np.float64)
+    known = np.flatnonzero(counts)
+    profile = np.empty((rings, 3), np.float64)
+    for c in range(3):
+        sums = np.bincount(ring[seen], weights=plate[..., c][seen].astype(np.float64), minlength=rings)
+        profile[:, c] = np.interp(np.arange(rings), known, sums[known] / counts[known])
+    return profile.astype(np.float32)[ring]
 
 
 def _lifted(window: np.ndarray, rows: np.ndarray, y0: int) -> np.ndarray:

@@ -1,8 +1,8 @@
 """The eye layer worked inside each eye's window gives the same bits as over the whole face box.
 
 ``reference_eye_layer`` is ``eyes.eye_layer`` with every array over the whole box (as first written, plus the
-raised lid's margin); the windowed one must return identical alpha and colour for eyes anywhere in the box,
-cut by its edges or not.
+raised lid's margin, and the drawn eyeball's helpers called on whole-box arrays); the windowed one must return
+identical alpha and colour for eyes anywhere in the box, cut by its edges or not.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from ned_core.appearance.eyes import EYES, LID_SHADE, MARGIN_BAND, eye_layer
+from ned_core.appearance.eyes import EYES, LID_SHADE, MARGIN_BAND, _iris_and_white, _white_by_column, eye_layer
 from ned_core.appearance.ratio import load_model
 
 
@@ -37,7 +37,8 @@ def reference_eye_layer(plate_linear, source, edited):
         old = _coverage(_polygon(source, upper, lower), shape)
         centre = source[iris[0], :2]
         radius = float(np.mean(np.linalg.norm(source[list(iris[1:]), :2] - centre, axis=1)))
-        in_iris = np.hypot(gx - centre[0], gy - centre[1]) <= radius
+        dist = np.hypot(gx - centre[0], gy - centre[1])
+        in_iris = dist <= radius
         shown = old > 0.5
         white = shown & ~in_iris
         iris_seen = shown & in_iris
@@ -45,18 +46,20 @@ def reference_eye_layer(plate_linear, source, edited):
         pool = white if white.sum() >= 3 else shown
         if not pool.any():
             continue
-        order = np.argsort(lum[pool])
-        sclera = plate_linear[pool][order[-max(1, len(order) // 2):]].mean(axis=0)
-        iris_colour = np.median(plate_linear[iris_seen], axis=0) if iris_seen.any() else 0.3 * sclera
-        drawn = np.where(in_iris[..., None], iris_colour, sclera).astype(np.float32)
+        beside = np.abs(np.arange(shape[1]) - centre[0]) > radius + 1.0
+        sclera = _white_by_column(plate_linear, lum, pool, beside)
+        iris_colour = np.median(plate_linear[iris_seen], axis=0) if iris_seen.any() \
+            else 0.3 * sclera.mean(axis=(0, 1))
+        was_top = np.interp(gx, source[list(upper), 0], source[list(upper), 1])
+        was_bottom = np.interp(gx, source[list(lower), 0], source[list(lower), 1])
+        band = np.maximum(MARGIN_BAND * (was_bottom - was_top), 1.0)
+        clear_iris = iris_seen & (gy >= was_top + band) & (gy <= was_bottom - band)
+        drawn = _iris_and_white(plate_linear, 0, centre, radius, dist, gy, clear_iris, iris_colour, sclera)
         top = np.interp(gx, edited[list(upper), 0], edited[list(upper), 1])
         bottom = np.interp(gx, edited[list(lower), 0], edited[list(lower), 1])
         depth = np.clip((gy - top) / np.maximum(bottom - top, 1e-3), 0.0, 1.0)
         shade = LID_SHADE[1] + (1.0 - LID_SHADE[1]) * np.clip(depth / LID_SHADE[0], 0.0, 1.0)
         drawn *= shade[..., None]
-        was_top = np.interp(gx, source[list(upper), 0], source[list(upper), 1])
-        was_bottom = np.interp(gx, source[list(lower), 0], source[list(lower), 1])
-        band = np.maximum(MARGIN_BAND * (was_bottom - was_top), 1.0)
         rise = was_top - top
         risen = (np.clip(rise, 0.0, 1.0) * np.clip(1.0 - (gy - was_top) / band, 0.0, 1.0)).astype(np.float32)
         shown_here = np.where(risen[..., None] > 0.0, plate_linear + risen[..., None] * (drawn - plate_linear),

@@ -2,9 +2,9 @@
 
 A warp moves everything inside the eye opening with the lids, so raised lids (AU5) stretch the iris
 into an oval and narrowed ones (AU6, AU7) squash it. Here, inside each *edited* eye opening, the plate's
-own eyeball is shown unmoved; where the lids now bare eyeball the plate never showed, it is drawn: the
-iris as a disc of its own colour where the iris circle reaches, the white of the eye (its own colour,
-measured in the plate's opening) elsewhere, darkened just under the upper lid as a real lid shades it.
+own eyeball is shown unmoved; where the lids now bare eyeball the plate never showed, it is drawn from
+the plate's own eye: the iris's top from its lower half mirrored, the white of the eye from what the
+plate shows of it in the same column, darkened just under the upper lid as a real lid shades it.
 A raised upper lid takes its margin (the shadow and lash line on the eyeball) along to its new edge,
 and the band it leaves is drawn as eyeball.
 

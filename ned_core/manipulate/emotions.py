@@ -2,8 +2,8 @@
 
 Weights are relative contributions of each AU at full intensity of the emotion. The mixes follow the
 prototypes of EMFACS (Friesen & Ekman) that the issue names: happy 6+12+25, surprised 1+2+5+26, sad
-1+4+15+17, angry 4+5+7+23+24 (lips pressed under a lowered brow and a stare), fear 1+2+4+5+20+25+26,
-disgust 9+10+15+16+25. The AUs that open the mouth (25, 26) act only where the mouth
+1+4+15+17 with heavy lids (41), angry 4+5+7+23+24 (lips pressed under a lowered brow and a stare), fear
+1+2+4+5+20+25+26, disgust 9+10+15+16+25. The AUs that open the mouth (25, 26) act only where the mouth
 is free: under mouth preservation 1 the speech owns the opening.
 """
 

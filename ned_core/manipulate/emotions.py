@@ -65,13 +65,27 @@ def soft_clamp(intensity: np.ndarray, ceiling: float) -> np.ndarray:
     return np.where(s <= 1.0, s, 1.0 + room * np.tanh((s - 1.0) / room))
 
 
+def emotion_strengths(weights: np.ndarray, ceiling: float) -> np.ndarray:
+    """(T, 6) how strongly each non-neutral emotion acts in (T, 7) weights: the soft-clamped intensity
+    shared out by the mix (``action_units`` is this times the recipes)."""
+    w = np.atleast_2d(np.asarray(weights, dtype=np.float64))[:, 1:]
+    intensity = w.sum(axis=1)
+    mix = np.divide(w, intensity[:, None], out=np.zeros_like(w), where=intensity[:, None] > 0)
+    return soft_clamp(intensity, ceiling)[:, None] * mix
+
+
+def recipes(order: tuple[str, ...]) -> np.ndarray:
+    """(6, len(order)) each non-neutral emotion's AU weights (``EMOTION_AUS``) in ``order``."""
+    return np.array([[EMOTION_AUS[e].get(au, 0.0) for au in order] for e in EMOTIONS[1:]])
+
+
 def action_units(weights: np.ndarray, order: tuple[str, ...], ceiling: float) -> np.ndarray:
     """(T, len(order)) AU activations of (T, 7) emotion weights.
 
     A row's intensity is its non-neutral sum (``neutral=1`` is no edit); above 1 it is soft clamped to
     ``ceiling`` while the mix of emotions is kept.
     """
-    recipe = np.array([[EMOTION_AUS[e].get(au, 0.0) for au in order] for e in EMOTIONS[1:]])
+    recipe = recipes(order)
     w = np.atleast_2d(np.asarray(weights, dtype=np.float64))[:, 1:]
     intensity = w.sum(axis=1)
     mix = np.divide(w, intensity[:, None], out=np.zeros_like(w), where=intensity[:, None] > 0)

@@ -19,7 +19,7 @@ from ned_core import EMOTIONS, mesh
 from ned_core.errors import InvalidOptionError
 from ned_core.face3d.base import FaceFit
 from ned_core.manipulate import au_fields
-from ned_core.manipulate.emotions import action_units
+from ned_core.manipulate.emotions import action_units, emotion_strengths, recipes
 from ned_core.model_files import load_arrays
 from ned_core.ramps import smoothstep
 
@@ -73,7 +73,8 @@ class FacsRig:
         mirror = data["mirror"].astype(np.int64) if "mirror" in data else au_fields.mirror_map(self.template)
         self.fields = au_fields.build_fields(self.template, data["au6"], data["au12"], self.triangles, mirror)
         self._mirror = mirror
-        self._own: tuple[bytes, np.ndarray, np.ndarray] | None = None  # the last face's fields (own_fields)
+        # The last face's fields and emotion corrections (own_fields, own_corrections).
+        self._own: tuple[bytes, np.ndarray, np.ndarray, np.ndarray] | None = None
         self.max_intensity = float(max_intensity)
         self.min_area_ratio = float(min_area_ratio)
         self.adapt_to_face = bool(adapt_to_face)
@@ -110,11 +111,26 @@ class FacsRig:
         shot, the motion is the same on every frame. The last face's fields are kept (read-only): a shot
         is edited in one call, a farm chunk in one more.
         """
+        return self._own_face(identity)[1:3]
+
+    def own_corrections(self, identity: np.ndarray) -> np.ndarray:
+        """(6, N, 3): per non-neutral emotion, what makes its whole mix of AUs fold-free on ``identity``.
+
+        Each AU alone is fold-free (``own_fields``), but two can squeeze the skin between them: angry's
+        lowered brow and raised upper lid press the lid's skin, which a real face folds under the brow.
+        Left to the per-frame guard, that skin's motion was cut on every frame but the blinks (where the
+        lid is held), so the brows bobbed at each blink. Each emotion's mix (the AUs the speech does not
+        own, speech-safe) is made fold-free once per shot instead; the difference is added in proportion
+        to that emotion's strength. It keeps inner-lip pairs together, so it holds on a free mouth too.
+        """
+        return self._own_face(identity)[3]
+
+    def _own_face(self, identity: np.ndarray) -> tuple[bytes, np.ndarray, np.ndarray, np.ndarray]:
         ident = np.ascontiguousarray(identity, dtype=np.float64)
         key = ident.tobytes() + bytes([self.adapt_to_face])
         last = self._own
         if last is not None and last[0] == key:
-            return last[1], last[2]
+            return last
         scales = {name: 1.0 for name in self._template_proportions}
         if self.adapt_to_face:
             own = au_fields.proportions(ident)
@@ -128,10 +144,15 @@ class FacsRig:
             if name not in au_fields.SPEECH_OWNED:
                 raw[k] = au_fields.fold_free(raw[k], ident, self.triangles, self._mirror)
                 safe[k] = au_fields.fold_free(safe[k], ident, self.triangles, self._mirror)
-        raw.setflags(write=False)  # shared with later calls: nobody may edit them in place
-        safe.setflags(write=False)
-        self._own = (key, raw, safe)
-        return raw, safe
+        unowned = np.array([name not in au_fields.SPEECH_OWNED for name in au_fields.ACTION_UNIT_ORDER])
+        corrections = np.zeros((len(recipes(au_fields.ACTION_UNIT_ORDER)),) + safe.shape[1:])
+        for e, recipe in enumerate(recipes(au_fields.ACTION_UNIT_ORDER) * unowned):
+            mix = np.einsum("a,anc->nc", recipe, safe)
+            corrections[e] = au_fields.fold_free(mix, ident, self.triangles, self._mirror) - mix
+        for array in (raw, safe, corrections):
+            array.setflags(write=False)  # shared with later calls: nobody may edit them in place
+        self._own = (key, raw, safe, corrections)
+        return self._own
 
     # -- the edit ---------------------------------------------------------------------------------------
 
@@ -168,6 +189,9 @@ class FacsRig:
             group = per_frame == p
             fields = self.face_fields(fit.identity, float(p))
             move[group] = np.einsum("ta,anc->tnc", act[rows[group]], fields)
+        corrections = self.own_corrections(fit.identity)
+        if np.any(corrections):
+            move += np.einsum("te,enc->tnc", emotion_strengths(weights, self.max_intensity)[rows], corrections)
         base = np.asarray(fit.identity, dtype=np.float64)[None] + expression[rows]
         triangles = np.asarray(fit.triangles, dtype=np.int64).reshape(-1, 3)
         if len(triangles) == 0:

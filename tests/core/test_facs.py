@@ -12,6 +12,7 @@ from ned_core import EMOTIONS, manipulate, mesh
 from ned_core.errors import InvalidOptionError, MissingModelError
 from ned_core.face3d.base import FaceFit
 from ned_core.manipulate import au_fields, calibrate
+from ned_core.manipulate.emotions import emotion_strengths
 from ned_core.manipulate.facs import FacsRig, hold_lids, lid_freedom
 from ned_core.model_files import save_arrays
 from ned_core.pipeline import Pipeline, Shot
@@ -319,6 +320,36 @@ def test_no_drawn_field_folds_the_template(rig: FacsRig) -> None:
             assert kept_areas(rig.template, motion, rig.triangles).min() >= au_fields.UNFOLD_LEAST - 1e-6, name
 
 
+def test_no_emotion_folds_the_face_its_aus_together(rig: FacsRig) -> None:
+    # Each AU alone left angry's lid skin half its area, but its lowered brow and raised upper lid
+    # together pressed that skin past the fold guard's bound; the guard cut it on every frame but the
+    # blinks (where the lid is held), so the brows bobbed at each blink. Each emotion's mix is made
+    # fold-free on the face once per shot.
+    corrections = rig.own_corrections(rig.template)
+    assert np.abs(corrections[EMOTIONS.index("angry") - 1]).max() > 0.005  # angry's mix did fold
+    for e, emotion in enumerate(EMOTIONS[1:]):
+        act = rig.activations(weights_for(emotion, 1.0, frames=1))[0]
+        unowned = [k for k, name in enumerate(au_fields.ACTION_UNIT_ORDER) if name not in au_fields.SPEECH_OWNED]
+        mix = np.einsum("a,anc->nc", act[unowned], rig.own_fields(rig.template)[1][unowned])
+        kept = kept_areas(rig.template, mix + corrections[e], rig.triangles)
+        assert kept.min() >= au_fields.UNFOLD_LEAST - 1e-6, emotion
+        # The inner lips still move in pairs: the speech keeps its opening.
+        for up, lo in mesh.INNER_LIP_PAIRS:
+            np.testing.assert_allclose(corrections[e, up], corrections[e, lo], atol=1e-12)
+
+
+def test_angry_brows_hold_still_through_the_speech_and_blinks(rig: FacsRig) -> None:
+    pytest.importorskip("mediapipe")
+    clip = Path(__file__).resolve().parents[2] / "demo" / "grid_bbaf2n.mpg"
+    # On this clip's first frames (and nowhere else) the guard used to cut angry's brows by up to 0.003.
+    fit = Pipeline(use_cache=False).analyze(Shot(str(clip), frame_range=(1001, 1060)))[0].fit
+    shapes = fit.identity[None] + fit.expression
+    assert mesh.eye_openings(shapes).min() < 0.05  # a blink is in the range
+    move = rig.edit(fit, weights_for("angry", frames=len(fit.frames))) - fit.expression
+    brows_and_lid_skin = [105, 334, 66, 296, 107, 336, 65, 295, 55, 285, 221, 441, 222, 442]
+    assert np.ptp(move[:, brows_and_lid_skin, 1], axis=0).max() < 1e-3
+
+
 def test_the_smile_does_not_pump_with_the_speech(rig: FacsRig, talking_fit: FaceFit) -> None:
     # A fold at the mouth corners woke the fold guard on shut frames only: the smile's corners weakened
     # each time the mouth closed. Shut, half-open and open frames now get the same corner motion.
@@ -344,8 +375,9 @@ def test_a_real_blink_costs_the_expression_nothing(rig: FacsRig, emotion: str) -
     shapes = fit.identity[None] + fit.expression
     assert mesh.eye_openings(shapes).min() < 0.05  # a blink is in the range
     w = weights_for(emotion, frames=len(fit.frames))
-    wanted = hold_lids(np.einsum("ta,anc->tnc", rig.activations(w), rig.face_fields(fit.identity, 1.0)),
-                       lid_freedom(shapes, np.asarray(fit.found, dtype=bool)))
+    asked = np.einsum("ta,anc->tnc", rig.activations(w), rig.face_fields(fit.identity, 1.0)) + np.einsum(
+        "te,enc->tnc", emotion_strengths(w, rig.max_intensity), rig.own_corrections(fit.identity))
+    wanted = hold_lids(asked, lid_freedom(shapes, np.asarray(fit.found, dtype=bool)))
     got = rig.edit(fit, w) - fit.expression
     size = np.linalg.norm(wanted, axis=2)
     kept = np.linalg.norm(got, axis=2)[size > 0.01] / size[size > 0.01]

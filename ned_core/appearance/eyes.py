@@ -27,6 +27,7 @@ LID_SHADE = (0.35, 0.6)  # the top 35% of an opening, darkened to 60% at the lid
 MARGIN_BAND = 0.15
 """How far into an opening the upper lid's margin (its shadow, lashes) darkens the eyeball: in the London
 neutral photos the white beside the iris is under half its brightest over the top ~15% of the opening."""
+WHITE_REACH = 2  # a column's white is read from the pixels within this many columns of it
 
 
 def _polygon(points: np.ndarray, upper: tuple[int, ...], lower: tuple[int, ...]) -> np.ndarray:
@@ -94,15 +95,17 @@ def eye_layer(plate_linear: np.ndarray, source: np.ndarray, edited: np.ndarray
         pool = white if white.sum() >= 3 else shown
         if not pool.any():
             continue
+        order = np.argsort(lum[y0:y1, x0:x1][pool])
+        whole_white = plate[pool][order[-max(1, len(order) // 2):]].mean(axis=0)
         beside = np.abs(np.arange(x0, x1) - centre[0]) > radius + 1.0
-        sclera = _white_by_column(plate, lum[y0:y1, x0:x1], pool, beside)
-        iris_colour = np.median(plate[iris_seen], axis=0) if iris_seen.any() else 0.3 * sclera.mean(axis=(0, 1))
+        sclera = _white_by_column(plate, lum[y0:y1, x0:x1], pool, beside, whole_white)
+        iris_colour = np.median(plate[iris_seen], axis=0) if iris_seen.any() else 0.3 * whole_white
         was_top = np.interp(gx, source[list(upper), 0], source[list(upper), 1])
         was_bottom = np.interp(gx, source[list(lower), 0], source[list(lower), 1])
         band = np.maximum(MARGIN_BAND * (was_bottom - was_top), 1.0)
         # The iris as the plate shows it clear of both lids' margins (lashes, the lower lid's wet line).
         clear_iris = iris_seen & (gy >= was_top + band) & (gy <= was_bottom - band)
-        drawn = _iris_and_white(plate, y0, centre, radius, dist, gy, clear_iris, iris_colour, sclera)
+        drawn = _iris_and_white(plate, y0, shape[0], centre, radius, dist, gy, clear_iris, iris_colour, sclera)
         # The upper lid shades the eyeball just under it.
         top = np.interp(gx, edited[list(upper), 0], edited[list(upper), 1])
         bottom = np.interp(gx, edited[list(lower), 0], edited[list(lower), 1])
@@ -130,18 +133,26 @@ def eye_layer(plate_linear: np.ndarray, source: np.ndarray, edited: np.ndarray
     return alpha, colour
 
 
-def _white_by_column(plate: np.ndarray, lum: np.ndarray, pool: np.ndarray, beside: np.ndarray) -> np.ndarray:
+def _white_by_column(plate: np.ndarray, lum: np.ndarray, pool: np.ndarray, beside: np.ndarray,
+                     whole: np.ndarray) -> np.ndarray:
     """(1, w, 3) colour of the eye's white in each column of the window: the brighter half of what
-    ``pool`` shows in that column, for the columns ``beside`` the iris (above and below it a plate shows
-    only slivers of lid margin), carried across the others from their neighbours. A white is darker
-    toward the corners, where the eyeball turns away from the light; one colour for the whole eye drew a
-    flat, pale band along a raised lid."""
+    ``pool`` shows within ``WHITE_REACH`` columns of it, for the columns ``beside`` the iris (above and
+    below it a plate shows only slivers of lid margin), carried across the others from their neighbours.
+    A white is darker toward the corners, where the eyeball turns away from the light; one colour for the
+    whole eye drew a flat, pale band along a raised lid. An eye too small to show three such pixels
+    anywhere gets ``whole`` (the whole eye's white)."""
     use = pool & beside[None, :]
-    counts = use.sum(axis=0)
-    found = counts >= 3
     width = plate.shape[1]
+    # Each column with its neighbours' pixels stacked under it (none past the window's edges), so a
+    # column that shows only a sliver of white does not hand one grainy pixel to the drawing.
+    shifts = range(-WHITE_REACH, WHITE_REACH + 1)
+    use = np.concatenate([_shifted(use, k, False) for k in shifts])
+    lum = np.concatenate([_shifted(lum, k, 0.0) for k in shifts])
+    plate = np.concatenate([_shifted(plate, k, 0.0) for k in shifts])
+    counts = use.sum(axis=0)
+    found = (counts >= 3) & beside
     if not found.any():
-        return np.broadcast_to(plate[pool].mean(axis=0), (1, width, 3)).astype(np.float32)
+        return np.broadcast_to(whole, (1, width, 3)).astype(np.float32)
     # Each column's pixels brightest first (the rest after them), then the mean of the first half.
     order = np.argsort(np.where(use, -lum, np.inf), axis=0, kind="stable")
     ranked = np.cumsum(np.take_along_axis(plate, order[..., None], axis=0), axis=0, dtype=np.float64)
@@ -153,9 +164,21 @@ def _white_by_column(plate: np.ndarray, lum: np.ndarray, pool: np.ndarray, besid
     return filled.astype(np.float32)[None]
 
 
-def _iris_and_white(plate: np.ndarray, y0: int, centre: np.ndarray, radius: float, dist: np.ndarray,
-                    gy: np.ndarray, clear_iris: np.ndarray, iris_colour: np.ndarray, sclera: np.ndarray
-                    ) -> np.ndarray:
+def _shifted(array: np.ndarray, k: int, fill: float | bool) -> np.ndarray:
+    """``array`` moved ``k`` columns to the right (its first axis rows kept), ``fill`` where it left."""
+    out = np.full_like(array, fill)
+    if k > 0:
+        out[:, k:] = array[:, :-k]
+    elif k < 0:
+        out[:, :k] = array[:, -k:]
+    else:
+        out[:] = array
+    return out
+
+
+def _iris_and_white(plate: np.ndarray, y0: int, box_height: int, centre: np.ndarray, radius: float,
+                    dist: np.ndarray, gy: np.ndarray, clear_iris: np.ndarray, iris_colour: np.ndarray,
+                    sclera: np.ndarray) -> np.ndarray:
     """(h, w, 3) eyeball to draw where the lids bare what the plate hid: the iris, its edge anti-aliased,
     is the plate's own iris mirrored about its horizontal midline (the lower iris a lid seldom covers
     gives the upper its texture and dark limbal ring), or, where the mirror falls off what the plate
@@ -163,7 +186,8 @@ def _iris_and_white(plate: np.ndarray, y0: int, centre: np.ndarray, radius: floa
     column. (The tracked iris circle is seldom exact: a flat colour out to it drew a hard dark rim.)"""
     rows = 2.0 * centre[1] - gy
     inside = clear_iris.astype(np.float32)[..., None]
-    mirrored_ok = _lifted(inside, rows, y0)[..., 0] >= 0.999
+    # A mirror that falls past the box's edge would repeat its last row.
+    mirrored_ok = (_lifted(inside, rows, y0)[..., 0] >= 0.999) & (rows >= 0.0) & (rows <= box_height - 1.0)
     iris = np.where(mirrored_ok[..., None], _lifted(plate, rows, y0),
                     _radial(plate, dist, clear_iris, iris_colour))
     cover = np.clip(radius + 0.5 - dist, 0.0, 1.0)[..., None]

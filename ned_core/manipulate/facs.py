@@ -118,8 +118,8 @@ class FacsRig:
 
         Each AU alone is fold-free (``own_fields``), but two can squeeze the skin between them: angry's
         lowered brow and raised upper lid press the lid's skin, which a real face folds under the brow.
-        Left to the per-frame guard, that skin's motion was cut on every frame but the blinks (where the
-        lid is held), so the brows bobbed at each blink. Each emotion's mix (the AUs the speech does not
+        Left to the per-frame guard, that skin's motion was cut by as much as each frame's lids and speech
+        made it need, so the brows moved from frame to frame. Each emotion's mix (the AUs the speech does not
         own, speech-safe) is made fold-free once per shot instead; the difference is added in proportion
         to that emotion's strength. It keeps inner-lip pairs together, so it holds on a free mouth too.
         """

@@ -85,8 +85,4 @@ def action_units(weights: np.ndarray, order: tuple[str, ...], ceiling: float) ->
     A row's intensity is its non-neutral sum (``neutral=1`` is no edit); above 1 it is soft clamped to
     ``ceiling`` while the mix of emotions is kept.
     """
-    recipe = recipes(order)
-    w = np.atleast_2d(np.asarray(weights, dtype=np.float64))[:, 1:]
-    intensity = w.sum(axis=1)
-    mix = np.divide(w, intensity[:, None], out=np.zeros_like(w), where=intensity[:, None] > 0)
-    return soft_clamp(intensity, ceiling)[:, None] * (mix @ recipe)
+    return emotion_strengths(weights, ceiling) @ recipes(order)

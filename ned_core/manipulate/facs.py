@@ -145,8 +145,9 @@ class FacsRig:
                 raw[k] = au_fields.fold_free(raw[k], ident, self.triangles, self._mirror)
                 safe[k] = au_fields.fold_free(safe[k], ident, self.triangles, self._mirror)
         unowned = np.array([name not in au_fields.SPEECH_OWNED for name in au_fields.ACTION_UNIT_ORDER])
-        corrections = np.zeros((len(recipes(au_fields.ACTION_UNIT_ORDER)),) + safe.shape[1:])
-        for e, recipe in enumerate(recipes(au_fields.ACTION_UNIT_ORDER) * unowned):
+        mixes = recipes(au_fields.ACTION_UNIT_ORDER) * unowned
+        corrections = np.zeros((len(mixes),) + safe.shape[1:])
+        for e, recipe in enumerate(mixes):
             mix = np.einsum("a,anc->nc", recipe, safe)
             corrections[e] = au_fields.fold_free(mix, ident, self.triangles, self._mirror) - mix
         for array in (raw, safe, corrections):

@@ -4,7 +4,7 @@ A warp moves everything inside the eye opening with the lids, so raised lids (AU
 into an oval and narrowed ones (AU6, AU7) squash it. Here, inside each *edited* eye opening, the plate's
 own eyeball is shown unmoved; where the lids now bare eyeball the plate never showed, it is drawn from
 the plate's own eye: the iris's top from its lower half mirrored, the white of the eye from what the
-plate shows of it in the same column, darkened just under the upper lid as a real lid shades it.
+plate shows of it in the same column, shaded at each depth under the lid as the plate's own white is.
 A raised upper lid takes its margin (the shadow and lash line on the eyeball) along to its new edge,
 and the band it leaves is drawn as eyeball.
 
@@ -23,11 +23,14 @@ EYES: tuple[tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]], ...] = (
     ((362, 398, 384, 385, 386, 387, 388, 466, 263), (362, 382, 381, 380, 374, 373, 390, 249, 263),
      (473, 474, 475, 476, 477)),
 )
-LID_SHADE = (0.35, 0.6)  # the top 35% of an opening, darkened to 60% at the lid (lid and lashes shade it)
+LID_SHADE = (0.35, 0.6)  # where a plate shows too little white to read its shade: the top 35% of an
+# opening, darkened to 60% at the lid (lid and lashes shade it)
 MARGIN_BAND = 0.15
 """How far into an opening the upper lid's margin (its shadow, lashes) darkens the eyeball: in the London
 neutral photos the white beside the iris is under half its brightest over the top ~15% of the opening."""
 WHITE_REACH = 2  # a column's white is read from the pixels within this many columns of it
+SHADE_BINS = 12  # depths at which the plate's white is read for the lids' shade (``_lid_shade``)
+_LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
 
 
 def _polygon(points: np.ndarray, upper: tuple[int, ...], lower: tuple[int, ...]) -> np.ndarray:
@@ -88,7 +91,7 @@ def eye_layer(plate_linear: np.ndarray, source: np.ndarray, edited: np.ndarray
         white = shown & ~in_iris
         iris_seen = shown & in_iris
         if lum is None:  # over the whole box, as the same product gives every pixel the same bits
-            lum = plate_linear @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+            lum = plate_linear @ _LUMA
         plate = plate_linear[y0:y1, x0:x1]
         # The white is the brighter half of what the opening shows beside the iris (its edge pixels are
         # lashes, lid margin and shadow); a tiny eye with no room beside the iris uses all it shows.
@@ -106,12 +109,13 @@ def eye_layer(plate_linear: np.ndarray, source: np.ndarray, edited: np.ndarray
         # The iris as the plate shows it clear of both lids' margins (lashes, the lower lid's wet line).
         clear_iris = iris_seen & (gy >= was_top + band) & (gy <= was_bottom - band)
         drawn = _iris_and_white(plate, y0, shape[0], centre, radius, dist, gy, clear_iris, iris_colour, sclera)
-        # The upper lid shades the eyeball just under it.
+        # The lids shade the eyeball under them as the plate's own white shows at the same depth.
         top = np.interp(gx, edited[list(upper), 0], edited[list(upper), 1])
         bottom = np.interp(gx, edited[list(lower), 0], edited[list(lower), 1])
         depth = np.clip((gy - top) / np.maximum(bottom - top, 1e-3), 0.0, 1.0)
-        shade = LID_SHADE[1] + (1.0 - LID_SHADE[1]) * np.clip(depth / LID_SHADE[0], 0.0, 1.0)
-        drawn *= shade[..., None]
+        was_depth = (gy - was_top) / np.maximum(was_bottom - was_top, 1e-3)
+        drawn *= _lid_shade(lum[y0:y1, x0:x1], white & beside[None, :], was_depth, _luminance(sclera[0]),
+                            depth)[..., None]
         # Where the plate showed the eyeball, it shows unmoved; the rest of the new opening is drawn.
         # The plate's own margin pixels (lashes over eyeball) stay as they are where the lid stays:
         # mixing drawn white into them would lighten the lash line. Where the upper lid rose, the band
@@ -131,6 +135,31 @@ def eye_layer(plate_linear: np.ndarray, source: np.ndarray, edited: np.ndarray
         colour[y0:y1, x0:x1] = np.where(new[..., None] > 0.0, here, colour[y0:y1, x0:x1])
         np.maximum(alpha[y0:y1, x0:x1], new, out=alpha[y0:y1, x0:x1])
     return alpha, colour
+
+
+def _luminance(rgb: np.ndarray) -> np.ndarray:
+    """Per-pixel luminance, summed channel by channel: a matrix product's bits can depend on the array's
+    size (its blocking), and a window must give the same bits as the whole box."""
+    return rgb[..., 0] * _LUMA[0] + rgb[..., 1] * _LUMA[1] + rgb[..., 2] * _LUMA[2]
+
+
+def _lid_shade(lum: np.ndarray, white: np.ndarray, was_depth: np.ndarray, column_white: np.ndarray,
+               depth: np.ndarray) -> np.ndarray:
+    """(h, w) how bright the eyeball is at each ``depth`` (0 at the upper lid, 1 at the lower) against
+    its white: as the plate's own ``white`` pixels show at that depth of the plate's opening, over their
+    column's white (the lid's shadow and lashes darken the top of an eye over its top sixth or so, the
+    eyeball turning away darkens the bottom); ``LID_SHADE`` where the plate shows too little of it.
+    A fixed shade drew a raised lid's bared band as a flat, pale ribbon, brighter than the plate's own
+    white just under its lid."""
+    rows = np.clip((was_depth[white] * SHADE_BINS).astype(np.int64), 0, SHADE_BINS - 1)
+    ratio = lum[white] / np.maximum(np.broadcast_to(column_white, lum.shape)[white], 1e-6)
+    counts = np.bincount(rows, minlength=SHADE_BINS)
+    sums = np.bincount(rows, weights=ratio.astype(np.float64), minlength=SHADE_BINS)
+    known = np.flatnonzero(counts >= 3)
+    if len(known) < 2:
+        return LID_SHADE[1] + (1.0 - LID_SHADE[1]) * np.clip(depth / LID_SHADE[0], 0.0, 1.0)
+    profile = np.clip(sums[known] / counts[known], 0.05, 1.0)
+    return np.interp(depth, (known + 0.5) / SHADE_BINS, profile).astype(np.float32)
 
 
 def _white_by_column(plate: np.ndarray, lum: np.ndarray, pool: np.ndarray, beside: np.ndarray,

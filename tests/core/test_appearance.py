@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from types import SimpleNamespace
 
 import cv2
@@ -393,10 +394,10 @@ def test_a_raised_lid_takes_its_margin_along_and_leaves_no_seam() -> None:
     assert alpha[new_edge, x] > 0.5 and luma[new_edge, x] < 0.3  # the margin moved up with the lid
 
 
-def _raised_lid_eye(plate_at) -> tuple[np.ndarray, np.ndarray, dict]:
-    """The eye layer over a plate painted by ``plate_at(dx, dy, radius)`` (offsets from the right iris's
-    centre), with the right upper lid raised to bare the top of the iris; returns (alpha, colour, the
-    eye's geometry)."""
+def _raised_lid_eye(plate_at: Callable[..., np.ndarray]) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The eye layer over a plate painted by ``plate_at(dx, dy, radius, below_lid)`` (offsets from the
+    right iris's centre, pixels below the upper lid), with the right upper lid raised to bare the top of
+    the iris; returns (alpha, colour, the eye's geometry)."""
     from ned_core.appearance.eyes import EYES, eye_layer
 
     face = template_fit([1])
@@ -406,8 +407,9 @@ def _raised_lid_eye(plate_at) -> tuple[np.ndarray, np.ndarray, dict]:
     centre = source[iris[0]]
     radius = float(np.mean(np.linalg.norm(source[list(iris[1:])] - centre, axis=1)))
     ys, xs = np.mgrid[0:340, 0:400].astype(np.float32)
-    plate = plate_at(xs - centre[0], ys - centre[1], radius).astype(np.float32)
     lid = (source[list(upper), 0], source[list(upper), 1])
+    below_lid = ys - np.interp(xs, *lid)
+    plate = plate_at(xs - centre[0], ys - centre[1], radius, below_lid).astype(np.float32)
     rise = radius + 3.0 - (centre[1] - np.interp(centre[0], *lid))  # the lid up past the iris's top
     edited = source.copy()
     edited[list(upper), 1] -= rise
@@ -419,7 +421,7 @@ def _raised_lid_eye(plate_at) -> tuple[np.ndarray, np.ndarray, dict]:
 def test_a_bared_iris_is_the_plates_own_iris_mirrored() -> None:
     """The top of the iris a raised lid bares takes the texture of the plate's own iris below its centre
     (rings darkening toward the limbus), not one flat colour."""
-    def plate_at(dx: np.ndarray, dy: np.ndarray, radius: float) -> np.ndarray:
+    def plate_at(dx: np.ndarray, dy: np.ndarray, radius: float, below_lid: np.ndarray) -> np.ndarray:
         d = np.hypot(dx, dy)
         iris = 0.3 + 0.1 * np.cos(d * 1.3) - 0.1 * np.clip(d / radius - 0.6, 0.0, 1.0)
         return np.repeat(np.where(d <= radius, iris, 0.8)[..., None], 3, axis=-1)
@@ -430,14 +432,14 @@ def test_a_bared_iris_is_the_plates_own_iris_mirrored() -> None:
     for y in range(int(np.ceil(cy - eye["r"] + 1.0)), int(np.floor(eye["was_top"](x) - 1.0))):
         assert alpha[y, x] > 0.99
         drawn.append(colour[y, x, 1])
-        want.append(plate_at(np.float32(x - eye["cx"]), np.float32(cy - y), eye["r"])[1])  # mirrored
+        want.append(plate_at(np.float32(x - eye["cx"]), np.float32(cy - y), eye["r"], np.float32(9.0))[1])
     assert len(drawn) >= 3
     # The texture follows the mirrored rows (shaded under the lid: a factor, not a flat colour).
     assert np.corrcoef(drawn, want)[0, 1] > 0.9
 
 
 def test_the_white_a_raised_lid_bares_darkens_toward_the_corner_as_the_plates_does() -> None:
-    def plate_at(dx: np.ndarray, dy: np.ndarray, radius: float) -> np.ndarray:
+    def plate_at(dx: np.ndarray, dy: np.ndarray, radius: float, below_lid: np.ndarray) -> np.ndarray:
         white = 0.9 - 0.6 * np.clip(-dx / 20.0, 0.0, 1.0)  # darker toward the outer corner (-x)
         return np.repeat(np.where(np.hypot(dx, dy) <= radius, 0.2, white)[..., None], 3, axis=-1)
 
@@ -451,3 +453,18 @@ def test_the_white_a_raised_lid_bares_darkens_toward_the_corner_as_the_plates_do
         assert alpha[y, x] > 0.99
         values.append(colour[y, x, 1])
     assert values[1] < values[0] - 0.05
+
+
+def test_a_raised_lid_bares_white_as_shaded_as_the_plates_white_under_its_lid() -> None:
+    """The band a raised lid bares sits just under the lid, in its shadow: it is drawn as dark as the
+    plate's own white is at the same depth under its lid, not as a pale ribbon."""
+    def plate_at(dx: np.ndarray, dy: np.ndarray, radius: float, below_lid: np.ndarray) -> np.ndarray:
+        # The white is in the lid's shadow over the four pixels just under the lid.
+        white = np.where(below_lid < 4.0, 0.25, 0.9)
+        return np.repeat(np.where(np.hypot(dx, dy) <= radius, 0.2, white)[..., None], 3, axis=-1)
+
+    alpha, colour, eye = _raised_lid_eye(plate_at)
+    x = int(round(eye["cx"] - eye["r"] - 2.0))
+    y = int(round(eye["was_top"](x) - 0.5 * eye["rise"]))
+    assert alpha[y, x] > 0.99
+    assert colour[y, x, 1] < 0.6  # a fixed shade drew it at 0.75, near the plate's lit white

@@ -11,7 +11,15 @@ import cv2
 import numpy as np
 import pytest
 
-from ned_core.appearance.eyes import EYES, LID_SHADE, MARGIN_BAND, _iris_and_white, _white_by_column, eye_layer
+from ned_core.appearance.eyes import (
+    EYES,
+    MARGIN_BAND,
+    _iris_and_white,
+    _lid_shade,
+    _luminance,
+    _white_by_column,
+    eye_layer,
+)
 from ned_core.appearance.ratio import load_model
 
 
@@ -60,8 +68,8 @@ def reference_eye_layer(plate_linear, source, edited):
         top = np.interp(gx, edited[list(upper), 0], edited[list(upper), 1])
         bottom = np.interp(gx, edited[list(lower), 0], edited[list(lower), 1])
         depth = np.clip((gy - top) / np.maximum(bottom - top, 1e-3), 0.0, 1.0)
-        shade = LID_SHADE[1] + (1.0 - LID_SHADE[1]) * np.clip(depth / LID_SHADE[0], 0.0, 1.0)
-        drawn *= shade[..., None]
+        was_depth = (gy - was_top) / np.maximum(was_bottom - was_top, 1e-3)
+        drawn *= _lid_shade(lum, white & beside[None, :], was_depth, _luminance(sclera[0]), depth)[..., None]
         rise = was_top - top
         risen = (np.clip(rise, 0.0, 1.0) * np.clip(1.0 - (gy - was_top) / band, 0.0, 1.0)).astype(np.float32)
         shown_here = np.where(risen[..., None] > 0.0, plate_linear + risen[..., None] * (drawn - plate_linear),

@@ -69,7 +69,6 @@ def eye_layer(plate_linear: np.ndarray, source: np.ndarray, edited: np.ndarray
     shape = plate_linear.shape[:2]
     alpha = np.zeros(shape, np.float32)
     colour = np.zeros(shape + (3,), np.float32)
-    lum = None
     for upper, lower, iris in EYES:
         new_polygon, old_polygon = _polygon(edited, upper, lower), _polygon(source, upper, lower)
         window = _window([new_polygon, old_polygon], shape)
@@ -90,18 +89,17 @@ def eye_layer(plate_linear: np.ndarray, source: np.ndarray, edited: np.ndarray
         shown = old > 0.5
         white = shown & ~in_iris
         iris_seen = shown & in_iris
-        if lum is None:  # over the whole box, as the same product gives every pixel the same bits
-            lum = plate_linear @ _LUMA
         plate = plate_linear[y0:y1, x0:x1]
+        lum = _luminance(plate)
         # The white is the brighter half of what the opening shows beside the iris (its edge pixels are
         # lashes, lid margin and shadow); a tiny eye with no room beside the iris uses all it shows.
         pool = white if white.sum() >= 3 else shown
         if not pool.any():
             continue
-        order = np.argsort(lum[y0:y1, x0:x1][pool])
+        order = np.argsort(lum[pool])
         whole_white = plate[pool][order[-max(1, len(order) // 2):]].mean(axis=0)
         beside = np.abs(np.arange(x0, x1) - centre[0]) > radius + 1.0
-        sclera = _white_by_column(plate, lum[y0:y1, x0:x1], pool, beside, whole_white)
+        sclera = _white_by_column(plate, lum, pool, beside, whole_white)
         iris_colour = np.median(plate[iris_seen], axis=0) if iris_seen.any() else 0.3 * whole_white
         was_top = np.interp(gx, source[list(upper), 0], source[list(upper), 1])
         was_bottom = np.interp(gx, source[list(lower), 0], source[list(lower), 1])
@@ -114,7 +112,7 @@ def eye_layer(plate_linear: np.ndarray, source: np.ndarray, edited: np.ndarray
         bottom = np.interp(gx, edited[list(lower), 0], edited[list(lower), 1])
         depth = np.clip((gy - top) / np.maximum(bottom - top, 1e-3), 0.0, 1.0)
         was_depth = (gy - was_top) / np.maximum(was_bottom - was_top, 1e-3)
-        drawn *= _lid_shade(lum[y0:y1, x0:x1], white & beside[None, :], was_depth, _luminance(sclera[0]),
+        drawn *= _lid_shade(lum, white & beside[None, :], was_depth, _luminance(sclera[0]),
                             depth)[..., None]
         # Where the plate showed the eyeball, it shows unmoved; the rest of the new opening is drawn.
         # The plate's own margin pixels (lashes over eyeball) stay as they are where the lid stays:

@@ -50,7 +50,7 @@ def reference_eye_layer(plate_linear, source, edited):
         shown = old > 0.5
         white = shown & ~in_iris
         iris_seen = shown & in_iris
-        lum = plate_linear @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+        lum = _luminance(plate_linear)
         pool = white if white.sum() >= 3 else shown
         if not pool.any():
             continue

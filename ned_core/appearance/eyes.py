@@ -29,7 +29,8 @@ MARGIN_BAND = 0.15
 """How far into an opening the upper lid's margin (its shadow, lashes) darkens the eyeball: in the London
 neutral photos the white beside the iris is under half its brightest over the top ~15% of the opening."""
 WHITE_REACH = 2  # a column's white is read from the pixels within this many columns of it
-SHADE_BINS = 12  # depths at which the plate's white is read for the lids' shade (``_lid_shade``)
+SHADE_BINS = 12  # depths over the upper half of the opening at which the plate's white is read for the
+# lid's shade (``_lid_shade``)
 _LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
 
 
@@ -107,13 +108,14 @@ def eye_layer(plate_linear: np.ndarray, source: np.ndarray, edited: np.ndarray
         # The iris as the plate shows it clear of both lids' margins (lashes, the lower lid's wet line).
         clear_iris = iris_seen & (gy >= was_top + band) & (gy <= was_bottom - band)
         drawn = _iris_and_white(plate, y0, shape[0], centre, radius, dist, gy, clear_iris, iris_colour, sclera)
-        # The lids shade the eyeball under them as the plate's own white shows at the same depth.
+        # The upper lid shades the eyeball under it as the plate's own white shows at the same distance
+        # under the plate's lid (in the upper half of each column's opening: below, the lower lid's
+        # shade begins), in units of the plate's widest opening.
         top = np.interp(gx, edited[list(upper), 0], edited[list(upper), 1])
-        bottom = np.interp(gx, edited[list(lower), 0], edited[list(lower), 1])
-        depth = np.clip((gy - top) / np.maximum(bottom - top, 1e-3), 0.0, 1.0)
-        was_depth = (gy - was_top) / np.maximum(was_bottom - was_top, 1e-3)
-        drawn *= _lid_shade(lum, white & beside[None, :], was_depth, _luminance(sclera[0]),
-                            depth)[..., None]
+        opening = max(float(np.max(was_bottom - was_top)), 1.0)
+        upper_half = white & beside[None, :] & (gy - was_top < 0.5 * (was_bottom - was_top))
+        drawn *= _lid_shade(lum, upper_half, (gy - was_top) / opening, _luminance(sclera[0]),
+                            np.clip((gy - top) / opening, 0.0, 1.0))[..., None]
         # Where the plate showed the eyeball, it shows unmoved; the rest of the new opening is drawn.
         # The plate's own margin pixels (lashes over eyeball) stay as they are where the lid stays:
         # mixing drawn white into them would lighten the lash line. Where the upper lid rose, the band
@@ -143,13 +145,12 @@ def _luminance(rgb: np.ndarray) -> np.ndarray:
 
 def _lid_shade(lum: np.ndarray, white: np.ndarray, was_depth: np.ndarray, column_white: np.ndarray,
                depth: np.ndarray) -> np.ndarray:
-    """(h, w) how bright the eyeball is at each ``depth`` (0 at the upper lid, 1 at the lower) against
-    its white: as the plate's own ``white`` pixels show at that depth of the plate's opening, over their
-    column's white (the lid's shadow and lashes darken the top of an eye over its top sixth or so, the
-    eyeball turning away darkens the bottom); ``LID_SHADE`` where the plate shows too little of it.
-    A fixed shade drew a raised lid's bared band as a flat, pale ribbon, brighter than the plate's own
-    white just under its lid."""
-    rows = np.clip((was_depth[white] * SHADE_BINS).astype(np.int64), 0, SHADE_BINS - 1)
+    """(h, w) how bright the eyeball is at each ``depth`` under the upper lid against its white: as the
+    plate's own ``white`` pixels show at that depth under the plate's lid (``was_depth``), over their
+    column's white. The lid's shadow and lashes reach a set distance down an eye, so a raised lid brings
+    its shadow along and what it bares below that is lit. ``LID_SHADE`` where the plate shows too little
+    white to read. A fixed shade drew a raised lid's bared band as a flat, pale ribbon."""
+    rows = np.clip((was_depth[white] * 2.0 * SHADE_BINS).astype(np.int64), 0, SHADE_BINS - 1)
     ratio = lum[white] / np.maximum(np.broadcast_to(column_white, lum.shape)[white], 1e-6)
     counts = np.bincount(rows, minlength=SHADE_BINS)
     sums = np.bincount(rows, weights=ratio.astype(np.float64), minlength=SHADE_BINS)
@@ -157,7 +158,7 @@ def _lid_shade(lum: np.ndarray, white: np.ndarray, was_depth: np.ndarray, column
     if len(known) < 2:
         return LID_SHADE[1] + (1.0 - LID_SHADE[1]) * np.clip(depth / LID_SHADE[0], 0.0, 1.0)
     profile = np.clip(sums[known] / counts[known], 0.05, 1.0)
-    return np.interp(depth, (known + 0.5) / SHADE_BINS, profile).astype(np.float32)
+    return np.interp(depth, (known + 0.5) / (2.0 * SHADE_BINS), profile).astype(np.float32)
 
 
 def _white_by_column(plate: np.ndarray, lum: np.ndarray, pool: np.ndarray, beside: np.ndarray,

@@ -66,10 +66,10 @@ def reference_eye_layer(plate_linear, source, edited):
         drawn = _iris_and_white(plate_linear, 0, shape[0], centre, radius, dist, gy, clear_iris, iris_colour,
                                 sclera)
         top = np.interp(gx, edited[list(upper), 0], edited[list(upper), 1])
-        bottom = np.interp(gx, edited[list(lower), 0], edited[list(lower), 1])
-        depth = np.clip((gy - top) / np.maximum(bottom - top, 1e-3), 0.0, 1.0)
-        was_depth = (gy - was_top) / np.maximum(was_bottom - was_top, 1e-3)
-        drawn *= _lid_shade(lum, white & beside[None, :], was_depth, _luminance(sclera[0]), depth)[..., None]
+        opening = max(float(np.max(was_bottom - was_top)), 1.0)
+        upper_half = white & beside[None, :] & (gy - was_top < 0.5 * (was_bottom - was_top))
+        drawn *= _lid_shade(lum, upper_half, (gy - was_top) / opening, _luminance(sclera[0]),
+                            np.clip((gy - top) / opening, 0.0, 1.0))[..., None]
         rise = was_top - top
         risen = (np.clip(rise, 0.0, 1.0) * np.clip(1.0 - (gy - was_top) / band, 0.0, 1.0)).astype(np.float32)
         shown_here = np.where(risen[..., None] > 0.0, plate_linear + risen[..., None] * (drawn - plate_linear),

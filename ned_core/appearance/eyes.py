@@ -81,60 +81,76 @@ def eye_layer(plate_linear: np.ndarray, source: np.ndarray, edited: np.ndarray
         if not new.any():
             continue
         old = _coverage(old_polygon, size, (x0, y0))
-        gy = np.arange(y0, y1, dtype=np.float32)[:, None] + np.zeros(size, np.float32)
-        gx = np.arange(x0, x1, dtype=np.float32)[None, :] + np.zeros(size, np.float32)
-        centre = source[iris[0], :2]
-        radius = float(np.mean(np.linalg.norm(source[list(iris[1:]), :2] - centre, axis=1)))
-        dist = np.hypot(gx - centre[0], gy - centre[1])
-        in_iris = dist <= radius
-        shown = old > 0.5
-        white = shown & ~in_iris
-        iris_seen = shown & in_iris
-        plate = plate_linear[y0:y1, x0:x1]
-        lum = _luminance(plate)
-        # The white is the brighter half of what the opening shows beside the iris (its edge pixels are
-        # lashes, lid margin and shadow); a tiny eye with no room beside the iris uses all it shows.
-        pool = white if white.sum() >= 3 else shown
-        if not pool.any():
+        here = _eye(plate_linear[y0:y1, x0:x1], old, source, edited, (upper, lower, iris), (x0, y0), shape[0])
+        if here is None:
             continue
-        order = np.argsort(lum[pool])
-        whole_white = plate[pool][order[-max(1, len(order) // 2):]].mean(axis=0)
-        beside = np.abs(np.arange(x0, x1) - centre[0]) > radius + 1.0
-        sclera = _white_by_column(plate, lum, pool, beside, whole_white)
-        iris_colour = np.median(plate[iris_seen], axis=0) if iris_seen.any() else 0.3 * whole_white
-        was_top = np.interp(gx, source[list(upper), 0], source[list(upper), 1])
-        was_bottom = np.interp(gx, source[list(lower), 0], source[list(lower), 1])
-        band = np.maximum(MARGIN_BAND * (was_bottom - was_top), 1.0)
-        # The iris as the plate shows it clear of both lids' margins (lashes, the lower lid's wet line).
-        clear_iris = iris_seen & (gy >= was_top + band) & (gy <= was_bottom - band)
-        drawn = _iris_and_white(plate, y0, shape[0], centre, radius, dist, gy, clear_iris, iris_colour, sclera)
-        # The upper lid shades the eyeball under it as the plate's own white shows at the same distance
-        # under the plate's lid (in the upper half of each column's opening: below, the lower lid's
-        # shade begins), in units of the plate's widest opening.
-        top = np.interp(gx, edited[list(upper), 0], edited[list(upper), 1])
-        opening = max(float(np.max(was_bottom - was_top)), 1.0)
-        upper_half = white & beside[None, :] & (gy - was_top < 0.5 * (was_bottom - was_top))
-        drawn *= _lid_shade(lum, upper_half, (gy - was_top) / opening, _luminance(sclera[0]),
-                            np.clip((gy - top) / opening, 0.0, 1.0))[..., None]
-        # Where the plate showed the eyeball, it shows unmoved; the rest of the new opening is drawn.
-        # The plate's own margin pixels (lashes over eyeball) stay as they are where the lid stays:
-        # mixing drawn white into them would lighten the lash line. Where the upper lid rose, the band
-        # just under its old margin (the lid's shadow and lash line on the eyeball) is bared eyeball
-        # now: drawn, so the old margin is not left as a dark seam across the iris.
-        rise = was_top - top
-        risen = (np.clip(rise, 0.0, 1.0) * np.clip(1.0 - (gy - was_top) / band, 0.0, 1.0)).astype(np.float32)
-        shown_here = np.where(risen[..., None] > 0.0, plate + risen[..., None] * (drawn - plate), plate)
-        here = np.where(old[..., None] > 0.0, shown_here, drawn)
-        # ... and that margin went up with the lid: the plate's margin band, moved by the rise, lines
-        # the new lid's edge.
-        edge = (np.clip(rise, 0.0, 1.0) * np.clip(1.0 - (gy - top) / band, 0.0, 1.0)
-                * (gy >= top - 1.0)).astype(np.float32)
-        if edge.any():
-            lined = here + edge[..., None] * (_lifted(plate, gy + np.maximum(rise, 0.0), y0) - here)
-            here = np.where(edge[..., None] > 0.0, lined, here)
         colour[y0:y1, x0:x1] = np.where(new[..., None] > 0.0, here, colour[y0:y1, x0:x1])
         np.maximum(alpha[y0:y1, x0:x1], new, out=alpha[y0:y1, x0:x1])
     return alpha, colour
+
+
+def _eye(plate: np.ndarray, old: np.ndarray, source: np.ndarray, edited: np.ndarray,
+         eye: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]], origin: tuple[int, int], box_height: int
+         ) -> np.ndarray | None:
+    """(h, w, 3) linear colour of one eye over a window of the box (``plate``, its top-left pixel at
+    ``origin`` in the box) whose plate opening covers ``old``: the plate's eyeball where it showed, the
+    drawn eyeball where the edited lids bare more. Worked out from box coordinates only, so any window
+    that holds both openings gives the same bits as the whole box. None where the plate shows no eye.
+    """
+    upper, lower, iris = eye
+    x0, y0 = origin
+    size = plate.shape[:2]
+    gy = np.arange(y0, y0 + size[0], dtype=np.float32)[:, None] + np.zeros(size, np.float32)
+    gx = np.arange(x0, x0 + size[1], dtype=np.float32)[None, :] + np.zeros(size, np.float32)
+    centre = source[iris[0], :2]
+    radius = float(np.mean(np.linalg.norm(source[list(iris[1:]), :2] - centre, axis=1)))
+    dist = np.hypot(gx - centre[0], gy - centre[1])
+    in_iris = dist <= radius
+    shown = old > 0.5
+    white = shown & ~in_iris
+    iris_seen = shown & in_iris
+    lum = _luminance(plate)
+    # The white is the brighter half of what the opening shows beside the iris (its edge pixels are
+    # lashes, lid margin and shadow); a tiny eye with no room beside the iris uses all it shows.
+    pool = white if white.sum() >= 3 else shown
+    if not pool.any():
+        return None
+    order = np.argsort(lum[pool])
+    whole_white = plate[pool][order[-max(1, len(order) // 2):]].mean(axis=0)
+    beside = np.abs(np.arange(x0, x0 + size[1]) - centre[0]) > radius + 1.0
+    sclera = _white_by_column(plate, lum, pool, beside, whole_white)
+    iris_colour = np.median(plate[iris_seen], axis=0) if iris_seen.any() else 0.3 * whole_white
+    was_top = np.interp(gx, source[list(upper), 0], source[list(upper), 1])
+    was_bottom = np.interp(gx, source[list(lower), 0], source[list(lower), 1])
+    band = np.maximum(MARGIN_BAND * (was_bottom - was_top), 1.0)
+    # The iris as the plate shows it clear of both lids' margins (lashes, the lower lid's wet line).
+    clear_iris = iris_seen & (gy >= was_top + band) & (gy <= was_bottom - band)
+    drawn = _iris_and_white(plate, y0, box_height, centre, radius, dist, gy, clear_iris, iris_colour, sclera)
+    # The upper lid shades the eyeball under it as the plate's own white shows at the same distance
+    # under the plate's lid (in the upper half of each column's opening: below, the lower lid's
+    # shade begins), in units of the plate's widest opening.
+    top = np.interp(gx, edited[list(upper), 0], edited[list(upper), 1])
+    opening = max(float(np.max(was_bottom - was_top)), 1.0)
+    upper_half = white & beside[None, :] & (gy - was_top < 0.5 * (was_bottom - was_top))
+    drawn *= _lid_shade(lum, upper_half, (gy - was_top) / opening, _luminance(sclera[0]),
+                        np.clip((gy - top) / opening, 0.0, 1.0))[..., None]
+    # Where the plate showed the eyeball, it shows unmoved; the rest of the new opening is drawn.
+    # The plate's own margin pixels (lashes over eyeball) stay as they are where the lid stays:
+    # mixing drawn white into them would lighten the lash line. Where the upper lid rose, the band
+    # just under its old margin (the lid's shadow and lash line on the eyeball) is bared eyeball
+    # now: drawn, so the old margin is not left as a dark seam across the iris.
+    rise = was_top - top
+    risen = (np.clip(rise, 0.0, 1.0) * np.clip(1.0 - (gy - was_top) / band, 0.0, 1.0)).astype(np.float32)
+    shown_here = np.where(risen[..., None] > 0.0, plate + risen[..., None] * (drawn - plate), plate)
+    here = np.where(old[..., None] > 0.0, shown_here, drawn)
+    # ... and that margin went up with the lid: the plate's margin band, moved by the rise, lines
+    # the new lid's edge.
+    edge = (np.clip(rise, 0.0, 1.0) * np.clip(1.0 - (gy - top) / band, 0.0, 1.0)
+            * (gy >= top - 1.0)).astype(np.float32)
+    if edge.any():
+        lined = here + edge[..., None] * (_lifted(plate, gy + np.maximum(rise, 0.0), y0) - here)
+        here = np.where(edge[..., None] > 0.0, lined, here)
+    return here
 
 
 def _luminance(rgb: np.ndarray) -> np.ndarray:

@@ -1,8 +1,8 @@
 """The eye layer worked inside each eye's window gives the same bits as over the whole face box.
 
-``reference_eye_layer`` is ``eyes.eye_layer`` with every array over the whole box (as first written, plus the
-raised lid's margin, and the drawn eyeball's helpers called on whole-box arrays); the windowed one must return
-identical alpha and colour for eyes anywhere in the box, cut by its edges or not.
+``reference_eye_layer`` draws each eye (``eyes._eye``) over the whole box, its lid openings covered on a
+whole-box canvas; the windowed ``eye_layer`` must return identical alpha and colour for eyes anywhere in the
+box, cut by its edges or not.
 """
 
 from __future__ import annotations
@@ -11,15 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from ned_core.appearance.eyes import (
-    EYES,
-    MARGIN_BAND,
-    _iris_and_white,
-    _lid_shade,
-    _luminance,
-    _white_by_column,
-    eye_layer,
-)
+from ned_core.appearance.eyes import EYES, _eye, eye_layer
 from ned_core.appearance.ratio import load_model
 
 
@@ -37,55 +29,15 @@ def reference_eye_layer(plate_linear, source, edited):
     shape = plate_linear.shape[:2]
     alpha = np.zeros(shape, np.float32)
     colour = np.zeros(shape + (3,), np.float32)
-    gy, gx = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float32)
-    for upper, lower, iris in EYES:
+    for eye in EYES:
+        upper, lower, _ = eye
         new = _coverage(_polygon(edited, upper, lower), shape)
         if not new.any():
             continue
         old = _coverage(_polygon(source, upper, lower), shape)
-        centre = source[iris[0], :2]
-        radius = float(np.mean(np.linalg.norm(source[list(iris[1:]), :2] - centre, axis=1)))
-        dist = np.hypot(gx - centre[0], gy - centre[1])
-        in_iris = dist <= radius
-        shown = old > 0.5
-        white = shown & ~in_iris
-        iris_seen = shown & in_iris
-        lum = _luminance(plate_linear)
-        pool = white if white.sum() >= 3 else shown
-        if not pool.any():
+        here = _eye(plate_linear, old, source, edited, eye, (0, 0), shape[0])
+        if here is None:
             continue
-        order = np.argsort(lum[pool])
-        whole_white = plate_linear[pool][order[-max(1, len(order) // 2):]].mean(axis=0)
-        beside = np.abs(np.arange(shape[1]) - centre[0]) > radius + 1.0
-        sclera = _white_by_column(plate_linear, lum, pool, beside, whole_white)
-        iris_colour = np.median(plate_linear[iris_seen], axis=0) if iris_seen.any() else 0.3 * whole_white
-        was_top = np.interp(gx, source[list(upper), 0], source[list(upper), 1])
-        was_bottom = np.interp(gx, source[list(lower), 0], source[list(lower), 1])
-        band = np.maximum(MARGIN_BAND * (was_bottom - was_top), 1.0)
-        clear_iris = iris_seen & (gy >= was_top + band) & (gy <= was_bottom - band)
-        drawn = _iris_and_white(plate_linear, 0, shape[0], centre, radius, dist, gy, clear_iris, iris_colour,
-                                sclera)
-        top = np.interp(gx, edited[list(upper), 0], edited[list(upper), 1])
-        opening = max(float(np.max(was_bottom - was_top)), 1.0)
-        upper_half = white & beside[None, :] & (gy - was_top < 0.5 * (was_bottom - was_top))
-        drawn *= _lid_shade(lum, upper_half, (gy - was_top) / opening, _luminance(sclera[0]),
-                            np.clip((gy - top) / opening, 0.0, 1.0))[..., None]
-        rise = was_top - top
-        risen = (np.clip(rise, 0.0, 1.0) * np.clip(1.0 - (gy - was_top) / band, 0.0, 1.0)).astype(np.float32)
-        shown_here = np.where(risen[..., None] > 0.0, plate_linear + risen[..., None] * (drawn - plate_linear),
-                              plate_linear)
-        here = np.where(old[..., None] > 0.0, shown_here, drawn)
-        edge = (np.clip(rise, 0.0, 1.0) * np.clip(1.0 - (gy - top) / band, 0.0, 1.0)
-                * (gy >= top - 1.0)).astype(np.float32)
-        if edge.any():
-            rows = gy + np.maximum(rise, 0.0)
-            low = np.floor(rows)
-            fraction = (rows - low).astype(np.float32)[..., None]
-            top_row = np.clip(low.astype(np.int64), 0, shape[0] - 1)
-            columns = np.arange(shape[1])[None, :]
-            moved = plate_linear[top_row, columns] * (1.0 - fraction) \
-                + plate_linear[np.clip(top_row + 1, 0, shape[0] - 1), columns] * fraction
-            here = np.where(edge[..., None] > 0.0, here + edge[..., None] * (moved - here), here)
         colour = np.where(new[..., None] > 0.0, here, colour)
         alpha = np.maximum(alpha, new)
     return alpha, colour

@@ -13,7 +13,8 @@ London Set (``../shared/data/london``: neutral ``NNN_03``, real smile ``NNN_08``
   - identity: dlib face-descriptor distance source<->edit next to each person's real neutral<->smile;
   - happy: cosine of the edit's MediaPipe landmark displacement (edit - neutral) to the real smile's
     (smile - neutral), both aligned on the stable points (``calibrate.smile_displacement``), and the rig's
-    predicted displacement as ``benchmarks/london_smile.py`` measures it.
+    predicted displacement as ``benchmarks/london_smile.py`` measures it; how much the edit narrows the
+    eyes (the mean lid-pair gap's change, ``mesh.LID_PAIRS``) next to the real smile, medians over persons.
   No person's own photos may help edit that person. ``--persons held-out`` (default) edits only the
   persons with even ids; every learned file in ``ned_core/data`` that lists its training persons is
   checked, and any that used an edited person is rebuilt without them (the appearance data, learned from
@@ -57,7 +58,7 @@ sys.path.insert(0, str(BENCH))
 import grid_quality  # noqa: E402  (benchmarks/ is not a package)
 import judge as judges  # noqa: E402
 
-from ned_core import EMOTIONS, metrics, track  # noqa: E402
+from ned_core import EMOTIONS, mesh, metrics, track  # noqa: E402
 from ned_core.cache import AnalysisCache  # noqa: E402
 from ned_core.io import Plate, read_exr_channels  # noqa: E402
 from ned_core.io.colour import convert, to_display_rgb8  # noqa: E402
@@ -262,6 +263,7 @@ def run_london(args: argparse.Namespace, labels: list[str], work: Path) -> dict[
     per_photo: dict[str, dict[str, Any]] = {p: {} for p in persons}
     happy_displays: dict[str, np.ndarray] = {}
     cosines: dict[str, float] = {}
+    narrowing: dict[str, tuple[float, float]] = {}
     for label in labels:
         t0 = time.time()
         verdicts, identities = [], []
@@ -283,6 +285,7 @@ def run_london(args: argparse.Namespace, labels: list[str], work: Path) -> dict[
                 _, real = calibrate.smile_displacement(neutral_px, smiling_px)
                 _, moved = calibrate.smile_displacement(neutral_px, edit_px)
                 cosines[pid] = calibrate.cosine(moved, real)
+                narrowing[pid] = (eye_narrowing(moved), eye_narrowing(real))
             for f in written.values():
                 Path(f).unlink()
         per_label[label] = {"edit": summarise(verdicts, label),
@@ -307,6 +310,9 @@ def run_london(args: argparse.Namespace, labels: list[str], work: Path) -> dict[
     if cosines:
         result["happy_cosine"] = {"mean": float(np.mean(list(cosines.values()))),
                                   "min": float(np.min(list(cosines.values()))), "per_person": cosines}
+        edit_n, real_n = zip(*narrowing.values(), strict=True)
+        result["happy_eye_narrowing"] = {"edit": float(np.median(edit_n)), "real": float(np.median(real_n)),
+                                         "per_person": narrowing}
     if "happy" in labels:
         result["rig_cosine"] = rig_cosine(persons, options)
     if happy_displays and args.sheets:
@@ -320,6 +326,13 @@ def run_london(args: argparse.Namespace, labels: list[str], work: Path) -> dict[
             rows.append(np.concatenate(cells, axis=1))
         write_png(args.docs / "london_sheet.png", np.concatenate(rows, axis=0))
     return result
+
+
+def eye_narrowing(displacement: np.ndarray) -> float:
+    """How far a face-local displacement closes the eyes: the mean lid-pair gap's decrease (eye-corner
+    distances; a smile's cheeks push the lower lids up)."""
+    gaps = [displacement[lower, 1] - displacement[upper, 1] for pairs in mesh.LID_PAIRS for upper, lower in pairs]
+    return -float(np.mean(gaps))
 
 
 def rig_cosine(persons: list[str], options: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
@@ -470,6 +483,10 @@ def london_table(res: dict[str, Any], labels: list[str]) -> tuple[list[str], lis
                     f"(mouth/cheeks {rig['mouth_cheeks_mean']:.3f})") if rig else ""
         lines.append(f"Happy edit landmark displacement vs real smile, cosine: mean {c['mean']:.3f} "
                      f"(min {c['min']:.3f}) >= {COSINE}: {mark(ok)}{rig_text}.")
+    if "happy_eye_narrowing" in res:
+        n = res["happy_eye_narrowing"]
+        lines.append(f"Happy edit narrows the eyes by {n['edit']:.4f} eye-corner distances (median; the real "
+                     f"smiles {n['real']:.4f}).")
     lines.append("Learned data: " + "; ".join(res["learned_data"]))
     return lines, checks
 

@@ -5,8 +5,9 @@ into an oval and narrowed ones (AU6, AU7) squash it. Here, inside each *edited* 
 own eyeball is shown unmoved; where the lids now bare eyeball the plate never showed, it is drawn from
 the plate's own eye: the iris's top from its lower half mirrored, the white of the eye from what the
 plate shows of it in the same column, shaded at each depth under the lid as the plate's own white is.
-A raised upper lid takes its margin (the shadow and lash line on the eyeball) along to its new edge,
-and the band it leaves is drawn as eyeball.
+Each lid takes its margin (the upper lid's shadow and lash line on the eyeball, the lower lid's wet
+line) along to its new edge, whether it opens or narrows the eye; the band an opening lid leaves is
+drawn as eyeball.
 
 Must not import mediapipe, torch or other stages' backends.
 """
@@ -26,8 +27,10 @@ EYES: tuple[tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]], ...] = (
 LID_SHADE = (0.35, 0.6)  # where a plate shows too little white to read its shade: the top 35% of an
 # opening, darkened to 60% at the lid (lid and lashes shade it)
 MARGIN_BAND = 0.15
-"""How far into an opening the upper lid's margin (its shadow, lashes) darkens the eyeball: in the London
-neutral photos the white beside the iris is under half its brightest over the top ~15% of the opening."""
+"""How far into an opening each lid's margin reaches, as a share of the opening: in the London neutral
+photos the white beside the iris is under half its brightest over the top ~15% of the opening (the upper
+lid's shadow and lashes), and from 0.64 of it at the lower lid up to 0.84 over the bottom ~15% (its wet
+line and lashes)."""
 WHITE_REACH = 2  # a column's white is read from the pixels within this many columns of it
 SHADE_BINS = 12  # depths over the upper half of the opening at which the plate's white is read for the
 # lid's shade (``_lid_shade``)
@@ -135,21 +138,26 @@ def _eye(plate: np.ndarray, old: np.ndarray, source: np.ndarray, edited: np.ndar
     drawn *= _lid_shade(lum, upper_half, (gy - was_top) / opening, _luminance(sclera[0]),
                         np.clip((gy - top) / opening, 0.0, 1.0))[..., None]
     # Where the plate showed the eyeball, it shows unmoved; the rest of the new opening is drawn.
-    # The plate's own margin pixels (lashes over eyeball) stay as they are where the lid stays:
-    # mixing drawn white into them would lighten the lash line. Where the upper lid rose, the band
-    # just under its old margin (the lid's shadow and lash line on the eyeball) is bared eyeball
-    # now: drawn, so the old margin is not left as a dark seam across the iris.
-    rise = was_top - top
-    risen = (np.clip(rise, 0.0, 1.0) * np.clip(1.0 - (gy - was_top) / band, 0.0, 1.0)).astype(np.float32)
-    shown_here = np.where(risen[..., None] > 0.0, plate + risen[..., None] * (drawn - plate), plate)
+    # Each lid's margin (the upper lid's shadow and lashes, the lower lid's wet line: the tracked
+    # contour runs along the lid's outer edge, so the margin lies inside the opening) moves with its
+    # lid: the band of the new opening along each edited lid shows the plate's margin band, moved by
+    # the lid's motion. Left where it was, a narrowing lid's margin was covered by the unmoved eyeball
+    # and the lid seemed not to move (a smile's lower lids, 2-3 px up on a London face, read as 1);
+    # a raised lid's old margin stayed as a dark seam across the iris. The band a lid leaves when it
+    # opens is eyeball now: drawn, blended into the plate's pixels as far as the lid moved.
+    bottom = np.interp(gx, edited[list(lower), 0], edited[list(lower), 1])
+    rise, fall = was_top - top, bottom - was_bottom  # > 0: the lid opened the eye
+    left = np.maximum(np.clip(rise, 0.0, 1.0) * np.clip(1.0 - (gy - was_top) / band, 0.0, 1.0),
+                      np.clip(fall, 0.0, 1.0) * np.clip(1.0 - (was_bottom - gy) / band, 0.0, 1.0))
+    left = left.astype(np.float32)[..., None]
+    shown_here = np.where(left > 0.0, plate + left * (drawn - plate), plate)
     here = np.where(old[..., None] > 0.0, shown_here, drawn)
-    # ... and that margin went up with the lid: the plate's margin band, moved by the rise, lines
-    # the new lid's edge.
-    edge = (np.clip(rise, 0.0, 1.0) * np.clip(1.0 - (gy - top) / band, 0.0, 1.0)
-            * (gy >= top - 1.0)).astype(np.float32)
-    if edge.any():
-        lined = here + edge[..., None] * (_lifted(plate, gy + np.maximum(rise, 0.0), y0) - here)
-        here = np.where(edge[..., None] > 0.0, lined, here)
+    for moved, depth, near in ((rise, gy - top, gy >= top - 1.0), (-fall, bottom - gy, gy <= bottom + 1.0)):
+        edge = (np.clip(np.abs(moved), 0.0, 1.0) * np.clip(1.0 - depth / band, 0.0, 1.0) * near)
+        edge = edge.astype(np.float32)[..., None]
+        if edge.any():
+            lined = here + edge * (_lifted(plate, gy + moved, y0) - here)
+            here = np.where(edge > 0.0, lined, here)
     return here
 
 

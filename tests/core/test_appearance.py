@@ -394,6 +394,34 @@ def test_a_raised_lid_takes_its_margin_along_and_leaves_no_seam() -> None:
     assert alpha[new_edge, x] > 0.5 and luma[new_edge, x] < 0.3  # the margin moved up with the lid
 
 
+@pytest.mark.parametrize("lid", ["lower", "upper"])
+def test_a_narrowing_lid_takes_its_margin_along(lid: str) -> None:
+    """A lid that closes over the eyeball (the lower lid up in a smile or a glare, the upper lid down in
+    sadness) carries its margin, which lies inside the tracked opening (the wet line, the lashes), to its
+    new edge: the unmoved eyeball must not cover it, or the lid would seem not to move."""
+    from ned_core.appearance.eyes import EYES, eye_layer
+
+    face = template_fit([1])
+    source = face.to_image(0, face.local_shape(0))[:, :2]
+    upper, lower, _ = EYES[0]
+    contour, inward, step = (lower, -1.0, -4.0) if lid == "lower" else (upper, 1.0, 4.0)
+    middle = contour[len(contour) // 2]
+    x, was_edge = int(round(source[middle, 0])), source[middle, 1]
+    plate = np.full((340, 400, 3), 0.8, np.float32)
+    ys = np.arange(plate.shape[0])[:, None]
+    edge_row = np.interp(np.arange(plate.shape[1]), source[list(contour), 0], source[list(contour), 1])[None, :]
+    depth = (ys - edge_row) * inward  # pixels into the opening from the lid's contour
+    plate[(depth >= 0.0) & (depth < 2.0)] = 0.05  # the margin, just inside the contour
+    edited = source.copy()
+    edited[list(contour), 1] += step  # the lid 4 px over the eyeball
+    alpha, colour = eye_layer(plate, source, edited)
+    luma = colour[..., 1]
+    new_margin = int(round(was_edge + step + inward))  # one pixel inside the lid's new contour
+    assert alpha[new_margin, x] > 0.99 and luma[new_margin, x] < 0.3  # the margin moved with the lid
+    beyond = int(round(was_edge + step + 4.0 * inward))
+    assert luma[beyond, x] > 0.7  # and the eyeball beyond it stays the plate's
+
+
 def _raised_lid_eye(plate_at: Callable[..., np.ndarray]) -> tuple[np.ndarray, np.ndarray, dict]:
     """The eye layer over a plate painted by ``plate_at(dx, dy, radius, below_lid)`` (offsets from the
     right iris's centre, pixels below the upper lid), with the right upper lid raised to bare the top of

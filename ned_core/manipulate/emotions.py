@@ -1,7 +1,7 @@
 """Emotions as mixes of FACS action units (the default rig's recipe; also what metrics measure).
 
 Weights are relative contributions of each AU at full intensity of the emotion. The mixes follow the
-prototypes of EMFACS (Friesen & Ekman) that the issue names: happy 6+12+25, surprised 1+2+5B+26, sad
+prototypes of EMFACS (Friesen & Ekman) that the issue names: happy 6+12+25, surprised 1+2+5+26, sad
 1+4+15+17 with heavy lids (41), angry 4+5+7+23+24 (lips pressed under a lowered brow and a stare), fear
 1+2+4+5+20+25+26, disgust 9+10+15+16+25. The AUs that open the mouth (25, 26) act only where the mouth
 is free: under mouth preservation 1 the speech owns the opening.
@@ -40,8 +40,6 @@ ACTION_UNITS: dict[str, str] = {
 # Its mouth is pressed (23+24), as the issue's 4+5+7+23(+24): a bared-teeth form (10+25 added) parted a
 # still's lips into what read as a word being spoken, at odds with the pressing. Its brow is lowered past
 # AU4's clear apex (1.5): at 1.0 the inner brows came down and in but the brows' line stayed level.
-# Surprise opens the eyes only slightly (5B in the FACS prototype 1+2+5B+26; fear's 5 is any intensity):
-# at the full raise, over a talking mouth that keeps its own opening, the stare read as alarm, not surprise.
 EMOTION_AUS: dict[str, dict[str, float]] = {
     "neutral": {},
     "angry": {"AU4": 1.5, "AU5": 1.0, "AU7": 0.8, "AU23": 0.8, "AU24": 0.5},
@@ -49,7 +47,7 @@ EMOTION_AUS: dict[str, dict[str, float]] = {
     "fear": {"AU1": 0.8, "AU2": 0.6, "AU4": 0.5, "AU5": 1.0, "AU20": 0.8, "AU25": 0.8, "AU26": 0.35},
     "happy": {"AU6": 1.0, "AU12": 1.0, "AU25": 1.0},
     "sad": {"AU1": 1.0, "AU4": 0.6, "AU15": 1.0, "AU17": 0.6, "AU41": 1.0},
-    "surprised": {"AU1": 1.0, "AU2": 1.0, "AU5": 0.5, "AU25": 0.5, "AU26": 1.0},
+    "surprised": {"AU1": 1.0, "AU2": 1.0, "AU5": 1.0, "AU25": 0.5, "AU26": 1.0},
 }
 
 assert tuple(EMOTION_AUS) == EMOTIONS, "EMOTION_AUS must follow NED's label order"

@@ -17,6 +17,8 @@ Owns writing ``ned_core/data/appearance.npz``:
   across those persons.
 - ``mouth_lower``: the same seen from the lower inner lip upward (the lower half of each opening: lower
   teeth, tongue, the dark), for mouths opened wider than a smile.
+- ``mouth_lip_raise``: how far that smile raised its upper inner lip over its neutral photo, along the
+  mouth (face-local units): the teeth are fixed to the skull, so a lip raised less covers more of them.
 
 Run: ``python -m ned_core.appearance.build [--data DIR] [--persons all|odd] [--out FILE]``; the shipped
 file uses every person (``all``); ``odd`` leaves the even ids out for held-out benchmarks. Imports
@@ -158,18 +160,20 @@ def texture_taper(template: np.ndarray, triangles: np.ndarray) -> np.ndarray:
 
 
 def mouth_texture(pairs: dict[str, tuple[np.ndarray, np.ndarray]], photos: dict[str, tuple[np.ndarray, np.ndarray]]
-                  ) -> tuple[np.ndarray, np.ndarray, float, list[str], str]:
-    """The inside of a smiling mouth, seen from each lip: (upper, lower, slope, persons, exemplar).
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, list[str], str]:
+    """The inside of a smiling mouth, seen from each lip: (upper, lower, lip raise, slope, persons,
+    exemplar).
 
     ``upper`` is (depth below the upper inner lip, along, 3) linear RGB over skin luminance ** slope (the
     upper teeth, then the dark); ``lower`` the same by height above the lower inner lip, from the lower
     half of each opening only (lower teeth, tongue, the dark), so a mouth opened wider than a smile gets
     the bottom of a real one instead of a stretched top. Both are one person's mouth, ``exemplar``'s
-    (``_exemplar``). ``slope`` is how teeth brightness follows skin brightness across the persons.
+    (``_exemplar``). ``lip raise`` is how far that smile raised its upper inner lip (``upper_lip_raise``).
+    ``slope`` is how teeth brightness follows skin brightness across the persons.
     """
     along, depth = texture.mouth_grid()
-    uppers, lowers, skins, used = [], [], [], []
-    for pid, (_, smiling_px) in pairs.items():
+    uppers, lowers, raises, skins, used = [], [], [], [], []
+    for pid, (neutral_px, smiling_px) in pairs.items():
         unit = mesh.canonical_pose(smiling_px)[0]
         frame = texture.MouthFrame(smiling_px, unit)
         opening = frame.opening(along[0])
@@ -184,6 +188,7 @@ def mouth_texture(pairs: dict[str, tuple[np.ndarray, np.ndarray]], photos: dict[
             rgb = cv2.remap(smiling, xy[..., 0], xy[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             out.append(np.where(inside[..., None], rgb, np.nan))
         skins.append(float(luminance(texture.skin_reference(smiling, smiling_px, unit))))
+        raises.append(upper_lip_raise(neutral_px, smiling_px, along[0]))
         used.append(pid)
     if not uppers:
         raise InputNotFoundError("no smiling photo parts its lips: cannot learn the mouth")
@@ -199,7 +204,17 @@ def mouth_texture(pairs: dict[str, tuple[np.ndarray, np.ndarray]], photos: dict[
     # One dark for both halves, the upper half's: where the two meet in a wide mouth they must agree.
     lower_stack = _normalised(lowers, skins, slope)
     lower = _mouth_texture(lower_stack, *_median(lower_stack), pick, dark_from=upper)
-    return upper, lower, slope, used, used[pick]
+    return upper, lower, raises[pick], slope, used, used[pick]
+
+
+def upper_lip_raise(neutral_px: np.ndarray, smiling_px: np.ndarray, along: np.ndarray) -> np.ndarray:
+    """How far a smile raised the upper inner lip over the neutral photo, at ``along`` (face-local units,
+    both faces aligned on the stable points)."""
+    _, moved = calibrate.smile_displacement(neutral_px, smiling_px)
+    frame = texture.MouthFrame(smiling_px, mesh.canonical_pose(smiling_px)[0])
+    raised = -moved[list(texture.UPPER_INNER), 1]
+    order = np.argsort(frame.upper[:, 0])
+    return np.interp(along, frame.upper[order, 0], raised[order])
 
 
 def _normalised(samples: list[np.ndarray], skins: list[float], slope: float) -> np.ndarray:
@@ -271,7 +286,7 @@ def build(data: Path, persons: str | list[str] = "all") -> dict[str, Any]:
     template = np.mean([calibrate.to_face_local(n) for n, _ in pairs.values()], axis=0)
     triangles = calibrate.tessellation_triangles().astype(np.int64)
     ratio, open_ratio = smile_ratio(pairs, photos, template, triangles)
-    mouth, mouth_lower, slope, mouth_ids, exemplar = mouth_texture(pairs, photos)
+    mouth, mouth_lower, lip_raise, slope, mouth_ids, exemplar = mouth_texture(pairs, photos)
     return {
         "template": template.astype(np.float32),
         "triangles": triangles.astype(np.int16),
@@ -279,6 +294,7 @@ def build(data: Path, persons: str | list[str] = "all") -> dict[str, Any]:
         "smile_open_log_ratio": open_ratio.astype(np.float16),
         "mouth": mouth.astype(np.float16),
         "mouth_lower": mouth_lower.astype(np.float16),
+        "mouth_lip_raise": lip_raise.astype(np.float32),
         "mouth_skin_slope": np.float32(slope),
         "person_ids": np.array([int(p) for p in ids], dtype=np.int16),
         "mouth_person_ids": np.array([int(p) for p in mouth_ids], dtype=np.int16),

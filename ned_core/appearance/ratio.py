@@ -9,8 +9,9 @@ Owns applying ``ned_core/data/appearance.npz`` (see ``build``) to one rendered f
    the lip line and the corners is added only as far as the edited lips are apart. The other AUs add their
    drawn creases (``creases.py``) the same way, each by its activation. It all follows the tracked mesh,
    so it does not flicker, and fades with a keyframed intensity.
-2. **The mouth**: where the edited lips are apart, the mouth's inside (upper teeth under the upper lip,
-   lower teeth and tongue above the lower lip, the dark between) is drawn in mouth space, as bright as the
+2. **The mouth**: where the edited lips are apart, the mouth's inside (upper teeth under the upper lip, as
+   far down them as the lip is raised, lower teeth and tongue above the lower lip, the dark between) is
+   drawn in mouth space, as bright as the
    frame's own skin beside the mouth says, dimmed and tinted once per shot as the plate's own open mouth
    shows (``measure_shot``). Pixels the warp pulled out of a closed mouth (the lips parted by
    the edit) always get it; inside the plate's own opening it is blended in by how much the edit bares
@@ -47,8 +48,7 @@ from ned_core.render.warp import mesh_map
 MODEL_FILE = Path(__file__).resolve().parent.parent / "data" / "appearance.npz"
 INTENSITY_CEILING = 1.3  # creases stop deepening here however exaggerated the edit
 MOUTH_BLEND = 0.02  # face-local width over which the mouth's upper and lower halves meet
-MOUTH_FEATHER = 0.012  # face-local band above a dropped jaw's lower lip over which the mouth layer fades in
-CORNER_FEATHER = 0.06  # share of the mouth's length at each corner over which it fades in
+LIP_EDGE = 0.01  # face-local depth under the upper inner lip that is the lip's own edge in the mouth texture
 SHOWS_INSIDE_PX = 2.0
 """A gap between the lips narrower than this many pixels shows no mouth inside: each lip's edge blurs
 over about a pixel, so lips that barely part show their own dark line, not teeth (and a plate's mouth
@@ -96,6 +96,10 @@ class ExpressionAppearance:
         lower = data["mouth_lower"] if "mouth_lower" in data else data["mouth"]
         self.mouth_lower = np.ascontiguousarray(lower, np.float32)
         self.mouth_skin_slope = float(data["mouth_skin_slope"])
+        # How far the smile the mouth is drawn from raised its upper lip, along the mouth (a model built
+        # before it was stored draws the teeth as that smile showed them, whatever the lip does).
+        raised = data["mouth_lip_raise"] if "mouth_lip_raise" in data else None
+        self.mouth_lip_raise = None if raised is None else np.asarray(raised, np.float64)
         # How bright the learned teeth get (their 95th percentile), against which a plate's mouth is read,
         # and their colour (the brightest 5%'s mean, over its luminance).
         teeth_luma = self.mouth_texture @ _LUMA
@@ -182,9 +186,6 @@ class ExpressionAppearance:
         act = action_units(face.weights, ACTION_UNIT_ORDER, INTENSITY_CEILING)[0]
         smile = 0.5 * (act[_AU["AU6"]] + act[_AU["AU12"]]) * self.creases
         bare = min(1.0, act[_AU["AU12"]] + act[_AU["AU10"]]) * self.mouth
-        # The lower half learned from smiles (lower teeth over a near-closed jaw) fits bared teeth; a
-        # dropped jaw (AU26) shows the dark over a lowered tongue, which the smiles have no data for.
-        jaw = act[_AU["AU26"]] / max(act[_AU["AU26"]] + act[_AU["AU12"]] + act[_AU["AU10"]], 1e-6)
         box = _box(rendered.matte)
         if box is None:
             return rendered
@@ -212,7 +213,7 @@ class ExpressionAppearance:
             log_ratio = smile * smile_ratio + np.tensordot(drawn.astype(np.float32), self._crease_maps, 1)
             gain = self._gain(log_ratio.astype(np.float32), edited, unit, shape)
         eye_alpha, eye_colour = self._eyes(plate, face, edited, origin, box, space, linear_space)
-        alpha, colour = self._mouth(plate, rendered, face, edited, source, unit, origin, shape, bare, jaw)
+        alpha, colour = self._mouth(plate, rendered, face, edited, source, unit, origin, shape, bare)
         changed = (gain != 1.0) | (alpha > 0.0) | (eye_alpha > 0.0)
         if not changed.any():
             return rendered
@@ -258,8 +259,8 @@ class ExpressionAppearance:
         return eye_layer(linear, source, edited)
 
     def _mouth(self, plate: np.ndarray, rendered: RenderOutput, face: FrameFace, edited: np.ndarray,
-               source: np.ndarray, unit: float, origin: np.ndarray, shape: tuple[int, int], bare: float,
-               jaw: float) -> tuple[np.ndarray, np.ndarray]:
+               source: np.ndarray, unit: float, origin: np.ndarray, shape: tuple[int, int], bare: float
+               ) -> tuple[np.ndarray, np.ndarray]:
         """(alpha (h, w), linear colour (h, w, 3)) of the mouth layer inside the edited lips."""
         none = np.zeros(shape, np.float32), np.zeros(shape + (3,), np.float32)
         frame = texture.MouthFrame(edited, unit)
@@ -286,24 +287,21 @@ class ExpressionAppearance:
         # there new mouth to paint; a kept opening only changes shape at its rim.
         wider = np.clip((frame.opening(along) - src_frame.opening(along)) * unit / 2.0, 0.0, 1.0)
         height = frame.contour(frame.lower, along) - coords[..., 1]
-        # The learned textures start on the lips themselves, so they carry a real lip's edge into the
-        # mouth; the dark of a dropped jaw has no such edge: there the layer fades in over a short band
-        # above the lower lip and toward the corners instead of starting at a hard outline.
-        rim = np.minimum(height / MOUTH_FEATHER, np.minimum(along, 1.0 - along) / CORNER_FEATHER)
-        fade = 1.0 - jaw * (1.0 - smoothstep(rim))
         # Where the lips part by less than SHOWS_INSIDE_PX there is no layer, and it fades in over the
         # next SHOWS_INSIDE_PX, so a near-shut mouth (a talking plate between syllables, a wedge toward
         # each corner) keeps its own lip line instead of a painted slit of teeth and dark that reads as
         # lips apart (a fade that ended at SHOWS_INSIDE_PX still painted such slits at half strength).
-        fade = fade * shows_inside(frame.opening(along) * unit)
+        fade = shows_inside(frame.opening(along) * unit)
         alpha = inside * np.maximum(fresh * wider, bare) * fade
-        # The upper half of the opening shows what a smile shows under the upper lip, the lower half what
-        # it shows above the lower lip, meeting smoothly at the middle.
-        tx, ty = texture.mouth_texel(along, depth)
+        # The upper half of the opening shows what a smile shows under the upper lip (lower on the teeth
+        # where the lip is raised less), the lower half what it shows above the lower lip, meeting
+        # smoothly at the middle. A dropped jaw carries the lower teeth down with the lower lip, so the
+        # lower half is the same lower teeth, with the dark between the two rows.
+        tx, ty = texture.mouth_texel(along, depth + self._covered(frame, source - origin, edited, unit, along, depth))
         ratio = cv2.remap(self.mouth_texture, tx, ty, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         tx, ty = texture.mouth_texel(along, height)
         from_below = cv2.remap(self.mouth_lower, tx, ty, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        lower = ((1.0 - jaw) * smoothstep(0.5 + (depth - height) / (2.0 * MOUTH_BLEND))).astype(np.float32)[..., None]
+        lower = smoothstep(0.5 + (depth - height) / (2.0 * MOUTH_BLEND)).astype(np.float32)[..., None]
         ratio = ratio + lower * (from_below - ratio)
         linear_space = scene_linear()
         space = face.colorspace or linear_space
@@ -315,6 +313,26 @@ class ExpressionAppearance:
         if face.shot_light is not None:  # as bright and tinted as the plate's own mouth shows, per shot
             colour = colour * face.shot_light
         return alpha.astype(np.float32), colour.astype(np.float32)
+
+
+    def _covered(self, frame: texture.MouthFrame, source: np.ndarray, edited: np.ndarray, unit: float,
+                 along: np.ndarray, depth: np.ndarray) -> np.ndarray | float:
+        """How much deeper into the learned mouth each point under the upper lip looks (face-local units).
+
+        The teeth are fixed to the skull and the upper lip slides over them: where the edit raises the
+        lip less than the learned smile raised its own, the top of the teeth that smile showed stays
+        under the lip, and the lip's edge sits lower on them (a surprise's relaxed lip over a dropped jaw
+        shows the incisors' edges, not a grin's whole row). The lip's own edge in the texture is kept.
+        """
+        if self.mouth_lip_raise is None:
+            return 0.0
+        upper = list(texture.UPPER_INNER)
+        raised = (np.asarray(source, np.float64)[upper, :2] - np.asarray(edited, np.float64)[upper, :2]) @ frame.down
+        order = np.argsort(frame.upper[:, 0])
+        edit_raise = np.interp(along, frame.upper[order, 0], raised[order] / unit)
+        grid = (np.arange(len(self.mouth_lip_raise)) + 0.5) / len(self.mouth_lip_raise)
+        hidden = np.maximum(np.interp(along, grid, self.mouth_lip_raise) - edit_raise, 0.0)
+        return hidden * smoothstep(depth / LIP_EDGE)
 
 
 def shows_inside(gap_px: np.ndarray | float) -> np.ndarray:

@@ -191,18 +191,48 @@ def test_a_model_learned_as_one_map_still_loads(tmp_path) -> None:
     assert not stage.open_log_ratio.any() and stage.open_log_ratio.shape == stage.log_ratio.shape
 
 
-def test_a_dropped_jaws_mouth_fades_in_above_the_lower_lip(fit: FaceFit, stage: ExpressionAppearance) -> None:
-    _, warped, free = render(fit, "surprised", 1.0, 0.0, stage)
+def test_a_model_without_the_smiles_lip_raise_draws_the_teeth_as_learned(tmp_path) -> None:
+    old = tmp_path / "appearance.npz"
+    np.savez(old, **{key: value for key, value in load_model().items() if key != "mouth_lip_raise"})
+    stage = ExpressionAppearance(model=str(old))
+    assert stage.mouth_lip_raise is None
+    assert stage._covered(None, np.zeros((1, 2)), np.zeros((1, 2)), 1.0, np.zeros(1), np.ones(1)) == 0.0
+
+
+def test_a_dropped_jaw_shows_the_lower_teeth_above_the_lower_lip(fit: FaceFit, stage: ExpressionAppearance) -> None:
+    """The jaw carries the lower teeth down with the lower lip: just above the lip they show, the dark
+    lies between the two rows (a flat dark band from the upper teeth to the lip read as a pasted bar)."""
+    _, _, free = render(fit, "surprised", 1.0, 0.0, stage)
     edited = FacsRig().edit(fit, weights("surprised", 1.0)[None], mouth_preservation=0.0)
     frame = texture.MouthFrame(fit.to_image(0, fit.local_shape(0, edited[0])), float(fit.scale[0]))
-    changed = np.abs(free.pixels - warped.pixels)[..., :3].max(axis=-1)
+    luma = free.pixels[..., :3] @ np.array([0.2126, 0.7152, 0.0722], np.float32)
 
-    def change_at(depth_share: float) -> float:
-        xy = frame.to_image(np.array([0.5]), frame.opening(np.array([0.5])) * depth_share)[0]
-        return float(changed[int(round(xy[1])), int(round(xy[0]))])
+    def luma_at(height: float) -> float:  # face-local units above the lower inner lip, mid-mouth
+        xy = frame.to_image_above_lower(np.array([0.5]), np.array([height]))[0]
+        return float(luma[int(round(xy[1])), int(round(xy[0]))])
 
-    # Right at the lower lip's edge the plate's lip still shows; a little inside, the mouth is drawn.
-    assert change_at(0.5) > change_at(0.999)
+    assert frame.widest_opening() > 0.08
+    assert luma_at(0.02) > 2.0 * luma_at(0.5 * frame.opening(np.array([0.5]))[0])
+
+
+def test_a_lip_raised_less_than_the_learned_smiles_covers_the_top_of_the_teeth(
+        fit: FaceFit, stage: ExpressionAppearance) -> None:
+    """The teeth are fixed to the skull and the upper lip slides over them: under a lip raised by the
+    learned smile's own amount the mouth texture is read as learned; raised less, as much deeper as the
+    lip fell short (past the lip's own edge, which is kept)."""
+    grid = (np.arange(len(stage.mouth_lip_raise)) + 0.5) / len(stage.mouth_lip_raise)
+    learned = float(np.interp(0.5, grid, stage.mouth_lip_raise))  # mid-mouth
+    source = fit.to_image(0, fit.local_shape(0))[:, :2]
+    unit = float(fit.scale[0])
+    along = np.full(3, 0.5)
+    depth = np.array([-0.01, 0.0, 0.05])
+    for raised, covered in ((learned, 0.0), (learned - 0.03, 0.03), (0.0, learned)):
+        edited = source.copy()
+        edited[list(texture.UPPER_INNER), 1] -= raised * unit
+        frame = texture.MouthFrame(edited, unit)
+        got = stage._covered(frame, source, edited, unit, along, depth)
+        assert got[0] == 0.0 and got[1] == 0.0  # the lip's edge stays the lip's edge
+        assert got[2] == pytest.approx(covered, abs=1e-3)
 
 
 def test_raised_lids_bare_white_and_leave_the_iris_unmoved(fit: FaceFit, stage: ExpressionAppearance) -> None:

@@ -59,6 +59,9 @@ def test_windowed_eye_layer_equals_the_whole_box_one(case: int) -> None:
     edited = source.copy()
     lids = [i for upper, _, _ in EYES for i in upper]
     edited[lids, 1] += rng.uniform(-0.08, 0.04) * scale + rng.normal(0.0, 0.5, len(lids))
+    # The lower lids up (a smile, a glare) or down, each carrying its margin along.
+    lower_lids = sorted({i for _, lower, _ in EYES for i in lower[1:-1]})
+    edited[lower_lids, 1] += rng.uniform(-0.04, 0.02) * scale + rng.normal(0.0, 0.5, len(lower_lids))
     plate = (rng.random((height, width, 3)) * rng.uniform(0.5, 4.0)).astype(np.float32)
     got_alpha, got_colour = eye_layer(plate, source, edited)
     want_alpha, want_colour = reference_eye_layer(plate, source, edited)

@@ -31,7 +31,7 @@ import argparse
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -159,16 +159,27 @@ def texture_taper(template: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     return np.where(covered > 0, cv2.GaussianBlur(out, (0, 0), 3.0), 0.0).astype(np.float32)
 
 
+class LearnedMouth(NamedTuple):
+    """The inside of a smiling mouth (``mouth_texture``)."""
+
+    upper: np.ndarray
+    lower: np.ndarray
+    lip_raise: np.ndarray
+    slope: float
+    persons: list[str]
+    exemplar: str
+
+
 def mouth_texture(pairs: dict[str, tuple[np.ndarray, np.ndarray]], photos: dict[str, tuple[np.ndarray, np.ndarray]]
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, list[str], str]:
-    """The inside of a smiling mouth, seen from each lip: (upper, lower, lip raise, slope, persons,
-    exemplar).
+                  ) -> LearnedMouth:
+    """The inside of a smiling mouth, seen from each lip.
 
     ``upper`` is (depth below the upper inner lip, along, 3) linear RGB over skin luminance ** slope (the
     upper teeth, then the dark); ``lower`` the same by height above the lower inner lip, from the lower
     half of each opening only (lower teeth, tongue, the dark), so a mouth opened wider than a smile gets
     the bottom of a real one instead of a stretched top. Both are one person's mouth, ``exemplar``'s
-    (``_exemplar``). ``lip raise`` is how far that smile raised its upper inner lip (``upper_lip_raise``).
+    (``_exemplar``), among ``persons`` (the smiles that part their lips). ``lip_raise`` is how far that
+    smile raised its upper inner lip (``upper_lip_raise``).
     ``slope`` is how teeth brightness follows skin brightness across the persons.
     """
     along, depth = texture.mouth_grid()
@@ -204,7 +215,7 @@ def mouth_texture(pairs: dict[str, tuple[np.ndarray, np.ndarray]], photos: dict[
     # One dark for both halves, the upper half's: where the two meet in a wide mouth they must agree.
     lower_stack = _normalised(lowers, skins, slope)
     lower = _mouth_texture(lower_stack, *_median(lower_stack), pick, dark_from=upper)
-    return upper, lower, raises[pick], slope, used, used[pick]
+    return LearnedMouth(upper, lower, raises[pick], slope, used, used[pick])
 
 
 def upper_lip_raise(neutral_px: np.ndarray, smiling_px: np.ndarray, along: np.ndarray) -> np.ndarray:
@@ -286,19 +297,19 @@ def build(data: Path, persons: str | list[str] = "all") -> dict[str, Any]:
     template = np.mean([calibrate.to_face_local(n) for n, _ in pairs.values()], axis=0)
     triangles = calibrate.tessellation_triangles().astype(np.int64)
     ratio, open_ratio = smile_ratio(pairs, photos, template, triangles)
-    mouth, mouth_lower, lip_raise, slope, mouth_ids, exemplar = mouth_texture(pairs, photos)
+    mouth = mouth_texture(pairs, photos)
     return {
         "template": template.astype(np.float32),
         "triangles": triangles.astype(np.int16),
         "smile_log_ratio": ratio.astype(np.float16),
         "smile_open_log_ratio": open_ratio.astype(np.float16),
-        "mouth": mouth.astype(np.float16),
-        "mouth_lower": mouth_lower.astype(np.float16),
-        "mouth_lip_raise": lip_raise.astype(np.float32),
-        "mouth_skin_slope": np.float32(slope),
+        "mouth": mouth.upper.astype(np.float16),
+        "mouth_lower": mouth.lower.astype(np.float16),
+        "mouth_lip_raise": mouth.lip_raise.astype(np.float32),
+        "mouth_skin_slope": np.float32(mouth.slope),
         "person_ids": np.array([int(p) for p in ids], dtype=np.int16),
-        "mouth_person_ids": np.array([int(p) for p in mouth_ids], dtype=np.int16),
-        "mouth_exemplar": np.int16(int(exemplar)),
+        "mouth_person_ids": np.array([int(p) for p in mouth.persons], dtype=np.int16),
+        "mouth_exemplar": np.int16(int(mouth.exemplar)),
         "source": np.array("Face Research Lab London Set (DeBruine & Jones 2017, CC BY 4.0), "
                            "neutral NNN_03 vs smiling NNN_08, MediaPipe face mesh 0.10.21"),
     }

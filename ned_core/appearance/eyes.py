@@ -123,8 +123,7 @@ def _eye(plate: np.ndarray, old: np.ndarray, source: np.ndarray, edited: np.ndar
     beside = np.abs(np.arange(x0, x0 + size[1]) - centre[0]) > radius + 1.0
     sclera = _white_by_column(plate, lum, pool, beside, whole_white)
     iris_colour = np.median(plate[iris_seen], axis=0) if iris_seen.any() else 0.3 * whole_white
-    was_top = np.interp(gx, source[list(upper), 0], source[list(upper), 1])
-    was_bottom = np.interp(gx, source[list(lower), 0], source[list(lower), 1])
+    was_top, was_bottom = _contour(source, upper, gx), _contour(source, lower, gx)
     band = np.maximum(MARGIN_BAND * (was_bottom - was_top), 1.0)
     # The iris as the plate shows it clear of both lids' margins (lashes, the lower lid's wet line).
     clear_iris = iris_seen & (gy >= was_top + band) & (gy <= was_bottom - band)
@@ -132,7 +131,7 @@ def _eye(plate: np.ndarray, old: np.ndarray, source: np.ndarray, edited: np.ndar
     # The upper lid shades the eyeball under it as the plate's own white shows at the same distance
     # under the plate's lid (in the upper half of each column's opening: below, the lower lid's
     # shade begins), in units of the plate's widest opening.
-    top = np.interp(gx, edited[list(upper), 0], edited[list(upper), 1])
+    top = _contour(edited, upper, gx)
     opening = max(float(np.max(was_bottom - was_top)), 1.0)
     upper_half = white & beside[None, :] & (gy - was_top < 0.5 * (was_bottom - was_top))
     drawn *= _lid_shade(lum, upper_half, (gy - was_top) / opening, _luminance(sclera[0]),
@@ -145,20 +144,31 @@ def _eye(plate: np.ndarray, old: np.ndarray, source: np.ndarray, edited: np.ndar
     # and the lid seemed not to move (a smile's lower lids, 2-3 px up on a London face, read as 1);
     # a raised lid's old margin stayed as a dark seam across the iris. The band a lid leaves when it
     # opens is eyeball now: drawn, blended into the plate's pixels as far as the lid moved.
-    bottom = np.interp(gx, edited[list(lower), 0], edited[list(lower), 1])
+    bottom = _contour(edited, lower, gx)
     rise, fall = was_top - top, bottom - was_bottom  # > 0: the lid opened the eye
     left = np.maximum(np.clip(rise, 0.0, 1.0) * np.clip(1.0 - (gy - was_top) / band, 0.0, 1.0),
                       np.clip(fall, 0.0, 1.0) * np.clip(1.0 - (was_bottom - gy) / band, 0.0, 1.0))
     left = left.astype(np.float32)[..., None]
     shown_here = np.where(left > 0.0, plate + left * (drawn - plate), plate)
     here = np.where(old[..., None] > 0.0, shown_here, drawn)
-    for moved, depth, near in ((rise, gy - top, gy >= top - 1.0), (-fall, bottom - gy, gy <= bottom + 1.0)):
+    # In an opening narrower than the two bands (a hard squint) each pixel goes to the nearer lid.
+    upper_nearer = gy - top <= bottom - gy
+    for moved, depth, near in ((rise, gy - top, (gy >= top - 1.0) & upper_nearer),
+                               (-fall, bottom - gy, (gy <= bottom + 1.0) & ~upper_nearer)):
         edge = (np.clip(np.abs(moved), 0.0, 1.0) * np.clip(1.0 - depth / band, 0.0, 1.0) * near)
         edge = edge.astype(np.float32)[..., None]
         if edge.any():
             lined = here + edge * (_lifted(plate, gy + moved, y0) - here)
             here = np.where(edge > 0.0, lined, here)
     return here
+
+
+def _contour(points: np.ndarray, lid: tuple[int, ...], gx: np.ndarray) -> np.ndarray:
+    """The lid's y at each ``gx``, along its contour through ``points`` (sorted by x: a rolled head's
+    contour need not run left to right)."""
+    xs, ys = points[list(lid), 0], points[list(lid), 1]
+    order = np.argsort(xs, kind="stable")
+    return np.interp(gx, xs[order], ys[order])
 
 
 def _luminance(rgb: np.ndarray) -> np.ndarray:

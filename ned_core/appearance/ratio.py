@@ -11,13 +11,14 @@ Owns applying ``ned_core/data/appearance.npz`` (see ``build``) to one rendered f
    so it does not flicker, and fades with a keyframed intensity.
 2. **The mouth**: where the edited lips are apart, the mouth's inside (upper teeth under the upper lip, as
    far down them as the lip is raised, lower teeth and tongue above the lower lip, the dark between) is
-   drawn in mouth space, as bright as the
-   frame's own skin beside the mouth says, dimmed and tinted once per shot as the plate's own open mouth
-   shows (``measure_shot``). Pixels the warp pulled out of a closed mouth (the lips parted by
-   the edit) always get it; inside the plate's own opening it is blended in by how much the edit bares
-   the teeth (AU10, AU12), so a talking mouth keeps its own tongue and teeth unless the smile shows them.
-3. **The eyes**: inside the edited lids the eyeball stays unmoved, and eyeball newly bared by raised lids
-   is drawn (``eyes.py``), so a wide-eyed surprise shows white above the iris instead of a stretched iris.
+   drawn in mouth space, as bright as the frame's own skin beside the mouth says, dimmed and tinted once
+   per shot as the plate's own open mouth shows (``measure_shot``). Pixels the warp pulled out of a
+   closed mouth (the lips parted by the edit) always get it; inside the plate's own opening it is blended
+   in by how much the edit bares the teeth (AU10, AU12), so a talking mouth keeps its own tongue and teeth
+   unless the smile shows them.
+3. **The eyes**: inside the edited lids the eyeball stays unmoved, eyeball newly bared by raised lids is
+   drawn, and each lid carries its margin (lashes, wet line) to its new edge (``eyes.py``), so a wide-eyed
+   surprise shows white above the iris instead of a stretched iris and a smile's lower lids rise.
 
 Must not import mediapipe, torch or other stages' backends.
 """
@@ -48,7 +49,8 @@ from ned_core.render.warp import mesh_map
 MODEL_FILE = Path(__file__).resolve().parent.parent / "data" / "appearance.npz"
 INTENSITY_CEILING = 1.3  # creases stop deepening here however exaggerated the edit
 MOUTH_BLEND = 0.02  # face-local width over which the mouth's upper and lower halves meet
-LIP_EDGE = 0.01  # face-local depth under the upper inner lip that is the lip's own edge in the mouth texture
+LIP_EDGE = 0.015  # face-local depth under the upper inner lip over which the mouth texture shows the lip's
+# own edge (its shadow on the teeth)
 SHOWS_INSIDE_PX = 2.0
 """A gap between the lips narrower than this many pixels shows no mouth inside: each lip's edge blurs
 over about a pixel, so lips that barely part show their own dark line, not teeth (and a plate's mouth
@@ -297,8 +299,15 @@ class ExpressionAppearance:
         # where the lip is raised less), the lower half what it shows above the lower lip, meeting
         # smoothly at the middle. A dropped jaw carries the lower teeth down with the lower lip, so the
         # lower half is the same lower teeth, with the dark between the two rows.
-        tx, ty = texture.mouth_texel(along, depth + self._covered(frame, source - origin, edited, unit, along, depth))
+        tx, ty = texture.mouth_texel(along, depth)
         ratio = cv2.remap(self.mouth_texture, tx, ty, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        hidden = self._covered(frame, source - origin, edited, unit, along)
+        if np.any(hidden > 0.0):
+            # Past the lip's own edge (its shadow on the teeth, kept as learned) the teeth further down.
+            tx, ty = texture.mouth_texel(along, depth + hidden)
+            lower_on_teeth = cv2.remap(self.mouth_texture, tx, ty, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            past_edge = smoothstep(depth / LIP_EDGE).astype(np.float32)[..., None]
+            ratio = ratio + past_edge * (lower_on_teeth - ratio)
         tx, ty = texture.mouth_texel(along, height)
         from_below = cv2.remap(self.mouth_lower, tx, ty, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         lower = smoothstep(0.5 + (depth - height) / (2.0 * MOUTH_BLEND)).astype(np.float32)[..., None]
@@ -316,13 +325,14 @@ class ExpressionAppearance:
 
 
     def _covered(self, frame: texture.MouthFrame, source: np.ndarray, edited: np.ndarray, unit: float,
-                 along: np.ndarray, depth: np.ndarray) -> np.ndarray | float:
-        """How much deeper into the learned mouth each point under the upper lip looks (face-local units).
+                 along: np.ndarray) -> np.ndarray | float:
+        """How much of the teeth the learned smile showed stays under this upper lip, at each ``along``
+        (face-local units; 0 where the lip is raised at least as far as that smile raised its own).
 
-        The teeth are fixed to the skull and the upper lip slides over them: where the edit raises the
-        lip less than the learned smile raised its own, the top of the teeth that smile showed stays
-        under the lip, and the lip's edge sits lower on them (a surprise's relaxed lip over a dropped jaw
-        shows the incisors' edges, not a grin's whole row). The lip's own edge in the texture is kept.
+        The teeth are fixed to the skull and the upper lip slides over them: a lip raised less covers
+        the top of the teeth, and its edge sits lower on them (a surprise's relaxed lip over a dropped
+        jaw shows the incisors' edges, not a grin's whole row). The raise is measured from the plate's
+        lip, taken to be at rest; a plate already smiling gets its teeth as if from rest.
         """
         if self.mouth_lip_raise is None:
             return 0.0
@@ -331,8 +341,7 @@ class ExpressionAppearance:
         order = np.argsort(frame.upper[:, 0])
         edit_raise = np.interp(along, frame.upper[order, 0], raised[order] / unit)
         grid = (np.arange(len(self.mouth_lip_raise)) + 0.5) / len(self.mouth_lip_raise)
-        hidden = np.maximum(np.interp(along, grid, self.mouth_lip_raise) - edit_raise, 0.0)
-        return hidden * smoothstep(depth / LIP_EDGE)
+        return np.maximum(np.interp(along, grid, self.mouth_lip_raise) - edit_raise, 0.0)
 
 
 def shows_inside(gap_px: np.ndarray | float) -> np.ndarray:

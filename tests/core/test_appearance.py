@@ -151,6 +151,10 @@ def test_shipped_model_is_small_and_learned_from_every_london_pair() -> None:
     assert np.allclose(upper[-1], lower[-1], atol=2e-3)
     mid = upper.shape[1] // 2
     assert upper[upper.shape[0] // 8, mid].mean() > 3.0 * upper[-1, mid].mean()
+    # How far that smile raised its upper lip, along the mouth: up everywhere, a few millimetres.
+    raised = data["mouth_lip_raise"]
+    assert raised.shape == (upper.shape[1],) and np.all(np.isfinite(raised))
+    assert np.all((raised > 0.02) & (raised < 0.15))
 
 
 def test_the_shipped_ratio_image_keeps_the_open_mouth_apart_from_the_skin() -> None:
@@ -191,12 +195,19 @@ def test_a_model_learned_as_one_map_still_loads(tmp_path) -> None:
     assert not stage.open_log_ratio.any() and stage.open_log_ratio.shape == stage.log_ratio.shape
 
 
-def test_a_model_without_the_smiles_lip_raise_draws_the_teeth_as_learned(tmp_path) -> None:
+def test_a_model_without_the_smiles_lip_raise_draws_the_teeth_as_learned(
+        tmp_path, fit: FaceFit, stage: ExpressionAppearance) -> None:
     old = tmp_path / "appearance.npz"
     np.savez(old, **{key: value for key, value in load_model().items() if key != "mouth_lip_raise"})
-    stage = ExpressionAppearance(model=str(old))
-    assert stage.mouth_lip_raise is None
-    assert stage._covered(None, np.zeros((1, 2)), np.zeros((1, 2)), 1.0, np.zeros(1), np.ones(1)) == 0.0
+    legacy = ExpressionAppearance(model=str(old))
+    assert legacy.mouth_lip_raise is None
+    _, _, with_raise = render(fit, "surprised", 1.0, 0.0, stage)
+    _, _, without = render(fit, "surprised", 1.0, 0.0, legacy)
+    # It still draws the open mouth, the teeth as the smile showed them (more of them than under the raise).
+    box = mouth_box(fit)
+    assert not np.array_equal(with_raise.pixels[box], without.pixels[box])
+    luma = np.array([0.2126, 0.7152, 0.0722], np.float32)
+    assert (without.pixels[box][..., :3] @ luma).mean() > (with_raise.pixels[box][..., :3] @ luma).mean()
 
 
 def test_a_dropped_jaw_shows_the_lower_teeth_above_the_lower_lip(fit: FaceFit, stage: ExpressionAppearance) -> None:
@@ -218,21 +229,48 @@ def test_a_dropped_jaw_shows_the_lower_teeth_above_the_lower_lip(fit: FaceFit, s
 def test_a_lip_raised_less_than_the_learned_smiles_covers_the_top_of_the_teeth(
         fit: FaceFit, stage: ExpressionAppearance) -> None:
     """The teeth are fixed to the skull and the upper lip slides over them: under a lip raised by the
-    learned smile's own amount the mouth texture is read as learned; raised less, as much deeper as the
-    lip fell short (past the lip's own edge, which is kept)."""
+    learned smile's own amount the mouth texture is read as learned; raised less (or lowered), as much
+    deeper as the lip fell short."""
     grid = (np.arange(len(stage.mouth_lip_raise)) + 0.5) / len(stage.mouth_lip_raise)
     learned = float(np.interp(0.5, grid, stage.mouth_lip_raise))  # mid-mouth
     source = fit.to_image(0, fit.local_shape(0))[:, :2]
     unit = float(fit.scale[0])
-    along = np.full(3, 0.5)
-    depth = np.array([-0.01, 0.0, 0.05])
-    for raised, covered in ((learned, 0.0), (learned - 0.03, 0.03), (0.0, learned)):
+    for raised, covered in ((learned + 0.01, 0.0), (learned, 0.0), (learned - 0.03, 0.03), (0.0, learned),
+                            (-0.02, learned + 0.02)):
         edited = source.copy()
         edited[list(texture.UPPER_INNER), 1] -= raised * unit
         frame = texture.MouthFrame(edited, unit)
-        got = stage._covered(frame, source, edited, unit, along, depth)
-        assert got[0] == 0.0 and got[1] == 0.0  # the lip's edge stays the lip's edge
-        assert got[2] == pytest.approx(covered, abs=1e-3)
+        got = stage._covered(frame, source, edited, unit, np.array([0.5]))
+        assert got[0] == pytest.approx(covered, abs=1e-3)
+
+
+def test_the_learned_lip_raise_is_how_far_the_smile_lifted_the_upper_lip(fit: FaceFit) -> None:
+    from ned_core.appearance.build import upper_lip_raise
+
+    neutral = fit.to_image(0, fit.local_shape(0)).astype(np.float64)
+    smiling = neutral.copy()
+    lifted = np.linspace(4.0, 8.0, len(texture.UPPER_INNER))  # pixels, more toward one corner
+    smiling[list(texture.UPPER_INNER), 1] -= lifted
+    along = np.array([0.0, 0.5, 1.0])
+    got = upper_lip_raise(neutral, smiling, along)
+    unit = mesh.canonical_pose(smiling)[0]
+    frame = texture.MouthFrame(smiling, unit)
+    ends = np.argsort(frame.upper[:, 0])[[0, -1]]
+    np.testing.assert_allclose(got[[0, 2]], lifted[ends] / unit, rtol=0.02)
+    assert lifted.min() / unit * 0.98 < got[1] < lifted.max() / unit * 1.02
+
+
+def test_the_lip_under_the_teeth_keeps_its_edge(fit: FaceFit, stage: ExpressionAppearance) -> None:
+    """Right under the upper lip the texture is the lip's own edge (its shadow on the teeth) however far
+    down the teeth the lip sits: a lip lowered on them must not start in bright enamel."""
+    _, _, out = render(fit, "surprised", 1.0, 0.0, stage)
+    edited = FacsRig().edit(fit, weights("surprised", 1.0)[None], mouth_preservation=0.0)
+    frame = texture.MouthFrame(fit.to_image(0, fit.local_shape(0, edited[0])), float(fit.scale[0]))
+    luma = out.pixels[..., :3] @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+    along = np.linspace(0.35, 0.65, 7)
+    at = [frame.to_image(along, np.full(7, depth)) for depth in (0.004, 0.03)]
+    edge, teeth = ([float(luma[int(round(y)), int(round(x))]) for x, y in points] for points in at)
+    assert np.median(edge) < 0.4 * np.median(teeth)  # as learned: 0.29 of it; bent into the teeth: 0.54
 
 
 def test_raised_lids_bare_white_and_leave_the_iris_unmoved(fit: FaceFit, stage: ExpressionAppearance) -> None:

@@ -223,9 +223,7 @@ def upper_lip_raise(neutral_px: np.ndarray, smiling_px: np.ndarray, along: np.nd
     both faces aligned on the stable points)."""
     _, moved = calibrate.smile_displacement(neutral_px, smiling_px)
     frame = texture.MouthFrame(smiling_px, mesh.canonical_pose(smiling_px)[0])
-    raised = -moved[list(texture.UPPER_INNER), 1]
-    order = np.argsort(frame.upper[:, 0])
-    return np.interp(along, frame.upper[order, 0], raised[order])
+    return frame.contour(np.stack([frame.upper[:, 0], -moved[list(texture.UPPER_INNER), 1]], axis=1), along)
 
 
 def _normalised(samples: list[np.ndarray], skins: list[float], slope: float) -> np.ndarray:

@@ -338,8 +338,7 @@ class ExpressionAppearance:
             return 0.0
         upper = list(texture.UPPER_INNER)
         raised = (np.asarray(source, np.float64)[upper, :2] - np.asarray(edited, np.float64)[upper, :2]) @ frame.down
-        order = np.argsort(frame.upper[:, 0])
-        edit_raise = np.interp(along, frame.upper[order, 0], raised[order] / unit)
+        edit_raise = frame.contour(np.stack([frame.upper[:, 0], raised / unit], axis=1), along)
         grid = (np.arange(len(self.mouth_lip_raise)) + 0.5) / len(self.mouth_lip_raise)
         return np.maximum(np.interp(along, grid, self.mouth_lip_raise) - edit_raise, 0.0)
 

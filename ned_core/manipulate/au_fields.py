@@ -309,8 +309,8 @@ def facs_fields(template: np.ndarray) -> dict[str, np.ndarray]:
     cheek = f.bump(0.30, 0.32, 0.12, 0.10)
     brows_down = np.exp(-((f.ax - 0.12) / 0.13) ** 2) * band
     fields["AU9"] = _field(dx=-0.006 * f.side * nose,
-                           dy=-0.04 * nose - 0.035 * lip_sides - 0.012 * cheek - 0.010 * f.lower_lids(0.05)
-                           + 0.022 * brows_down, n=n)
+                           dy=-0.04 * nose - 0.035 * lip_sides - 0.02 * cheek - 0.02 * f.lower_lids(0.05)
+                           + 0.04 * brows_down, n=n)
     # AU15 lip corner depressor: corners pulled down (the muscle lies below them) and slightly out.
     corners = f.bump(f.mouth_half, f.mouth_y, 0.12, 0.07, sy_below=0.17)
     fields["AU15"] = _field(dx=0.008 * f.side * corners, dy=0.05 * corners, dz=-0.008 * corners, n=n)

@@ -234,9 +234,13 @@ class ExpressionAppearance:
 
         The texture holds a texel every ``unit / TEXELS_PER_UNIT`` pixels: on a large face the gain is
         sampled once per texel and scaled up (pixel centres kept aligned), which loses nothing the
-        texture holds and costs a step² less; a face of under 1.5 pixels a texel is sampled per pixel.
+        texture holds and costs a step² less; a face of under 1.5 pixels a texel is sampled per pixel,
+        the texture first blurred to a pixel's footprint where a pixel spans more than a texel.
         """
         step = max(1, round(unit / texture.TEXELS_PER_UNIT))
+        if step == 1:  # a small face: each pixel spans several texels
+            spans = texture.TEXELS_PER_UNIT / max(unit, 1e-6)
+            log_ratio = texture.prefiltered(log_ratio, (spans, spans))
         small = (-(-shape[0] // step), -(-shape[1] // step))
         mapping, covered = mesh_map((edited - 0.5 * (step - 1)) / step, self._texels, self.triangles, small)
         sampled = cv2.remap(log_ratio, mapping[..., 0], mapping[..., 1], cv2.INTER_LINEAR,
@@ -299,17 +303,20 @@ class ExpressionAppearance:
         # where the lip is raised less), the lower half what it shows above the lower lip, meeting
         # smoothly at the middle. A dropped jaw carries the lower teeth down with the lower lip, so the
         # lower half is the same lower teeth, with the dark between the two rows.
+        per_pixel = frame.texels_per_pixel()
+        upper_texture = texture.prefiltered(self.mouth_texture, per_pixel)
         tx, ty = texture.mouth_texel(along, depth)
-        ratio = cv2.remap(self.mouth_texture, tx, ty, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        ratio = cv2.remap(upper_texture, tx, ty, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         hidden = self._covered(frame, source - origin, edited, unit, along)
         if np.any(hidden > 0.0):
             # Past the lip's own edge (its shadow on the teeth, kept as learned) the teeth further down.
             tx, ty = texture.mouth_texel(along, depth + hidden)
-            lower_on_teeth = cv2.remap(self.mouth_texture, tx, ty, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            lower_on_teeth = cv2.remap(upper_texture, tx, ty, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             past_edge = smoothstep(depth / LIP_EDGE).astype(np.float32)[..., None]
             ratio = ratio + past_edge * (lower_on_teeth - ratio)
         tx, ty = texture.mouth_texel(along, height)
-        from_below = cv2.remap(self.mouth_lower, tx, ty, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        from_below = cv2.remap(texture.prefiltered(self.mouth_lower, per_pixel), tx, ty, cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_REPLICATE)
         lower = smoothstep(0.5 + (depth - height) / (2.0 * MOUTH_BLEND)).astype(np.float32)[..., None]
         ratio = ratio + lower * (from_below - ratio)
         linear_space = scene_linear()

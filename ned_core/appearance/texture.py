@@ -108,10 +108,29 @@ class MouthFrame:
         """(..., 2) image points ``height`` face-local units above the lower inner lip."""
         return self._image(along, self.contour(self.lower, along) - height)
 
+    def texels_per_pixel(self) -> tuple[float, float]:
+        """(along, depth) mouth-texture texels one image pixel spans here (``prefiltered``)."""
+        n_along, n_depth = MOUTH_SIZE
+        return n_along / np.sqrt(self._length2), n_depth / ((MOUTH_DEPTH[1] - MOUTH_DEPTH[0]) * self.unit)
+
     def polygon(self) -> np.ndarray:
         """(K, 2) image outline of the mouth opening (upper contour, then the lower one back)."""
         return self._image(np.concatenate([self.upper[:, 0], self.lower[::-1, 0]]),
                            np.concatenate([self.upper[:, 1], self.lower[::-1, 1]]))
+
+
+def prefiltered(image: np.ndarray, texels_per_pixel: tuple[float, float]) -> np.ndarray:
+    """``image`` (a texture) blurred to what one output pixel spans of it, ``(x, y)`` texels, before it
+    is sampled at single points: a texture read smaller than its texels aliases (on a small face the
+    teeth's gaps and incisal edges and a drawn furrow came out as hard stripes and speckle). Gaussian
+    of ``sqrt(s^2 - 1) / 2`` texels per axis: nothing where a pixel spans a texel or less, about half the
+    footprint beyond."""
+    sx, sy = (0.5 * float(np.sqrt(max(s * s - 1.0, 0.0))) for s in texels_per_pixel)
+    if max(sx, sy) < 0.05:
+        return image
+    # A sigma of ~0 gives a one-tap kernel on that axis.
+    return cv2.GaussianBlur(image, (0, 0), sigmaX=max(sx, 1e-3), sigmaY=max(sy, 1e-3),
+                            borderType=cv2.BORDER_REPLICATE)
 
 
 def mouth_grid() -> tuple[np.ndarray, np.ndarray]:

@@ -14,8 +14,9 @@ Owns applying ``ned_core/data/appearance.npz`` (see ``build``) to one rendered f
    drawn in mouth space, as bright as the frame's own skin beside the mouth says, dimmed and tinted once
    per shot as the plate's own open mouth shows (``measure_shot``). Pixels the warp pulled out of a
    closed mouth (the lips parted by the edit) always get it; inside the plate's own opening it is blended
-   in by how much the edit bares the teeth (AU10, AU12), so a talking mouth keeps its own tongue and teeth
-   unless the smile shows them.
+   in by how much the edit bares the teeth (AU10, AU12), and only where the edit opens the lips wider than
+   the plate's: under a kept opening (mouth preservation 1) a talking mouth keeps its own tongue and teeth,
+   which are the speech's as much as the lips are.
 3. **The eyes**: inside the edited lids the eyeball stays unmoved, eyeball newly bared by raised lids is
    drawn, and each lid carries its margin (lashes, wet line) to its new edge (``eyes.py``), so a wide-eyed
    surprise shows white above the iris instead of a stretched iris and a smile's lower lids rise.
@@ -276,7 +277,8 @@ class ExpressionAppearance:
         if not inside.any():
             return none
         # Pixels the warp fetched from outside the plate's own opening are lip pulled over nothing: they
-        # must be painted. Inside the plate's opening the real mouth shows, unless the edit bares teeth.
+        # must be painted. Inside the plate's opening the real mouth shows, unless the edit both opens it
+        # wider and bares teeth.
         fresh = np.ones(shape, np.float32)
         src_frame = texture.MouthFrame(source, unit)
         # A plate mouth that narrow shows nothing real inside: all of the new opening is new.
@@ -290,15 +292,21 @@ class ExpressionAppearance:
         coords = frame.coords(np.stack([gx, gy], axis=-1))
         along, depth = coords[..., 0], coords[..., 1] - frame.contour(frame.upper, coords[..., 0])
         # Only where the edit opened the lips wider than the plate's (mouth preservation below 1) is
-        # there new mouth to paint; a kept opening only changes shape at its rim.
-        wider = np.clip((frame.opening(along) - src_frame.opening(along)) * unit / 2.0, 0.0, 1.0)
+        # there new mouth to paint; a kept opening only changes shape at its rim, and its inside (the
+        # tongue and teeth of each sound) stays the plate's, stretched with the lips, even in a smile:
+        # a smile's teeth painted over a talking mouth hid its visemes under one still grin, and at a
+        # small face's size read as a row of braces (dark lip line, two rows, dark line between).
+        pair_along, edited_gaps = frame.pair_gaps()
+        plate_gaps = src_frame.pair_gaps()[1]
+        widened = np.interp(along, pair_along, edited_gaps - plate_gaps)  # lip pair by lip pair
+        wider = np.clip(widened * unit / 2.0, 0.0, 1.0)
         height = frame.contour(frame.lower, along) - coords[..., 1]
         # Where the lips part by less than SHOWS_INSIDE_PX there is no layer, and it fades in over the
         # next SHOWS_INSIDE_PX, so a near-shut mouth (a talking plate between syllables, a wedge toward
         # each corner) keeps its own lip line instead of a painted slit of teeth and dark that reads as
         # lips apart (a fade that ended at SHOWS_INSIDE_PX still painted such slits at half strength).
         fade = shows_inside(frame.opening(along) * unit)
-        alpha = inside * np.maximum(fresh * wider, bare) * fade
+        alpha = inside * wider * np.maximum(fresh, bare) * fade
         # The upper half of the opening shows what a smile shows under the upper lip (lower on the teeth
         # where the lip is raised less), the lower half what it shows above the lower lip, meeting
         # smoothly at the middle. A dropped jaw carries the lower teeth down with the lower lip, so the

@@ -78,6 +78,7 @@ class MouthFrame:
         self._length2 = length2
         self.upper = self.coords(p[list(UPPER_INNER)])
         self.lower = self.coords(p[list(LOWER_INNER)])
+        self._pair_gaps = np.linalg.norm(p[list(LOWER_INNER)] - p[list(UPPER_INNER)], axis=1) / self.unit
 
     def coords(self, xy: np.ndarray) -> np.ndarray:
         """(..., 2) image points → (..., 2) (along, offset below the mouth axis in face units)."""
@@ -91,6 +92,14 @@ class MouthFrame:
     def opening(self, along: np.ndarray) -> np.ndarray:
         """Gap between the inner lips at ``along`` (face-local units, 0 where shut)."""
         return np.maximum(self.contour(self.lower, along) - self.contour(self.upper, along), 0.0)
+
+    def pair_gaps(self) -> tuple[np.ndarray, np.ndarray]:
+        """(along, gap) of each inner-lip pair, sorted along the mouth: where the pair lies and how far
+        apart its two points are (face-local units). Two frames of one mouth compare lip by lip here;
+        ``opening`` at one ``along`` compares different lips where one mouth is wider."""
+        along = 0.5 * (self.upper[:, 0] + self.lower[:, 0])
+        order = np.argsort(along)
+        return along[order], self._pair_gaps[order]
 
     def widest_opening(self) -> float:
         """The widest gap between the inner lips over the middle of the mouth (face-local units)."""

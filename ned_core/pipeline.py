@@ -334,7 +334,7 @@ class Pipeline:
             edited = self.stage("manipulate").edit(analysis.fit, weights,
                                                    mouth_preservation=_mouth(curve, analysis, mouth_preservation))
             shot_light = self.stage("appearance").measure_shot(
-                analysis.fit, weights, lambda frame: kept.peek(frame) or plate.read(frame))
+                analysis.fit, edited, weights, lambda frame: kept.peek(frame) or plate.read(frame))
             index_of = {f: i for i, f in enumerate(analysis.frames)}
             out_space = output_colorspace(plate.colorspace, output.colorspace)
             written: dict[int, str] = {}

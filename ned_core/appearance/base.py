@@ -21,13 +21,13 @@ from ned_core.render.base import FrameFace, RenderOutput
 class Appearance(Protocol):
     """Adds an expression's appearance to one rendered frame."""
 
-    def measure_shot(self, fit: FaceFit, weights: np.ndarray, read: Callable[[int], PlateImage]
-                     ) -> np.ndarray | None:
+    def measure_shot(self, fit: FaceFit, edited: np.ndarray, weights: np.ndarray,
+                     read: Callable[[int], PlateImage]) -> np.ndarray | None:
         """One measure of the whole shot that every frame's ``apply`` gets as ``face.shot_light``.
 
-        Called once per render with the shot's fit, its (T, 7) emotion weights and ``read`` (a plate
-        frame by number), so every chunk of a shot gets the same value and a frame looks the same
-        whichever chunk renders it.
+        Called once per render with the shot's fit, its (T, N, 3) edited expressions (the manipulate
+        stage's output), its (T, 7) emotion weights and ``read`` (a plate frame by number), so every
+        chunk of a shot gets the same value and a frame looks the same whichever chunk renders it.
         """
         ...
 
@@ -43,8 +43,8 @@ class Appearance(Protocol):
 class NoAppearance:
     """Leaves the renderer's pixels as they are (for renderers that paint the face themselves)."""
 
-    def measure_shot(self, fit: FaceFit, weights: np.ndarray, read: Callable[[int], PlateImage]
-                     ) -> np.ndarray | None:
+    def measure_shot(self, fit: FaceFit, edited: np.ndarray, weights: np.ndarray,
+                     read: Callable[[int], PlateImage]) -> np.ndarray | None:
         return None
 
     def apply(self, plate: np.ndarray, rendered: RenderOutput, face: FrameFace) -> RenderOutput:

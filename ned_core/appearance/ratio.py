@@ -117,8 +117,8 @@ class ExpressionAppearance:
         self.mouth = float(mouth)
         self._texels = texture.texels(self.template)
 
-    def measure_shot(self, fit: FaceFit, weights: np.ndarray, read: Callable[[int], PlateImage]
-                     ) -> np.ndarray | None:
+    def measure_shot(self, fit: FaceFit, edited: np.ndarray, weights: np.ndarray,
+                     read: Callable[[int], PlateImage]) -> np.ndarray | None:
         """The mouth layer's (3,) linear gain for the shot: as bright and as tinted as the plate's own
         open mouth shows.
 
@@ -129,14 +129,17 @@ class ExpressionAppearance:
         clipped to ``TEETH_FLOOR``..1) and the colour (over the learned teeth's); the per-channel median
         scales the layer on every frame. One value per shot, so the teeth do not flicker with the
         plate's mouth (a per-frame level did). None for a shot whose mouth never opens (a still with
-        closed lips) or whose edit draws no mouth (no AU10, AU12, AU25 or AU26 on any frame): nothing
-        is read then, and the skin alone lights the layer. A frame that cannot be read is left out (every
-        chunk leaves it out alike; rendering it reports the error), so a chunk is not failed by a
-        damaged frame it does not render.
+        closed lips) or whose edit draws no mouth (no AU10, AU12, AU25 or AU26 on any frame, or no
+        frame whose lips it parts wider than the plate's: under mouth preservation 1 the plate's own
+        mouth shows): nothing is read then, and the skin alone lights the layer. A frame that cannot
+        be read is left out (every chunk leaves it out alike; rendering it reports the error), so a
+        chunk is not failed by a damaged frame it does not render.
         """
         mouth_units = [_AU[name] for name in ("AU10", "AU12", "AU25", "AU26")]
         act = action_units(np.asarray(weights, dtype=np.float64), ACTION_UNIT_ORDER, INTENSITY_CEILING)
         if fit.topology != mesh.TOPOLOGY or not np.any(act[:, mouth_units] > 0.0):
+            return None
+        if not self._frees_lips(fit, edited):
             return None
         openings = []
         for index in np.flatnonzero(np.asarray(fit.found, dtype=bool)):
@@ -153,6 +156,18 @@ class ExpressionAppearance:
             if (gain := self._mouth_gain(image, fit, index)) is not None:
                 gains.append(gain)
         return np.median(gains, axis=0).astype(np.float32) if gains else None
+
+    @staticmethod
+    def _frees_lips(fit: FaceFit, edited: np.ndarray) -> bool:
+        """Whether the edit parts some lip pair wider than the plate's on some frame (by a tenth of a
+        pixel: under mouth preservation 1 the rig keeps every pair's gap exactly)."""
+        for index in np.flatnonzero(np.asarray(fit.found, dtype=bool)):
+            unit = float(fit.scale[index])
+            plate = texture.MouthFrame(fit.to_image(int(index), fit.local_shape(int(index))), unit)
+            edit = texture.MouthFrame(fit.to_image(int(index), fit.local_shape(int(index), edited[index])), unit)
+            if np.max(edit.pair_gaps()[1] - plate.pair_gaps()[1]) * unit > 0.1:
+                return True
+        return False
 
     def _mouth_gain(self, image: PlateImage, fit: FaceFit, index: int) -> np.ndarray | None:
         """One frame's plate mouth over the layer's teeth there (``measure_shot``)."""

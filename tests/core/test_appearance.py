@@ -350,15 +350,24 @@ def test_the_plates_own_mouth_lights_the_teeth_once_per_shot(fit: FaceFit, stage
         """How much the gain scales the learned teeth's luminance."""
         return float((gain * stage._teeth_chroma) @ luma)
 
-    dark = stage.measure_shot(shot, happy4, reader(0.05))
+    freed = FacsRig().edit(shot, happy4, mouth_preservation=0.0)
+    dark = stage.measure_shot(shot, freed, happy4, reader(0.05))
     assert teeth_level(dark) == pytest.approx(0.5, abs=1e-3)  # a dark mouth dims the teeth to the floor
     assert set(read_frames) <= {2, 3, 4} and 1 not in read_frames  # only the most open mouths are read
-    assert teeth_level(stage.measure_shot(shot, happy4, reader(20.0))) == pytest.approx(1.0, abs=1e-3)
-    assert 0.5 < teeth_level(stage.measure_shot(shot, happy4, reader(1.0))) < 1.0  # between floor and full
-    warm = stage.measure_shot(shot, happy4, reader(20.0, (1.3, 1.0, 0.6)))
+    assert teeth_level(stage.measure_shot(shot, freed, happy4, reader(20.0))) == pytest.approx(1.0, abs=1e-3)
+    assert 0.5 < teeth_level(stage.measure_shot(shot, freed, happy4, reader(1.0))) < 1.0  # between floor and full
+    warm = stage.measure_shot(shot, freed, happy4, reader(20.0, (1.3, 1.0, 0.6)))
     assert warm[0] > 1.1 * warm[1] > 1.3 * warm[2]  # a warm light makes cream teeth
-    assert stage.measure_shot(talking(fit, [0.0, 0.0]), happy4[:2], reader(0.05)) is None  # a mouth never open
-    assert stage.measure_shot(shot, np.tile(weights("sad"), (4, 1)), reader(0.05)) is None  # no mouth drawn
+    shut = talking(fit, [0.0, 0.0])
+    shut_freed = FacsRig().edit(shut, happy4[:2], mouth_preservation=0.0)
+    assert stage.measure_shot(shut, shut_freed, happy4[:2], reader(0.05)) is None  # a mouth never open
+    sad4 = np.tile(weights("sad"), (4, 1))
+    sad = FacsRig().edit(shot, sad4, mouth_preservation=0.0)
+    assert stage.measure_shot(shot, sad, sad4, reader(0.05)) is None  # no mouth drawn
+    read_frames.clear()
+    kept = FacsRig().edit(shot, happy4, mouth_preservation=1.0)
+    assert stage.measure_shot(shot, kept, happy4, reader(0.05)) is None  # the plate's own mouth shows
+    assert not read_frames  # and nothing was read for it
     # The layer is drawn that much dimmer.
     w = weights("happy")
     edited = FacsRig().edit(fit, w[None], mouth_preservation=0.0)
@@ -386,7 +395,7 @@ def test_a_damaged_frame_is_left_out_of_the_shot_measure(fit: FaceFit, stage: Ex
             raise CorruptImageError("frame 3 is damaged")
         return plate_with_mouth(shot, shot.frames.index(frame), 20.0)
 
-    gain = stage.measure_shot(shot, happy4, read)
+    gain = stage.measure_shot(shot, FacsRig().edit(shot, happy4, mouth_preservation=0.0), happy4, read)
     assert gain is not None and np.all(np.isfinite(gain))  # measured from the other open mouths
 
 
@@ -394,7 +403,9 @@ def test_no_readable_open_mouth_gives_no_measure(fit: FaceFit, stage: Expression
     def read(frame: int) -> SimpleNamespace:
         raise InputNotFoundError(f"frame {frame} is missing")
 
-    assert stage.measure_shot(talking(fit, [0.05, 0.09]), np.tile(weights("happy"), (2, 1)), read) is None
+    pair = talking(fit, [0.05, 0.09])
+    happy2 = np.tile(weights("happy"), (2, 1))
+    assert stage.measure_shot(pair, FacsRig().edit(pair, happy2, mouth_preservation=0.0), happy2, read) is None
 
 
 def test_full_smile_slope_is_a_strength_weighted_median() -> None:

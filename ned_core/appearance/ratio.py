@@ -50,6 +50,8 @@ from ned_core.render.warp import mesh_map
 MODEL_FILE = Path(__file__).resolve().parent.parent / "data" / "appearance.npz"
 INTENSITY_CEILING = 1.3  # creases stop deepening here however exaggerated the edit
 MOUTH_BLEND = 0.02  # face-local width over which the mouth's upper and lower halves meet
+FREED_PX = 0.1  # a lip pair the edit parts wider than the plate's by more than this (pixels) is freed; under a
+# kept opening the rig keeps each pair's gap up to float noise
 LIP_EDGE = 0.015  # face-local depth under the upper inner lip over which the mouth texture shows the lip's
 # own edge (its shadow on the teeth)
 SHOWS_INSIDE_PX = 2.0
@@ -159,13 +161,13 @@ class ExpressionAppearance:
 
     @staticmethod
     def _frees_lips(fit: FaceFit, edited: np.ndarray) -> bool:
-        """Whether the edit parts some lip pair wider than the plate's on some frame (by a tenth of a
-        pixel: under mouth preservation 1 the rig keeps every pair's gap exactly)."""
+        """Whether the edit parts some lip pair wider than the plate's on some frame (by more than
+        ``FREED_PX``: under mouth preservation 1 the rig keeps every pair's gap)."""
         for index in np.flatnonzero(np.asarray(fit.found, dtype=bool)):
             unit = float(fit.scale[index])
             plate = texture.MouthFrame(fit.to_image(int(index), fit.local_shape(int(index))), unit)
             edit = texture.MouthFrame(fit.to_image(int(index), fit.local_shape(int(index), edited[index])), unit)
-            if np.max(edit.pair_gaps()[1] - plate.pair_gaps()[1]) * unit > 0.1:
+            if np.max(edit.pair_gaps()[1] - plate.pair_gaps()[1]) * unit > FREED_PX:
                 return True
         return False
 
@@ -288,6 +290,17 @@ class ExpressionAppearance:
         frame = texture.MouthFrame(edited, unit)
         if frame.widest_opening() * unit < 0.75:  # under a pixel: shut
             return none
+        # Only where the edit opened the lips wider than the plate's (mouth preservation below 1) is
+        # there new mouth to paint; a kept opening only changes shape at its rim, and its inside (the
+        # tongue and teeth of each sound) stays the plate's, stretched with the lips, even in a smile:
+        # a smile's teeth painted over a talking mouth hid its visemes under one still grin, and at a
+        # small face's size read as a row of braces (dark lip line, two rows, dark line between).
+        src_frame = texture.MouthFrame(source, unit)
+        pair_along, edited_gaps = frame.pair_gaps()
+        widened = edited_gaps - src_frame.pair_gaps()[1]  # lip pair by lip pair
+        widened[widened * unit <= FREED_PX] = 0.0
+        if not widened.any():
+            return none
         inside = _polygon_alpha(frame.polygon(), shape)
         if not inside.any():
             return none
@@ -295,7 +308,6 @@ class ExpressionAppearance:
         # must be painted. Inside the plate's opening the real mouth shows, unless the edit both opens it
         # wider and bares teeth.
         fresh = np.ones(shape, np.float32)
-        src_frame = texture.MouthFrame(source, unit)
         # A plate mouth that narrow shows nothing real inside: all of the new opening is new.
         if rendered.stmap is not None and src_frame.widest_opening() * unit >= SHOWS_INSIDE_PX:
             own = _polygon_alpha(src_frame.polygon(), rendered.pixels.shape[:2])
@@ -306,15 +318,7 @@ class ExpressionAppearance:
         gy, gx = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float64)
         coords = frame.coords(np.stack([gx, gy], axis=-1))
         along, depth = coords[..., 0], coords[..., 1] - frame.contour(frame.upper, coords[..., 0])
-        # Only where the edit opened the lips wider than the plate's (mouth preservation below 1) is
-        # there new mouth to paint; a kept opening only changes shape at its rim, and its inside (the
-        # tongue and teeth of each sound) stays the plate's, stretched with the lips, even in a smile:
-        # a smile's teeth painted over a talking mouth hid its visemes under one still grin, and at a
-        # small face's size read as a row of braces (dark lip line, two rows, dark line between).
-        pair_along, edited_gaps = frame.pair_gaps()
-        plate_gaps = src_frame.pair_gaps()[1]
-        widened = np.interp(along, pair_along, edited_gaps - plate_gaps)  # lip pair by lip pair
-        wider = np.clip(widened * unit / 2.0, 0.0, 1.0)
+        wider = np.clip(np.interp(along, pair_along, widened) * unit / 2.0, 0.0, 1.0)
         height = frame.contour(frame.lower, along) - coords[..., 1]
         # Where the lips part by less than SHOWS_INSIDE_PX there is no layer, and it fades in over the
         # next SHOWS_INSIDE_PX, so a near-shut mouth (a talking plate between syllables, a wedge toward

@@ -324,9 +324,9 @@ def facs_fields(template: np.ndarray) -> dict[str, np.ndarray]:
     # AU23 lip tightener: red lips narrow and thin around the (kept) opening.
     span = smoothstep((f.mouth_half + 0.06 - f.ax) / 0.12)
     lips = np.exp(-(f.mouth_dy / 0.14) ** 4) * span
-    fields["AU23"] = _field(dx=-0.09 * f.x * lips, dy=-0.22 * f.mouth_dy * lips, dz=0.006 * lips, n=n)
+    fields["AU23"] = _field(dx=-0.09 * f.x * lips, dy=-0.35 * f.mouth_dy * lips, dz=0.006 * lips, n=n)
     # AU24 lip pressor: the lips pressed together, the red lips squeezed thin toward the mouth line.
-    fields["AU24"] = _field(dy=-0.2 * f.mouth_dy * lips, dz=-0.006 * lips, n=n)
+    fields["AU24"] = _field(dy=-0.3 * f.mouth_dy * lips, dz=-0.006 * lips, n=n)
 
     upper_lip = f.mouth_dy < 0.0
     # How far along the mouth a point lies: 1 across the middle, 0 at and beyond the corners.

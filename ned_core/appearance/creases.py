@@ -80,11 +80,12 @@ CREASES: dict[str, tuple[Crease | Shade, ...]] = {
              Shade((0.0, 1.22), (0.1, 0.07), 0.08, mirror=False)),
     # Lip stretcher: short folds beside the stretched corners.
     "AU20": (Crease(((0.3, 0.85), (0.36, 0.87)), 0.12, 0.01),),
-    # Lip tightener: the narrowed lips' line pressed darker; the skin just below the lower lip bulges
-    # (light on it) over a shadow.
+    # Lip tightener: the narrowed lips' line pressed darker; light on the skin bulging just below the
+    # lower lip.
     "AU23": (Crease(_arc(0.845, 0.24, 0.01, 9), 0.18, 0.007, mirror=False),
              Shade((0.0, 0.99), (0.12, 0.025), 0.07, mirror=False)),
-    # Lip pressor: the lips pressed together, bulging the skin above and below their red parts.
+    # Lip pressor: the lips pressed together: their line darker, light on the skin bulging above the
+    # upper lip, the shadow under the bulge below the lower lip.
     "AU24": (Crease(_arc(0.845, 0.22, 0.01, 9), 0.14, 0.007, mirror=False),
              Shade((0.0, 0.74), (0.14, 0.025), 0.05, mirror=False),
              Crease(_arc(1.03, 0.12, -0.01, 7), 0.12, 0.012, mirror=False)),

@@ -167,7 +167,7 @@ class ExpressionAppearance:
             unit = float(fit.scale[index])
             plate = texture.MouthFrame(fit.to_image(int(index), fit.local_shape(int(index))), unit)
             edit = texture.MouthFrame(fit.to_image(int(index), fit.local_shape(int(index), edited[index])), unit)
-            if np.max(edit.pair_gaps()[1] - plate.pair_gaps()[1]) * unit > FREED_PX:
+            if np.max(edit.widened_from(plate)[1]) * unit > FREED_PX:
                 return True
         return False
 
@@ -256,7 +256,7 @@ class ExpressionAppearance:
         the texture first blurred to a pixel's footprint where a pixel spans more than a texel.
         """
         step = max(1, round(unit / texture.TEXELS_PER_UNIT))
-        if step == 1:  # a small face: each pixel spans several texels
+        if step == 1:  # a small face: a pixel may span several texels
             spans = texture.TEXELS_PER_UNIT / max(unit, 1e-6)
             log_ratio = texture.prefiltered(log_ratio, (spans, spans))
         small = (-(-shape[0] // step), -(-shape[1] // step))
@@ -296,8 +296,7 @@ class ExpressionAppearance:
         # a smile's teeth painted over a talking mouth hid its visemes under one still grin, and at a
         # small face's size read as a row of braces (dark lip line, two rows, dark line between).
         src_frame = texture.MouthFrame(source, unit)
-        pair_along, edited_gaps = frame.pair_gaps()
-        widened = edited_gaps - src_frame.pair_gaps()[1]  # lip pair by lip pair
+        pair_along, widened = frame.widened_from(src_frame)
         widened[widened * unit <= FREED_PX] = 0.0
         if not widened.any():
             return none

@@ -93,13 +93,14 @@ class MouthFrame:
         """Gap between the inner lips at ``along`` (face-local units, 0 where shut)."""
         return np.maximum(self.contour(self.lower, along) - self.contour(self.upper, along), 0.0)
 
-    def pair_gaps(self) -> tuple[np.ndarray, np.ndarray]:
-        """(along, gap) of each inner-lip pair, sorted along the mouth: where the pair lies and how far
-        apart its two points are (face-local units). Two frames of one mouth compare lip by lip here;
-        ``opening`` at one ``along`` compares different lips where one mouth is wider."""
+    def widened_from(self, plate: MouthFrame) -> tuple[np.ndarray, np.ndarray]:
+        """(along, widened): how much further apart each inner-lip pair is here than in ``plate`` (the
+        same mouth before the edit; face-local units), lip pair by lip pair, sorted by where the pair
+        lies along this mouth. ``opening`` at one ``along`` would compare different lips where one mouth
+        is wider, and each mouth sorted on its own would pair up different lips on a turned head."""
         along = 0.5 * (self.upper[:, 0] + self.lower[:, 0])
         order = np.argsort(along)
-        return along[order], self._pair_gaps[order]
+        return along[order], (self._pair_gaps - plate._pair_gaps)[order]
 
     def widest_opening(self) -> float:
         """The widest gap between the inner lips over the middle of the mouth (face-local units)."""
@@ -134,7 +135,10 @@ def prefiltered(image: np.ndarray, texels_per_pixel: tuple[float, float]) -> np.
     teeth's gaps and incisal edges and a drawn furrow came out as hard stripes and speckle). Gaussian
     of ``sqrt(s^2 - 1) / 2`` texels per axis: nothing where a pixel spans a texel or less, about half the
     footprint beyond."""
-    sx, sy = (0.5 * float(np.sqrt(max(s * s - 1.0, 0.0))) for s in texels_per_pixel)
+    # Capped at the texture's size: a degenerate face (a mouth a hundredth of a pixel wide) needs no
+    # more than a flat colour, and an unbounded kernel would cost seconds.
+    limit = float(max(image.shape[:2]))
+    sx, sy = (min(0.5 * float(np.sqrt(max(s * s - 1.0, 0.0))), limit) for s in texels_per_pixel)
     if max(sx, sy) < 0.05:
         return image
     # A sigma of ~0 gives a one-tap kernel on that axis.

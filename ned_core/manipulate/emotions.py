@@ -3,7 +3,7 @@
 Weights are relative contributions of each AU at full intensity of the emotion. The mixes follow the
 prototypes of EMFACS (Friesen & Ekman) that the issue names: happy 6+12+25, surprised 1+2+5+26, sad
 1+4+15+17 with heavy lids (41), angry 4+5+7+23+24 (lips pressed under a lowered brow and a stare), fear
-1+2+4+5+20+25+26, disgust 9+10+15+16+25. The AUs that open the mouth (25, 26) act only where the mouth
+1+2+4+5+7+20+25+26, disgust 9+10+15+16+25. The AUs that open the mouth (25, 26) act only where the mouth
 is free: under mouth preservation 1 the speech owns the opening.
 """
 
@@ -40,6 +40,8 @@ ACTION_UNITS: dict[str, str] = {
 # Its mouth is pressed (23+24), as the issue's 4+5+7+23(+24): a bared-teeth form (10+25 added) parted a
 # still's lips into what read as a word being spoken, at odds with the pressing. Its brow is lowered past
 # AU4's clear apex (1.5): at 1.0 the inner brows came down and in but the brows' line stayed level.
+# Fear tenses and raises its lower lids (AU7), as FACS's fear prototype (1+2+4+5+7+20+26) and Ekman's
+# description have it: without it fear's wide eyes were surprise's below the iris.
 EMOTION_AUS: dict[str, dict[str, float]] = {
     "neutral": {},
     "angry": {"AU4": 1.5, "AU5": 1.0, "AU7": 0.8, "AU23": 0.8, "AU24": 0.5},

@@ -116,25 +116,41 @@ def test_a_kept_mouth_barely_parted_keeps_its_own_lip_line(fit: FaceFit, stage: 
     slit, opened = gain(1.2), gain(8.0)
     assert slit.max() < 1.6 and slit.min() > 0.4  # creases only, as on a shut mouth (0.49 measured)
     assert opened.min() < 0.8 * slit.min()  # an open smile's dark corners (0.56 against 0.87)
+
+
+def test_lips_freed_but_parted_under_two_pixels_get_no_layer(fit: FaceFit, stage: ExpressionAppearance) -> None:
     # A gap under SHOWS_INSIDE_PX resolves nothing inside (each lip's edge blurs over about a pixel):
     # the layer paints none of it (a fade that ended at 2 px painted such a slit at up to 97%).
-    below = parted(fit, 0.9 * SHOWS_INSIDE_PX)
-    _, _, with_layer = render(below, "happy", 1.0, 1.0, stage)
-    _, _, creases_only = render(below, "happy", 1.0, 1.0, ExpressionAppearance(mouth=0.0))
-    np.testing.assert_array_equal(with_layer.pixels, creases_only.pixels)
+    def widest(intensity: float) -> float:
+        edited = FacsRig().edit(fit, weights("happy", intensity)[None], mouth_preservation=0.0)
+        shape = fit.to_image(0, fit.local_shape(0, edited[0]))
+        return texture.MouthFrame(shape, float(fit.scale[0])).widest_opening() * float(fit.scale[0])
+
+    weak = 0.9 * SHOWS_INSIDE_PX / widest(1.0)  # the free lips part by about 1.8 pixels
+    assert 1.0 < widest(weak) < SHOWS_INSIDE_PX
+    layer_only = ExpressionAppearance(creases=0.0)  # no ratio image or drawn creases: only the layers
+    box = mouth_box(fit)
+    _, warped, out = render(fit, "happy", weak, 0.0, layer_only)
+    np.testing.assert_array_equal(out.pixels[box], warped.pixels[box])
+    _, warped, out = render(fit, "happy", 2.0 * weak, 0.0, layer_only)  # 3.1 pixels: the layer fades in
+    assert np.any(out.pixels[box] != warped.pixels[box])
 
 
 def test_a_smile_keeps_a_talking_mouths_own_inside_unless_the_lips_are_freed(
         fit: FaceFit, stage: ExpressionAppearance) -> None:
     """Under a kept opening the tongue and teeth of each sound are the speech's: a smile stretches them
-    with the lips and paints nothing over them; freed (mouth preservation 0) and opened wider, the smile
-    shows its own teeth there."""
-    talking_mouth = parted(fit, 8.0)
-    _, _, kept = render(talking_mouth, "happy", 1.0, 1.0, stage)
-    _, _, kept_no_layer = render(talking_mouth, "happy", 1.0, 1.0, ExpressionAppearance(mouth=0.0))
-    np.testing.assert_array_equal(kept.pixels, kept_no_layer.pixels)
+    with the lips and paints nothing over them (``mouth=0`` turns off the layer inside the plate's own
+    opening only); freed (mouth preservation 0) and opened wider, the smile shows its own teeth there."""
+    for yaw in (0.0, 65.0):  # a head turned far enough that the lips' order along the mouth changes
+        a = np.radians(yaw)
+        turn = np.array([[np.cos(a), 0.0, np.sin(a)], [0.0, 1.0, 0.0], [-np.sin(a), 0.0, np.cos(a)]])
+        talking_mouth = parted(dataclasses.replace(fit, rotation=(turn @ fit.rotation[0])[None]), 8.0)
+        _, _, kept = render(talking_mouth, "happy", 1.0, 1.0, stage)
+        _, _, kept_no_layer = render(talking_mouth, "happy", 1.0, 1.0, ExpressionAppearance(mouth=0.0))
+        np.testing.assert_array_equal(kept.pixels, kept_no_layer.pixels, err_msg=f"yaw {yaw}")
     box = mouth_box(fit)
-    _, warped, freed = render(talking_mouth, "happy", 1.0, 0.0, stage)
+    talking_mouth = parted(fit, 8.0)
+    _, _, freed = render(talking_mouth, "happy", 1.0, 0.0, stage)
     _, _, freed_no_layer = render(talking_mouth, "happy", 1.0, 0.0, ExpressionAppearance(mouth=0.0))
     painted = np.any(freed.pixels[box] != freed_no_layer.pixels[box], axis=-1)
     assert painted.sum() > 100  # the freed opening is drawn (teeth and the dark), not the stretched plate

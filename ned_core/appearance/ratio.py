@@ -141,13 +141,15 @@ class ExpressionAppearance:
         act = action_units(np.asarray(weights, dtype=np.float64), ACTION_UNIT_ORDER, INTENSITY_CEILING)
         if fit.topology != mesh.TOPOLOGY or not np.any(act[:, mouth_units] > 0.0):
             return None
-        if not self._frees_lips(fit, edited):
-            return None
-        openings = []
-        for index in np.flatnonzero(np.asarray(fit.found, dtype=bool)):
-            points = fit.to_image(int(index), fit.local_shape(int(index)))
+        openings, freed = [], False
+        for index in (int(i) for i in np.flatnonzero(np.asarray(fit.found, dtype=bool))):
             unit = float(fit.scale[index])
-            openings.append((-texture.MouthFrame(points, unit).widest_opening() * unit, int(index)))
+            plate = texture.MouthFrame(fit.to_image(index, fit.local_shape(index)), unit)
+            edit = texture.MouthFrame(fit.to_image(index, fit.local_shape(index, edited[index])), unit)
+            freed = freed or float(np.max(edit.widened_from(plate)[1])) * unit > FREED_PX
+            openings.append((-plate.widest_opening() * unit, index))
+        if not freed:  # no layer is drawn on any frame: the plate's own mouth shows
+            return None
         picked = [index for negative, index in sorted(openings)[:TEETH_FRAMES] if -negative >= SHOWS_INSIDE_PX]
         gains = []
         for index in picked:
@@ -158,18 +160,6 @@ class ExpressionAppearance:
             if (gain := self._mouth_gain(image, fit, index)) is not None:
                 gains.append(gain)
         return np.median(gains, axis=0).astype(np.float32) if gains else None
-
-    @staticmethod
-    def _frees_lips(fit: FaceFit, edited: np.ndarray) -> bool:
-        """Whether the edit parts some lip pair wider than the plate's on some frame (by more than
-        ``FREED_PX``: under mouth preservation 1 the rig keeps every pair's gap)."""
-        for index in np.flatnonzero(np.asarray(fit.found, dtype=bool)):
-            unit = float(fit.scale[index])
-            plate = texture.MouthFrame(fit.to_image(int(index), fit.local_shape(int(index))), unit)
-            edit = texture.MouthFrame(fit.to_image(int(index), fit.local_shape(int(index), edited[index])), unit)
-            if np.max(edit.widened_from(plate)[1]) * unit > FREED_PX:
-                return True
-        return False
 
     def _mouth_gain(self, image: PlateImage, fit: FaceFit, index: int) -> np.ndarray | None:
         """One frame's plate mouth over the layer's teeth there (``measure_shot``)."""

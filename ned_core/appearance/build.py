@@ -48,6 +48,8 @@ MIN_OPENING = 0.04  # a smile's lips part at least this much (face-local units) 
 LOG_RATIO_LIMITS = (-0.8, 0.5)
 MIN_STRENGTH = 0.2  # a person who barely smiles (a fifth of the mean smile) says little about a full one
 OPENING_MARGIN = 0.01  # face-local width around a photo's mouth opening its lips' blurred edges reach
+LIP_INSIDE = 0.02  # face-local: the tracked inner lip runs this far inside the lower lip's visible red (on
+# the exemplar smiles 026 and 009 the red begins 0.016-0.021 above the tracked line)
 EXEMPLAR_COVER = 0.9  # the smile the mouth is drawn from shows at least this share of what the median does
 
 
@@ -183,7 +185,7 @@ def mouth_texture(pairs: dict[str, tuple[np.ndarray, np.ndarray]], photos: dict[
     ``slope`` is how teeth brightness follows skin brightness across the persons.
     """
     along, depth = texture.mouth_grid()
-    uppers, lowers, raises, skins, used = [], [], [], [], []
+    uppers, lowers, raises, skins, openings, used = [], [], [], [], [], []
     for pid, (neutral_px, smiling_px) in pairs.items():
         unit = mesh.canonical_pose(smiling_px)[0]
         frame = texture.MouthFrame(smiling_px, unit)
@@ -200,6 +202,7 @@ def mouth_texture(pairs: dict[str, tuple[np.ndarray, np.ndarray]], photos: dict[
             out.append(np.where(inside[..., None], rgb, np.nan))
         skins.append(float(luminance(texture.skin_reference(smiling, smiling_px, unit))))
         raises.append(upper_lip_raise(neutral_px, smiling_px, along[0]))
+        openings.append(opening)
         used.append(pid)
     if not uppers:
         raise InputNotFoundError("no smiling photo parts its lips: cannot learn the mouth")
@@ -211,7 +214,10 @@ def mouth_texture(pairs: dict[str, tuple[np.ndarray, np.ndarray]], photos: dict[
     upper_stack = _normalised(uppers, skins, slope)
     upper_median = _median(upper_stack)
     pick = _exemplar(upper_stack, *upper_median)
-    upper = _mouth_texture(upper_stack, *upper_median, pick)
+    # Down there the exemplar's samples are its lower lip's red: a relaxed lip over a dropped jaw reads
+    # the texture that deep and showed it as a pink arc under the upper teeth. The dark takes its place.
+    lower_lip = depth > openings[pick][None, :] - LIP_INSIDE
+    upper = _mouth_texture(upper_stack, *upper_median, pick, beyond=lower_lip)
     # One dark for both halves, the upper half's: where the two meet in a wide mouth they must agree.
     lower_stack = _normalised(lowers, skins, slope)
     lower = _mouth_texture(lower_stack, *_median(lower_stack), pick, dark_from=upper)
@@ -255,12 +261,12 @@ def _exemplar(stack: np.ndarray, median: np.ndarray, known: np.ndarray) -> int:
 
 
 def _mouth_texture(stack: np.ndarray, median: np.ndarray, known: np.ndarray, exemplar: int,
-                   dark_from: np.ndarray | None = None) -> np.ndarray:
+                   dark_from: np.ndarray | None = None, beyond: np.ndarray | None = None) -> np.ndarray:
     """Person ``exemplar``'s (depth, along, 3) mouth from a normalised stack, unknown texels filled.
 
     Where the ``median`` over persons is ``known``, the exemplar's own texels (the median's where that
     smile shows nothing: none in the shipped file, whose exemplar shows all of both halves); elsewhere
-    the lip's edge or the dark.
+    the lip's edge or the dark. Texels ``beyond`` (a mask) are filled as unknown ones are.
     """
     own = stack[exemplar]
     # Beyond what the smiles show (deeper than their openings) the mouth is its dark interior: half the
@@ -272,6 +278,8 @@ def _mouth_texture(stack: np.ndarray, median: np.ndarray, known: np.ndarray, exe
         dark = 0.5 * np.median(shown[luminance(shown) <= np.percentile(luminance(shown), 10)], axis=0)
     else:
         dark = dark_from[-1, dark_from.shape[1] // 2]
+    if beyond is not None:
+        known = known & ~beyond
     for col in range(out.shape[1]):
         rows = np.flatnonzero(known[:, col])
         first = rows.min() if len(rows) else out.shape[0]

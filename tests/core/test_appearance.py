@@ -468,6 +468,29 @@ def test_the_mouth_is_one_real_smiles_the_one_nearest_the_median() -> None:
     assert np.allclose(mouth[30:], mouth[-1, 0]) and mouth[-1, 0] < 1.0
 
 
+def test_the_exemplars_lower_lip_is_not_drawn_inside_the_mouth() -> None:
+    """The tracked inner lip runs inside the lip's red, so the deepest rows a smile shows under its upper
+    lip are its lower lip: a relaxed lip over a dropped jaw reads that deep, and drew a pink arc under
+    the upper teeth. Those rows are the mouth's dark instead."""
+    from ned_core.appearance.build import _median, _mouth_texture
+
+    shape = (40, 24, 3)
+    persons = []
+    for _ in range(3):
+        x = np.full(shape, np.nan, np.float32)
+        x[:16] = 2.0  # teeth
+        x[16:20] = (1.2, 0.5, 0.5)  # the smile's own lower lip, above the tracked line
+        persons.append(x)
+    stack = np.stack(persons)
+    median, known = _median(stack)
+    lip = np.zeros(shape[:2], bool)
+    lip[16:] = True
+    plain, cut = _mouth_texture(stack, median, known, 0), _mouth_texture(stack, median, known, 0, beyond=lip)
+    assert plain[17, 12, 0] > 2.0 * plain[17, 12, 2]  # the lip's red
+    np.testing.assert_allclose(cut[18:, 12], np.broadcast_to(plain[-1, 12], (22, 3)))  # the dark beyond the teeth
+    np.testing.assert_allclose(cut[:14], plain[:14])  # the teeth as they were
+
+
 def test_the_shipped_mouth_names_the_smile_it_is_drawn_from() -> None:
     data = load_model()
     assert int(data["mouth_exemplar"]) in set(int(p) for p in data["mouth_person_ids"])

@@ -58,6 +58,8 @@ SHOWS_INSIDE_PX = 2.0
 """A gap between the lips narrower than this many pixels shows no mouth inside: each lip's edge blurs
 over about a pixel, so lips that barely part show their own dark line, not teeth (and a plate's mouth
 that narrow has nothing real to keep). The mouth layer fades in over the next SHOWS_INSIDE_PX."""
+STRETCH_KEPT = 1.25  # the plate's mouth inside, stretched by the edit up to this factor, is kept as real;
+# painted over from twice it
 TEETH_FRAMES = 3  # the plate's most open mouths a shot's teeth light is read from
 TEETH_FLOOR = 0.5  # a dark plate mouth dims the teeth at most this much (a smile's teeth still show)
 TEETH_TINT = (0.3, 2.0)  # per-channel bounds of the plate light's tint on the teeth
@@ -286,27 +288,33 @@ class ExpressionAppearance:
         # a smile's teeth painted over a talking mouth hid its visemes under one still grin, and at a
         # small face's size read as a row of braces (dark lip line, two rows, dark line between).
         src_frame = texture.MouthFrame(source, unit)
-        pair_along, widened = frame.widened_from(src_frame)
+        pair_along, widened, plate_gap = frame.widened_from(src_frame)
         widened[widened * unit <= FREED_PX] = 0.0
         if not widened.any():
             return none
         inside = _polygon_alpha(frame.polygon(), shape)
         if not inside.any():
             return none
+        gy, gx = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float64)
+        coords = frame.coords(np.stack([gx, gy], axis=-1))
+        along, depth = coords[..., 0], coords[..., 1] - frame.contour(frame.upper, coords[..., 0])
         # Pixels the warp fetched from outside the plate's own opening are lip pulled over nothing: they
         # must be painted. Inside the plate's opening the real mouth shows, unless the edit both opens it
-        # wider and bares teeth.
+        # wider and bares teeth, or stretches it: a plate opening is real mouth only near its own size,
+        # kept where the edit's gap is at most STRETCH_KEPT times it, painted from twice that. Stretched
+        # further it is a magnified lip line (a still's 4-pixel seam pulled into a 40-pixel surprise
+        # showed streaks of lip-pink where the teeth and the dark belong).
         fresh = np.ones(shape, np.float32)
         # A plate mouth that narrow shows nothing real inside: all of the new opening is new.
         if rendered.stmap is not None and src_frame.widest_opening() * unit >= SHOWS_INSIDE_PX:
             own = _polygon_alpha(src_frame.polygon(), rendered.pixels.shape[:2])
             where = rendered.stmap[int(origin[1]):int(origin[1]) + shape[0],
                                    int(origin[0]):int(origin[0]) + shape[1]]
+            stretch = (plate_gap + widened) / np.maximum(plate_gap, 1e-9)
+            real = 1.0 - smoothstep(stretch / STRETCH_KEPT - 1.0)
             fresh = 1.0 - cv2.remap(own, where[..., 0], where[..., 1], cv2.INTER_LINEAR,
-                                    borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
-        gy, gx = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float64)
-        coords = frame.coords(np.stack([gx, gy], axis=-1))
-        along, depth = coords[..., 0], coords[..., 1] - frame.contour(frame.upper, coords[..., 0])
+                                    borderMode=cv2.BORDER_CONSTANT, borderValue=0.0) \
+                * np.interp(along, pair_along, real).astype(np.float32)
         wider = np.clip(np.interp(along, pair_along, widened) * unit / 2.0, 0.0, 1.0)
         height = frame.contour(frame.lower, along) - coords[..., 1]
         # Where the lips part by less than SHOWS_INSIDE_PX there is no layer, and it fades in over the

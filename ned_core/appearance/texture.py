@@ -93,14 +93,15 @@ class MouthFrame:
         """Gap between the inner lips at ``along`` (face-local units, 0 where shut)."""
         return np.maximum(self.contour(self.lower, along) - self.contour(self.upper, along), 0.0)
 
-    def widened_from(self, plate: MouthFrame) -> tuple[np.ndarray, np.ndarray]:
-        """(along, widened): how much further apart each inner-lip pair is here than in ``plate`` (the
-        same mouth before the edit; face-local units), lip pair by lip pair, sorted by where the pair
-        lies along this mouth. ``opening`` at one ``along`` would compare different lips where one mouth
-        is wider, and each mouth sorted on its own would pair up different lips on a turned head."""
+    def widened_from(self, plate: MouthFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(along, widened, plate_gap): how much further apart each inner-lip pair is here than in
+        ``plate`` (the same mouth before the edit; face-local units), and how far apart it was there,
+        lip pair by lip pair, sorted by where the pair lies along this mouth. ``opening`` at one
+        ``along`` would compare different lips where one mouth is wider, and each mouth sorted on its
+        own would pair up different lips on a turned head."""
         along = 0.5 * (self.upper[:, 0] + self.lower[:, 0])
         order = np.argsort(along)
-        return along[order], (self._pair_gaps - plate._pair_gaps)[order]
+        return along[order], (self._pair_gaps - plate._pair_gaps)[order], plate._pair_gaps[order]
 
     def widest_opening(self) -> float:
         """The widest gap between the inner lips over the middle of the mouth (face-local units)."""

@@ -92,12 +92,17 @@ def test_a_free_mouth_gets_teeth_a_kept_closed_mouth_does_not(fit: FaceFit, stag
     assert ratio.max() < 1.6 and ratio.min() > 0.4
 
 
-def parted(fit: FaceFit, pixels: float) -> FaceFit:
-    """``fit`` with its lower lip and jaw dropped so the inner lips part by ``pixels`` in the middle."""
+def parted(fit: FaceFit, pixels: float, whole_lip: bool = False) -> FaceFit:
+    """``fit`` with its lower lip and jaw dropped so the inner lips part by ``pixels`` in the middle
+    (``whole_lip``: every lower inner-lip point moves, so the gap is even along the mouth, not only
+    where the template's lower inner lip lies below its mean line)."""
     template = fit.identity
     mouth_y = template[[mesh.UPPER_LIP_INNER, mesh.LOWER_LIP_INNER], 1].mean()
     half = 0.5 * abs(template[mesh.MOUTH_LEFT, 0] - template[mesh.MOUTH_RIGHT, 0])
     lower = (template[:, 1] > mouth_y + 1e-4) & (np.abs(template[:, 0]) < 0.8)
+    if whole_lip:
+        lower[list(texture.LOWER_INNER)] = True
+        lower[list(texture.UPPER_INNER)] = False
     across = np.clip(1.0 - (np.abs(template[:, 0]) / (half + 0.05)) ** 2, 0.0, 1.0)
     expression = np.zeros_like(fit.expression)
     expression[0, :, 1] = pixels / float(fit.scale[0]) * lower * across
@@ -150,10 +155,36 @@ def test_a_smile_keeps_a_talking_mouths_own_inside_unless_the_lips_are_freed(
         np.testing.assert_array_equal(kept.pixels, kept_no_layer.pixels, err_msg=f"yaw {yaw}")
     box = mouth_box(fit)
     talking_mouth = parted(fit, 8.0)
-    _, _, freed = render(talking_mouth, "happy", 1.0, 0.0, stage)
-    _, _, freed_no_layer = render(talking_mouth, "happy", 1.0, 0.0, ExpressionAppearance(mouth=0.0))
-    painted = np.any(freed.pixels[box] != freed_no_layer.pixels[box], axis=-1)
+    _, warped, freed = render(talking_mouth, "happy", 1.0, 0.0, ExpressionAppearance(creases=0.0))
+    painted = np.any(freed.pixels[box] != warped.pixels[box], axis=-1)
     assert painted.sum() > 100  # the freed opening is drawn (teeth and the dark), not the stretched plate
+
+
+def test_a_plate_opening_stretched_far_is_painted_over(fit: FaceFit) -> None:
+    """A plate's own mouth inside is real only near its own size: a still's lip seam a few pixels open,
+    pulled into a surprise's wide opening, must show the learned teeth and dark, not the seam magnified
+    (streaks of lip-pink); an opening the edit barely widens keeps the plate's inside."""
+    layer_only = ExpressionAppearance(creases=0.0)  # no ratio image or drawn creases: only the layers
+    unit = float(fit.scale[0])
+
+    def painted_share(plate_gap_px: float, emotion: str, intensity: float) -> tuple[float, float]:
+        plate_fit = parted(fit, plate_gap_px, whole_lip=True)
+        edited = FacsRig().edit(plate_fit, weights(emotion, intensity)[None], mouth_preservation=0.0)
+        shape = plate_fit.to_image(0, plate_fit.local_shape(0, edited[0]))
+        frame = texture.MouthFrame(shape, unit)
+        inside = np.zeros(skin().shape[:2], np.uint8)
+        cv2.fillPoly(inside, [np.round(frame.polygon()).astype(np.int32)], 1)
+        inside = cv2.erode(inside, np.ones((3, 3), np.uint8)) > 0  # clear of the lips' blurred edges
+        _, warped, out = render(plate_fit, emotion, intensity, 0.0, layer_only)
+        changed = np.any(out.pixels != warped.pixels, axis=-1)
+        return float(changed[inside].mean()), frame.widest_opening() * unit
+
+    share, opened = painted_share(4.0, "surprised", 1.0)
+    assert opened > 5.0 * 4.0  # the surprise opens the 4-pixel seam more than five times as wide
+    assert share > 0.9
+    share, opened = painted_share(12.0, "surprised", 0.05)  # widened by a fraction of its gap
+    assert 12.0 < opened < 1.25 * 12.0
+    assert share < 0.1
 
 
 def test_creases_fade_with_the_intensity(fit: FaceFit, stage: ExpressionAppearance) -> None:

@@ -200,7 +200,7 @@ def mouth_texture(pairs: dict[str, tuple[np.ndarray, np.ndarray]], photos: dict[
             xy = points.astype(np.float32)
             rgb = cv2.remap(smiling, xy[..., 0], xy[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             out.append(np.where(inside[..., None], rgb, np.nan))
-        skins.append(float(luminance(texture.skin_reference(smiling, smiling_px, unit))))
+        skins.append(float(luminance(texture.reference_colour(smiling, smiling_px, unit))))
         raises.append(upper_lip_raise(neutral_px, smiling_px, along[0]))
         openings.append(opening)
         used.append(pid)

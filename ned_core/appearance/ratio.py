@@ -58,6 +58,12 @@ SHOWS_INSIDE_PX = 2.0
 """A gap between the lips narrower than this many pixels shows no mouth inside: each lip's edge blurs
 over about a pixel, so lips that barely part show their own dark line, not teeth (and a plate's mouth
 that narrow has nothing real to keep). The mouth layer fades in over the next SHOWS_INSIDE_PX."""
+TONGUE_SHADE = 0.3  # the tongue in the mouth's shade: this share of the plate's own lower lip colour
+TONGUE_EDGE = 0.02  # face-local height above the lower inner lip where the tongue is fully behind the teeth
+TONGUE_DEPTH = 0.05  # face-local height above the lower teeth over which the tongue goes into the dark
+TONGUE_OPENING = (0.10, 0.14)  # face-local lip gaps over which it comes into view (a smile parts 0.09)
+TONGUE_HALF_WIDTH = 0.22  # along the mouth (1 = corner to corner): the tongue is narrower than the opening
+TONGUE_LIP_REACH = 0.012  # face-local reach of each lower-lip sample: inside the lip's red
 STRETCH_KEPT = 1.25  # the plate's mouth inside, stretched by the edit up to this factor, is kept as real;
 # painted over from twice it
 TEETH_FRAMES = 3  # the plate's most open mouths a shot's teeth light is read from
@@ -110,6 +116,7 @@ class ExpressionAppearance:
         # How bright the learned teeth get (their 95th percentile), against which a plate's mouth is read,
         # and their colour (the brightest 5%'s mean, over its luminance).
         teeth_luma = self.mouth_texture @ _LUMA
+        self._lower_teeth_top, self._dark_luma = _lower_teeth_top(self.mouth_lower)
         self._teeth_peak = float(np.percentile(teeth_luma, 95))
         brightest = self.mouth_texture[teeth_luma >= self._teeth_peak].mean(axis=0)
         self._teeth_chroma = (brightest / max(float(brightest @ _LUMA), 1e-6)).astype(np.float32)
@@ -182,7 +189,7 @@ class ExpressionAppearance:
         inner = np.ascontiguousarray(rgb[y0:y1, x0:x1][shown])
         if space != linear_space:
             inner = convert(inner[None], space, linear_space)[0]
-        skin = _skin(rgb if space == linear_space else None, rgb, space, linear_space, points, unit)
+        skin = _plate_colour(rgb if space == linear_space else None, rgb, space, linear_space, points, unit)
         level = float(max(skin @ _LUMA, 1e-4)) ** self.mouth_skin_slope
         luma = inner @ _LUMA
         brightest = inner[luma >= np.percentile(luma, 90)].mean(axis=0)
@@ -347,11 +354,20 @@ class ExpressionAppearance:
         space = face.colorspace or linear_space
         rgb = plate[..., :3]
         plate_linear = rgb if space == linear_space else None
-        skin = _skin(plate_linear, rgb, space, linear_space, source, unit)
+        skin = _plate_colour(plate_linear, rgb, space, linear_space, source, unit)
         level = float(max(skin @ _LUMA, 1e-4)) ** self.mouth_skin_slope
         colour = ratio * level
         if face.shot_light is not None:  # as bright and tinted as the plate's own mouth shows, per shot
             colour = colour * face.shot_light
+        # Behind the lower teeth of a dropped jaw the tongue rises into view: no smile shows it, so it is
+        # drawn, in the shade of the plate's own lower lip (without it the open mouth was one flat dark,
+        # a hole cut in the face). Only where the learned texture shows the mouth's dark.
+        tongue = _tongue(height, along, frame.opening(along), ratio @ _LUMA, self._lower_teeth_top,
+                         self._dark_luma)
+        if tongue.any():
+            lip = _plate_colour(plate_linear, rgb, space, linear_space, source, unit,
+                                texture.LOWER_LIP_POINTS, TONGUE_LIP_REACH)
+            colour = colour + tongue[..., None] * (TONGUE_SHADE * lip - colour)
         return alpha.astype(np.float32), colour.astype(np.float32)
 
 
@@ -374,16 +390,32 @@ class ExpressionAppearance:
         return np.maximum(np.interp(along, grid, self.mouth_lip_raise) - edit_raise, 0.0)
 
 
+def _lower_teeth_top(lower: np.ndarray) -> tuple[float, float]:
+    """(height above the lower inner lip where the lower teeth end, the dark's luminance) in a lower
+    mouth texture: the first row past the teeth, over the middle of the mouth, below halfway from the
+    dark to their brightest."""
+    _, depth = texture.mouth_grid()
+    n_along = lower.shape[1]
+    profile = (lower[:, 3 * n_along // 8: 5 * n_along // 8] @ _LUMA).mean(axis=1)
+    dark = float(profile[-1])
+    brightest = int(np.argmax(profile))
+    past = np.flatnonzero(profile[brightest:] < 0.5 * (dark + profile[brightest]))
+    row = brightest + (int(past[0]) if len(past) else len(profile) - 1 - brightest)
+    return float(depth[row, 0]), dark
+
+
 def shows_inside(gap_px: np.ndarray | float) -> np.ndarray:
     """How much of a mouth's inside a gap of ``gap_px`` pixels between the lips shows: 0 up to
     SHOWS_INSIDE_PX, rising smoothly to 1 at twice it (the mouth layer and the open mouth's ratio alike)."""
     return smoothstep(np.asarray(gap_px) / SHOWS_INSIDE_PX - 1.0)
 
 
-def _skin(plate_linear: np.ndarray | None, rgb: np.ndarray, space: str, linear_space: str, source: np.ndarray,
-          unit: float) -> np.ndarray:
-    """The plate's linear skin colour beside the mouth (converting only the patch it reads)."""
-    points = source[list(texture.SKIN_POINTS)]
+def _plate_colour(plate_linear: np.ndarray | None, rgb: np.ndarray, space: str, linear_space: str,
+                  source: np.ndarray, unit: float, where: tuple[int, ...] = texture.SKIN_POINTS,
+                  reach: float = 0.04) -> np.ndarray:
+    """The plate's linear colour at the mesh points ``where``, by default the skin beside the mouth
+    (``texture.reference_colour``; converting only the patch it reads)."""
+    points = source[list(where)]
     x0, y0 = np.floor(points.min(axis=0) - unit * 0.1).astype(int)
     x1, y1 = np.ceil(points.max(axis=0) + unit * 0.1).astype(int)
     h, w = rgb.shape[:2]
@@ -396,7 +428,23 @@ def _skin(plate_linear: np.ndarray | None, rgb: np.ndarray, space: str, linear_s
     shifted = source.copy()
     shifted[:, 0] -= x0
     shifted[:, 1] -= y0
-    return texture.skin_reference(patch, shifted, unit)
+    return texture.reference_colour(patch, shifted, unit, where, reach)
+
+
+def _tongue(height: np.ndarray, along: np.ndarray, opening: np.ndarray, luma: np.ndarray, teeth_top: float,
+            dark: float) -> np.ndarray:
+    """(h, w) float32 share of the tongue at mouth-space points ``height`` above the lower inner lip and
+    ``along`` the mouth, where the lips are ``opening`` apart (face-local units; ``luma`` is the learned
+    texture's luminance there, ``teeth_top`` the height where its lower teeth end, ``dark`` its dark's
+    luminance). The tongue's tip rests behind the lower teeth (showing between them), lit from the
+    front, and its back goes into the dark over TONGUE_DEPTH past their top; it is narrower than the
+    mouth, shows only in a dropped jaw's opening, and hides behind whatever the texture shows lighter
+    than twice the dark."""
+    front = smoothstep(height / TONGUE_EDGE) * (1.0 - smoothstep((height - teeth_top) / TONGUE_DEPTH))
+    middle = np.exp(-((along - 0.5) / TONGUE_HALF_WIDTH) ** 2)
+    dropped = smoothstep((opening - TONGUE_OPENING[0]) / (TONGUE_OPENING[1] - TONGUE_OPENING[0]))
+    behind = 1.0 - smoothstep((luma - 2.0 * dark) / (6.0 * dark))
+    return (front * middle * dropped * behind).astype(np.float32)
 
 
 def _polygon_alpha(polygon: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

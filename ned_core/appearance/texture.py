@@ -23,6 +23,8 @@ UPPER_INNER = tuple(u for u, _ in mesh.INNER_LIP_PAIRS)
 LOWER_INNER = tuple(lo for _, lo in mesh.INNER_LIP_PAIRS)
 # Cheek and chin skin beside the mouth: what the mouth layer's colour is measured against.
 SKIN_POINTS = (50, 280, 101, 330, 205, 425, 36, 266, 187, 411, 199, 428, 208)
+# The lower lip's red, midway between its inner and outer edges: the tongue's colour is read there.
+LOWER_LIP_POINTS = (15, 16, 85, 86, 315, 316)
 
 
 def face_texture_shape() -> tuple[int, int]:
@@ -163,10 +165,12 @@ def mouth_texel(along: np.ndarray, depth: np.ndarray) -> tuple[np.ndarray, np.nd
     return x.astype(np.float32), y.astype(np.float32)
 
 
-def skin_reference(linear: np.ndarray, points: np.ndarray, unit: float) -> np.ndarray:
-    """(C,) median linear colour of the skin beside the mouth, each point averaged over a small disc."""
-    p = np.asarray(points, dtype=np.float64)[list(SKIN_POINTS), :2]
-    radius = max(1, round(0.04 * unit))
+def reference_colour(linear: np.ndarray, points: np.ndarray, unit: float,
+                     where: tuple[int, ...] = SKIN_POINTS, reach: float = 0.04) -> np.ndarray:
+    """(C,) median linear colour at the mesh points ``where`` (by default the skin beside the mouth),
+    each averaged over a square reaching ``reach`` face-local units from it."""
+    p = np.asarray(points, dtype=np.float64)[list(where), :2]
+    radius = max(1, round(reach * unit))
     h, w = linear.shape[:2]
     samples = []
     for x, y in p:

@@ -187,6 +187,54 @@ def test_a_plate_opening_stretched_far_is_painted_over(fit: FaceFit) -> None:
     assert share < 0.1
 
 
+def test_a_dropped_jaw_shows_a_tongue_in_the_shade_of_the_plates_own_lip(fit: FaceFit) -> None:
+    """Behind the lower teeth of a surprised still's open mouth the tongue shows, coloured from the
+    plate's lower lip (a green-lipped plate gets a greenish tongue, a red-lipped one a reddish one);
+    it goes into the mouth's dark further up."""
+    layer_only = ExpressionAppearance(creases=0.0)
+    w = weights("surprised")
+    edited = FacsRig().edit(fit, w[None], mouth_preservation=0.0)
+    source_px = fit.to_image(0, fit.local_shape(0))
+    edited_px = fit.to_image(0, fit.local_shape(0, edited[0]))
+    face = FrameFace(source=source_px, edited=edited_px, triangles=fit.triangles, fit=fit, index=0,
+                     colorspace=None, weights=w[None])
+    unit = float(fit.scale[0])
+    frame = texture.MouthFrame(edited_px, unit)
+    gy, gx = np.mgrid[0:skin().shape[0], 0:skin().shape[1]].astype(np.float64)
+    along, offset = np.moveaxis(frame.coords(np.stack([gx, gy], axis=-1)), -1, 0)
+    height = frame.contour(frame.lower, along) - offset
+    middle = np.abs(along - 0.5) < 0.15
+
+    def mean_colour(lip: tuple[float, float, float], low: float, high: float) -> np.ndarray:
+        plate = skin()
+        for x, y in source_px[list(texture.LOWER_LIP_POINTS), :2]:
+            cv2.circle(plate, (round(x), round(y)), 3, (*lip, 1.0), -1)
+        out = layer_only.apply(plate, MeshWarpRenderer().render(plate, face), face)
+        return out.pixels[middle & (height > low) & (height < high)][:, :3].mean(axis=0)
+
+    assert frame.widest_opening() > 0.14  # a dropped jaw, wider than a smile's 0.09
+    green, red = (0.1, 0.5, 0.1), (0.5, 0.1, 0.1)
+    tongue_green, tongue_red = mean_colour(green, 0.06, 0.08), mean_colour(red, 0.06, 0.08)
+    assert tongue_green[1] > 1.5 * tongue_green[0] and tongue_red[0] > 1.5 * tongue_red[1]
+    # Further up, past TONGUE_DEPTH above the teeth, only the dark is left, whatever the lips' colour.
+    np.testing.assert_allclose(mean_colour(green, 0.115, 0.125), mean_colour(red, 0.115, 0.125), atol=1e-4)
+
+
+def test_the_tongue_stays_out_of_a_smile_and_behind_the_teeth() -> None:
+    from ned_core.appearance.ratio import _tongue
+
+    height = np.linspace(0.0, 0.2, 201)[:, None] * np.ones((1, 5))
+    along = np.full_like(height, 0.5)
+    dark, teeth_top = 0.04, 0.06
+    shown = _tongue(height, along, np.full_like(height, 0.16), np.full_like(height, dark), teeth_top, dark)
+    assert shown.max() > 0.9  # right behind the lower teeth, in a dropped jaw
+    assert not shown[height > teeth_top + 0.05].any()  # gone into the dark further back
+    smile = _tongue(height, along, np.full_like(height, 0.09), np.full_like(height, dark), teeth_top, dark)
+    assert not smile.any()  # a smile's parted lips show none
+    teeth = _tongue(height, along, np.full_like(height, 0.16), np.full_like(height, 0.9), teeth_top, dark)
+    assert not teeth.any()  # nothing over the teeth the texture shows
+
+
 def test_creases_fade_with_the_intensity(fit: FaceFit, stage: ExpressionAppearance) -> None:
     def change(intensity: float) -> float:
         _, warped, out = render(fit, "happy", intensity, 1.0, stage)

@@ -12,11 +12,13 @@ Owns applying ``ned_core/data/appearance.npz`` (see ``build``) to one rendered f
 2. **The mouth**: where the edited lips are apart, the mouth's inside (upper teeth under the upper lip, as
    far down them as the lip is raised, lower teeth and tongue above the lower lip, the dark between) is
    drawn in mouth space, as bright as the frame's own skin beside the mouth says, dimmed and tinted once
-   per shot as the plate's own open mouth shows (``measure_shot``). Pixels the warp pulled out of a
-   closed mouth (the lips parted by the edit) always get it; inside the plate's own opening it is blended
-   in by how much the edit bares the teeth (AU10, AU12), and only where the edit opens the lips wider than
-   the plate's: under a kept opening (mouth preservation 1) a talking mouth keeps its own tongue and teeth,
-   which are the speech's as much as the lips are.
+   per shot as the plate's own open mouth shows (``measure_shot``); behind the lower teeth of a dropped
+   jaw the tongue is drawn in the shade of the plate's own lower lip. Pixels the warp pulled out of a
+   closed mouth (the lips parted by the edit), or out of a plate opening it stretches past STRETCH_KEPT,
+   always get it; inside the rest of the plate's own opening it is blended in by how much the edit bares
+   the teeth (AU10, AU12), and only where the edit opens the lips wider than the plate's: under a kept
+   opening (mouth preservation 1) a talking mouth keeps its own tongue and teeth, which are the speech's
+   as much as the lips are.
 3. **The eyes**: inside the edited lids the eyeball stays unmoved, eyeball newly bared by raised lids is
    drawn, and each lid carries its margin (lashes, wet line) to its new edge (``eyes.py``), so a wide-eyed
    surprise shows white above the iris instead of a stretched iris and a smile's lower lids rise.
@@ -88,8 +90,8 @@ class ExpressionAppearance:
     creases
         Strength of the ratio image and the drawn creases (0 turns them off, 1 is a real smile's).
     mouth
-        Strength of the mouth layer inside the plate's own mouth opening (pixels the edit opens always
-        get it).
+        Strength of the mouth layer inside the plate's own mouth opening (pixels the edit opens, or
+        stretches the plate's opening over, always get it).
     """
 
     def __init__(self, model: str | None = None, creases: float = 1.0, mouth: float = 1.0) -> None:
@@ -317,7 +319,9 @@ class ExpressionAppearance:
             own = _polygon_alpha(src_frame.polygon(), rendered.pixels.shape[:2])
             where = rendered.stmap[int(origin[1]):int(origin[1]) + shape[0],
                                    int(origin[0]):int(origin[0]) + shape[1]]
-            stretch = (plate_gap + widened) / np.maximum(plate_gap, 1e-9)
+            # A pair parted by less than SHOWS_INSIDE_PX has nothing real inside: its stretch is counted from
+            # there, so a near-shut pair beside open ones does not read as stretched a hundredfold.
+            stretch = (plate_gap + widened) / np.maximum(plate_gap, SHOWS_INSIDE_PX / unit)
             real = 1.0 - smoothstep(stretch / STRETCH_KEPT - 1.0)
             fresh = 1.0 - cv2.remap(own, where[..., 0], where[..., 1], cv2.INTER_LINEAR,
                                     borderMode=cv2.BORDER_CONSTANT, borderValue=0.0) \
@@ -328,7 +332,8 @@ class ExpressionAppearance:
         # next SHOWS_INSIDE_PX, so a near-shut mouth (a talking plate between syllables, a wedge toward
         # each corner) keeps its own lip line instead of a painted slit of teeth and dark that reads as
         # lips apart (a fade that ended at SHOWS_INSIDE_PX still painted such slits at half strength).
-        fade = shows_inside(frame.opening(along) * unit)
+        opening = np.maximum(depth + height, 0.0)  # face-local gap between the lips at each pixel's along
+        fade = shows_inside(opening * unit)
         alpha = inside * wider * np.maximum(fresh, bare) * fade
         # The upper half of the opening shows what a smile shows under the upper lip (lower on the teeth
         # where the lip is raised less), the lower half what it shows above the lower lip, meeting
@@ -362,8 +367,7 @@ class ExpressionAppearance:
         # Behind the lower teeth of a dropped jaw the tongue rises into view: no smile shows it, so it is
         # drawn, in the shade of the plate's own lower lip (without it the open mouth was one flat dark,
         # a hole cut in the face). Only where the learned texture shows the mouth's dark.
-        tongue = _tongue(height, along, frame.opening(along), ratio @ _LUMA, self._lower_teeth_top,
-                         self._dark_luma)
+        tongue = _tongue(height, along, opening, ratio @ _LUMA, self._lower_teeth_top, self._dark_luma)
         if tongue.any():
             lip = _plate_colour(plate_linear, rgb, space, linear_space, source, unit,
                                 texture.LOWER_LIP_POINTS, TONGUE_LIP_REACH)
@@ -416,8 +420,9 @@ def _plate_colour(plate_linear: np.ndarray | None, rgb: np.ndarray, space: str, 
     """The plate's linear colour at the mesh points ``where``, by default the skin beside the mouth
     (``texture.reference_colour``; converting only the patch it reads)."""
     points = source[list(where)]
-    x0, y0 = np.floor(points.min(axis=0) - unit * 0.1).astype(int)
-    x1, y1 = np.ceil(points.max(axis=0) + unit * 0.1).astype(int)
+    margin = unit * max(0.1, reach) + 1.0
+    x0, y0 = np.floor(points.min(axis=0) - margin).astype(int)
+    x1, y1 = np.ceil(points.max(axis=0) + margin).astype(int)
     h, w = rgb.shape[:2]
     x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
     if x1 <= x0 or y1 <= y0:
@@ -439,10 +444,11 @@ def _tongue(height: np.ndarray, along: np.ndarray, opening: np.ndarray, luma: np
     luminance). The tongue's tip rests behind the lower teeth (showing between them), lit from the
     front, and its back goes into the dark over TONGUE_DEPTH past their top; it is narrower than the
     mouth, shows only in a dropped jaw's opening, and hides behind whatever the texture shows lighter
-    than twice the dark."""
+    than the dark (fading from twice the dark's luminance, gone at eight times: teeth, lips)."""
     front = smoothstep(height / TONGUE_EDGE) * (1.0 - smoothstep((height - teeth_top) / TONGUE_DEPTH))
     middle = np.exp(-((along - 0.5) / TONGUE_HALF_WIDTH) ** 2)
     dropped = smoothstep((opening - TONGUE_OPENING[0]) / (TONGUE_OPENING[1] - TONGUE_OPENING[0]))
+    dark = max(dark, 1e-4)  # a rebuilt texture whose dark is black still has a tongue
     behind = 1.0 - smoothstep((luma - 2.0 * dark) / (6.0 * dark))
     return (front * middle * dropped * behind).astype(np.float32)
 

@@ -2,7 +2,8 @@
 
 Owns: the face texture space (the template's frontal face-local x, y on a fixed texel grid), the mouth
 space (along the mouth from corner to corner, and depth below the upper inner lip in face-local units),
-how a face in an image maps into each, and the skin reference that colours the mouth layer. Must not
+how a face in an image maps into each, and the colour references read at mesh points (the skin beside
+the mouth that lights the mouth layer, the lower lip that shades the tongue). Must not
 import mediapipe, torch or other stages' backends.
 """
 
@@ -170,6 +171,8 @@ def reference_colour(linear: np.ndarray, points: np.ndarray, unit: float,
     """(C,) median linear colour at the mesh points ``where`` (by default the skin beside the mouth),
     each averaged over a square reaching ``reach`` face-local units from it."""
     p = np.asarray(points, dtype=np.float64)[list(where), :2]
+    # At least a pixel either side: on a small face (~40 px a unit) that reaches past a thin lip's red,
+    # and the median over the points is what keeps the reading on it.
     radius = max(1, round(reach * unit))
     h, w = linear.shape[:2]
     samples = []

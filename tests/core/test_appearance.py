@@ -145,7 +145,8 @@ def test_a_smile_keeps_a_talking_mouths_own_inside_unless_the_lips_are_freed(
         fit: FaceFit, stage: ExpressionAppearance) -> None:
     """Under a kept opening the tongue and teeth of each sound are the speech's: a smile stretches them
     with the lips and paints nothing over them (``mouth=0`` turns off the layer inside the plate's own
-    opening only); freed (mouth preservation 0) and opened wider, the smile shows its own teeth there."""
+    opening, except where the edit stretches it past STRETCH_KEPT); freed (mouth preservation 0) and
+    opened wider, the smile shows its own teeth there, as far as it bares them."""
     for yaw in (0.0, 65.0):  # a head turned far enough that the lips' order along the mouth changes
         a = np.radians(yaw)
         turn = np.array([[np.cos(a), 0.0, np.sin(a)], [0.0, 1.0, 0.0], [-np.sin(a), 0.0, np.cos(a)]])
@@ -158,6 +159,19 @@ def test_a_smile_keeps_a_talking_mouths_own_inside_unless_the_lips_are_freed(
     _, warped, freed = render(talking_mouth, "happy", 1.0, 0.0, ExpressionAppearance(creases=0.0))
     painted = np.any(freed.pixels[box] != warped.pixels[box], axis=-1)
     assert painted.sum() > 100  # the freed opening is drawn (teeth and the dark), not the stretched plate
+    # Opened only a little wider than the plate's even 12-pixel gap (not stretched past STRETCH_KEPT),
+    # the plate's inside stays real: the smile's teeth come in as far as it bares them (``mouth``).
+    open_mouth = parted(fit, 12.0, whole_lip=True)
+    edited = FacsRig().edit(open_mouth, weights("happy", 0.15)[None], mouth_preservation=0.0)
+    unit = float(fit.scale[0])
+    plate_frame = texture.MouthFrame(open_mouth.to_image(0, open_mouth.local_shape(0)), unit)
+    edit_frame = texture.MouthFrame(open_mouth.to_image(0, open_mouth.local_shape(0, edited[0])), unit)
+    _, widened, plate_gap = edit_frame.widened_from(plate_frame)
+    middle = plate_gap * unit > 10.0
+    assert np.all(widened[middle] * unit > 0.5) and np.all(widened[middle] / plate_gap[middle] < 0.25)
+    _, _, bared = render(open_mouth, "happy", 0.15, 0.0, ExpressionAppearance(creases=0.0))
+    _, _, not_bared = render(open_mouth, "happy", 0.15, 0.0, ExpressionAppearance(creases=0.0, mouth=0.0))
+    assert np.any(bared.pixels[box] != not_bared.pixels[box], axis=-1).sum() > 50
 
 
 def test_a_plate_opening_stretched_far_is_painted_over(fit: FaceFit) -> None:

@@ -118,10 +118,11 @@ class ExpressionAppearance:
         # How bright the learned teeth get (their 95th percentile), against which a plate's mouth is read,
         # and their colour (the brightest 5%'s mean, over its luminance).
         teeth_luma = self.mouth_texture @ _LUMA
-        self._lower_teeth_top, self._dark_luma = _lower_teeth_top(self.mouth_lower)
         self._teeth_peak = float(np.percentile(teeth_luma, 95))
         brightest = self.mouth_texture[teeth_luma >= self._teeth_peak].mean(axis=0)
         self._teeth_chroma = (brightest / max(float(brightest @ _LUMA), 1e-6)).astype(np.float32)
+        # Where the lower teeth end and how dark the mouth is: the tongue shows past the one, over the other.
+        self._lower_teeth_top, self._dark_luma = _lower_teeth_top(self.mouth_lower)
         # The drawn creases of the AUs the London pairs do not cover, one map per AU that has any.
         maps = crease_maps(ACTION_UNIT_ORDER)
         self._crease_units = [i for i in range(len(maps)) if maps[i].any()]

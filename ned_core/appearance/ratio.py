@@ -66,6 +66,8 @@ TONGUE_DEPTH = 0.05  # face-local height above the lower teeth over which the to
 TONGUE_OPENING = (0.10, 0.14)  # face-local lip gaps over which it comes into view (a smile parts 0.09)
 TONGUE_HALF_WIDTH = 0.22  # along the mouth (1 = corner to corner): the tongue is narrower than the opening
 TONGUE_LIP_REACH = 0.012  # face-local reach of each lower-lip sample: inside the lip's red
+LOWER_LIP_OVER = 0.02  # face-local: how much more of the lower teeth a dropped jaw's relaxed lower lip covers
+# than a smile's, which is pulled down off them (of the 0.04 the learned smile shows, their edges stay)
 STRETCH_KEPT = 1.25  # the plate's mouth inside, stretched by the edit up to this factor, is kept as real;
 # painted over from twice it
 TEETH_FRAMES = 3  # the plate's most open mouths a shot's teeth light is read from
@@ -235,7 +237,11 @@ class ExpressionAppearance:
             log_ratio = smile * smile_ratio + np.tensordot(drawn.astype(np.float32), self._crease_maps, 1)
             gain = self._gain(log_ratio.astype(np.float32), edited, unit, shape)
         eye_alpha, eye_colour = self._eyes(plate, face, edited, origin, box, space, linear_space)
-        alpha, colour = self._mouth(plate, rendered, face, edited, source, unit, origin, shape, bare)
+        # A dropped jaw's relaxed lower lip rides up over the lower teeth, as far as no smile pulls it down.
+        lower_cover = LOWER_LIP_OVER * float(np.clip(act[_AU["AU26"]], 0.0, 1.0)) \
+            * (1.0 - float(np.clip(act[_AU["AU12"]], 0.0, 1.0)))
+        alpha, colour = self._mouth(plate, rendered, face, edited, source, unit, origin, shape, bare,
+                                    lower_cover)
         changed = (gain != 1.0) | (alpha > 0.0) | (eye_alpha > 0.0)
         if not changed.any():
             return rendered
@@ -285,9 +291,11 @@ class ExpressionAppearance:
         return eye_layer(linear, source, edited)
 
     def _mouth(self, plate: np.ndarray, rendered: RenderOutput, face: FrameFace, edited: np.ndarray,
-               source: np.ndarray, unit: float, origin: np.ndarray, shape: tuple[int, int], bare: float
-               ) -> tuple[np.ndarray, np.ndarray]:
-        """(alpha (h, w), linear colour (h, w, 3)) of the mouth layer inside the edited lips."""
+               source: np.ndarray, unit: float, origin: np.ndarray, shape: tuple[int, int], bare: float,
+               lower_cover: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """(alpha (h, w), linear colour (h, w, 3)) of the mouth layer inside the edited lips;
+        ``lower_cover`` (face-local) is how much more of the lower teeth the lower lip covers than the
+        learned smile's did."""
         none = np.zeros(shape, np.float32), np.zeros(shape + (3,), np.float32)
         frame = texture.MouthFrame(edited, unit)
         if frame.widest_opening() * unit < 0.75:  # under a pixel: shut
@@ -351,9 +359,17 @@ class ExpressionAppearance:
             lower_on_teeth = cv2.remap(upper_texture, tx, ty, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             past_edge = smoothstep(depth / LIP_EDGE).astype(np.float32)[..., None]
             ratio = ratio + past_edge * (lower_on_teeth - ratio)
+        lower_texture = texture.prefiltered(self.mouth_lower, per_pixel)
         tx, ty = texture.mouth_texel(along, height)
-        from_below = cv2.remap(texture.prefiltered(self.mouth_lower, per_pixel), tx, ty, cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_REPLICATE)
+        from_below = cv2.remap(lower_texture, tx, ty, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        if lower_cover > 0.0:
+            # The lower teeth ride with the jaw and the lip slides up over them: past the lip's own edge,
+            # the teeth further up (a surprise's open mouth shows the lower incisors' edges, not a grin's
+            # whole row: both rows of teeth under relaxed lips had read as a grimace).
+            tx, ty = texture.mouth_texel(along, height + lower_cover)
+            covered = cv2.remap(lower_texture, tx, ty, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            past_edge = smoothstep(height / LIP_EDGE).astype(np.float32)[..., None]
+            from_below = from_below + past_edge * (covered - from_below)
         lower = smoothstep(0.5 + (depth - height) / (2.0 * MOUTH_BLEND)).astype(np.float32)[..., None]
         ratio = ratio + lower * (from_below - ratio)
         linear_space = scene_linear()
@@ -368,7 +384,8 @@ class ExpressionAppearance:
         # Behind the lower teeth of a dropped jaw the tongue rises into view: no smile shows it, so it is
         # drawn, in the shade of the plate's own lower lip (without it the open mouth was one flat dark,
         # a hole cut in the face). Only where the learned texture shows the mouth's dark.
-        tongue = _tongue(height, along, opening, ratio @ _LUMA, self._lower_teeth_top, self._dark_luma)
+        tongue = _tongue(height, along, opening, ratio @ _LUMA, self._lower_teeth_top - lower_cover,
+                         self._dark_luma)
         if tongue.any():
             lip = _plate_colour(plate_linear, rgb, space, linear_space, source, unit,
                                 texture.LOWER_LIP_POINTS, TONGUE_LIP_REACH)

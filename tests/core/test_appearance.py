@@ -234,6 +234,32 @@ def test_a_dropped_jaw_shows_a_tongue_in_the_shade_of_the_plates_own_lip(fit: Fa
     np.testing.assert_allclose(mean_colour(green, 0.115, 0.125), mean_colour(red, 0.115, 0.125), atol=1e-4)
 
 
+def test_a_dropped_jaws_relaxed_lower_lip_covers_all_but_the_lower_teeths_edges(
+        fit: FaceFit, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lower teeth ride with the jaw and a relaxed lower lip rides up over them: a surprised still
+    shows the lower incisors' edges, not the whole row a smile (its lip pulled down off them) shows."""
+    from ned_core.appearance import ratio
+
+    w = weights("surprised")
+    edited = FacsRig().edit(fit, w[None], mouth_preservation=0.0)
+    unit = float(fit.scale[0])
+    frame = texture.MouthFrame(fit.to_image(0, fit.local_shape(0, edited[0])), unit)
+    gy, gx = np.mgrid[0:skin().shape[0], 0:skin().shape[1]].astype(np.float64)
+    along, offset = np.moveaxis(frame.coords(np.stack([gx, gy], axis=-1)), -1, 0)
+    height = frame.contour(frame.lower, along) - offset
+    middle = np.abs(along - 0.5) < 0.2
+
+    def luminance(low: float, high: float) -> float:
+        _, _, out = render(fit, "surprised", 1.0, 0.0, ExpressionAppearance(creases=0.0))
+        return float(out.pixels[middle & (height > low) & (height < high)][:, :3].mean())
+
+    edges, top_of_row = luminance(0.015, 0.03), luminance(0.045, 0.06)
+    monkeypatch.setattr(ratio, "LOWER_LIP_OVER", 0.0)
+    whole_edges, whole_top = luminance(0.015, 0.03), luminance(0.045, 0.06)
+    assert top_of_row < 0.5 * whole_top  # where the whole row's upper half showed, the dark and tongue
+    assert edges > 0.8 * whole_edges  # their edges still show above the lip
+
+
 def test_the_tongue_stays_out_of_a_smile_and_behind_the_teeth() -> None:
     from ned_core.appearance.ratio import _tongue
 

@@ -353,23 +353,16 @@ class ExpressionAppearance:
         tx, ty = texture.mouth_texel(along, depth)
         ratio = cv2.remap(upper_texture, tx, ty, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         hidden = self._covered(frame, source - origin, edited, unit, along)
-        if np.any(hidden > 0.0):
-            # Past the lip's own edge (its shadow on the teeth, kept as learned) the teeth further down.
-            tx, ty = texture.mouth_texel(along, depth + hidden)
-            lower_on_teeth = cv2.remap(upper_texture, tx, ty, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            past_edge = smoothstep(depth / LIP_EDGE).astype(np.float32)[..., None]
-            ratio = ratio + past_edge * (lower_on_teeth - ratio)
+        if np.any(hidden > 0.0):  # the teeth further down, under a lip raised less than the smile's
+            ratio = _slid_under_lip(upper_texture, ratio, along, depth, hidden)
         lower_texture = texture.prefiltered(self.mouth_lower, per_pixel)
         tx, ty = texture.mouth_texel(along, height)
         from_below = cv2.remap(lower_texture, tx, ty, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         if lower_cover > 0.0:
-            # The lower teeth ride with the jaw and the lip slides up over them: past the lip's own edge,
-            # the teeth further up (a surprise's open mouth shows the lower incisors' edges, not a grin's
-            # whole row: both rows of teeth under relaxed lips had read as a grimace).
-            tx, ty = texture.mouth_texel(along, height + lower_cover)
-            covered = cv2.remap(lower_texture, tx, ty, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            past_edge = smoothstep(height / LIP_EDGE).astype(np.float32)[..., None]
-            from_below = from_below + past_edge * (covered - from_below)
+            # The lower teeth ride with the jaw and the lip slides up over them: the teeth further up (a
+            # surprise's open mouth shows the lower incisors' edges, not a grin's whole row: both rows of
+            # teeth under relaxed lips had read as a grimace).
+            from_below = _slid_under_lip(lower_texture, from_below, along, height, lower_cover)
         lower = smoothstep(0.5 + (depth - height) / (2.0 * MOUTH_BLEND)).astype(np.float32)[..., None]
         ratio = ratio + lower * (from_below - ratio)
         linear_space = scene_linear()
@@ -410,6 +403,17 @@ class ExpressionAppearance:
         edit_raise = frame.contour(np.stack([frame.upper[:, 0], raised / unit], axis=1), along)
         grid = (np.arange(len(self.mouth_lip_raise)) + 0.5) / len(self.mouth_lip_raise)
         return np.maximum(np.interp(along, grid, self.mouth_lip_raise) - edit_raise, 0.0)
+
+
+def _slid_under_lip(mouth_texture: np.ndarray, read: np.ndarray, along: np.ndarray, offset: np.ndarray,
+                    slide: np.ndarray | float) -> np.ndarray:
+    """``read`` (the texture at ``offset`` from a lip) with the teeth ``slide`` further from that lip
+    past the lip's own edge: the lip slid over teeth fixed to the skull or jaw. Within LIP_EDGE of the
+    lip the texture stays as learned (the lip's edge and its shadow on the teeth)."""
+    tx, ty = texture.mouth_texel(along, offset + slide)
+    further = cv2.remap(mouth_texture, tx, ty, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    past_edge = smoothstep(offset / LIP_EDGE).astype(np.float32)[..., None]
+    return read + past_edge * (further - read)
 
 
 def _lower_teeth_top(lower: np.ndarray) -> tuple[float, float]:

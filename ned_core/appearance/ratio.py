@@ -135,8 +135,9 @@ class ExpressionAppearance:
 
     def measure_shot(self, fit: FaceFit, edited: np.ndarray, weights: np.ndarray,
                      read: Callable[[int], PlateImage]) -> np.ndarray | None:
-        """The mouth layer's (3,) linear gain for the shot: as bright and as tinted as the plate's own
-        open mouth shows.
+        """The mouth layer's light for the shot, (2, 3): its linear gain (row 0: as bright and as tinted
+        as the plate's own open mouth shows) and the plate's lower lip's linear colour (row 1: the
+        tongue's shade).
 
         The learned teeth are white in the London photos' light and as bright as the skin beside the
         mouth says; a talking mouth is often darker inside than that, and a warm light makes teeth
@@ -144,10 +145,12 @@ class ExpressionAppearance:
         read: the brightest tenth of what each shows inside gives the level (over the layer's teeth,
         clipped to ``TEETH_FLOOR``..1) and the colour (over the learned teeth's); the per-channel median
         scales the layer on every frame. One value per shot, so the teeth do not flicker with the
-        plate's mouth (a per-frame level did). None for a shot whose mouth never opens (a still with
-        closed lips) or whose edit draws no mouth (no AU10, AU12, AU25 or AU26 on any frame, or no
-        frame whose lips it parts wider than the plate's: under mouth preservation 1 the plate's own
-        mouth shows): nothing is read then, and the skin alone lights the layer. A frame that cannot
+        plate's mouth (a per-frame level did); so is the lower lip's colour, the median over the same
+        frames (read per frame, on a talking GRID clip it moved by 2% from frame to frame, 11% at
+        most). None for a shot whose mouth never opens (a still with closed lips) or whose edit draws
+        no mouth (no AU10, AU12, AU25 or AU26 on any frame, or no frame whose lips it parts wider than
+        the plate's: under mouth preservation 1 the plate's own mouth shows): nothing is read then, and
+        the skin alone lights the layer (and each frame's own lower lip shades the tongue). A frame that cannot
         be read is left out (every chunk leaves it out alike; rendering it reports the error), so a
         chunk is not failed by a damaged frame it does not render.
         """
@@ -171,12 +174,13 @@ class ExpressionAppearance:
                 image = read(fit.frames[index])
             except (InputNotFoundError, CorruptImageError):  # that frame's own render reports it
                 continue
-            if (gain := self._mouth_gain(image, fit, index)) is not None:
-                gains.append(gain)
+            if (light := self._mouth_light(image, fit, index)) is not None:
+                gains.append(light)
         return np.median(gains, axis=0).astype(np.float32) if gains else None
 
-    def _mouth_gain(self, image: PlateImage, fit: FaceFit, index: int) -> np.ndarray | None:
-        """One frame's plate mouth over the layer's teeth there (``measure_shot``)."""
+    def _mouth_light(self, image: PlateImage, fit: FaceFit, index: int) -> np.ndarray | None:
+        """One frame's (2, 3) measure (``measure_shot``): its plate mouth over the layer's teeth there,
+        and its lower lip's linear colour."""
         points = fit.to_image(index, fit.local_shape(index))[:, :2]
         unit = float(fit.scale[index])
         polygon = texture.MouthFrame(points, unit).polygon()
@@ -194,14 +198,17 @@ class ExpressionAppearance:
         inner = np.ascontiguousarray(rgb[y0:y1, x0:x1][shown])
         if space != linear_space:
             inner = convert(inner[None], space, linear_space)[0]
-        skin = _plate_colour(rgb if space == linear_space else None, rgb, space, linear_space, points, unit)
+        plate_linear = rgb if space == linear_space else None
+        skin = _plate_colour(plate_linear, rgb, space, linear_space, points, unit)
+        lip = _plate_colour(plate_linear, rgb, space, linear_space, points, unit, texture.LOWER_LIP_POINTS,
+                            TONGUE_LIP_REACH)
         level = float(max(skin @ _LUMA, 1e-4)) ** self.mouth_skin_slope
         luma = inner @ _LUMA
         brightest = inner[luma >= np.percentile(luma, 90)].mean(axis=0)
         peak = float(brightest @ _LUMA)
         light = float(np.clip(peak / max(level * self._teeth_peak, 1e-6), TEETH_FLOOR, 1.0))
         tint = np.clip(brightest / max(peak, 1e-6) / self._teeth_chroma, *TEETH_TINT)
-        return (light * tint).astype(np.float32)
+        return np.stack([light * tint, lip]).astype(np.float32)
 
     def apply(self, plate: np.ndarray, rendered: RenderOutput, face: FrameFace) -> RenderOutput:
         # The learned data lives on MediaPipe's mesh; other face models get no appearance layer.
@@ -372,16 +379,18 @@ class ExpressionAppearance:
         skin = _plate_colour(plate_linear, rgb, space, linear_space, source, unit)
         level = float(max(skin @ _LUMA, 1e-4)) ** self.mouth_skin_slope
         colour = ratio * level
-        if face.shot_light is not None:  # as bright and tinted as the plate's own mouth shows, per shot
-            colour = colour * face.shot_light
+        shot = None if face.shot_light is None else np.asarray(face.shot_light, np.float32).reshape(-1, 3)
+        if shot is not None:  # as bright and tinted as the plate's own mouth shows, per shot
+            colour = colour * shot[0]
         # Behind the lower teeth of a dropped jaw the tongue rises into view: no smile shows it, so it is
         # drawn, in the shade of the plate's own lower lip (without it the open mouth was one flat dark,
         # a hole cut in the face). Only where the learned texture shows the mouth's dark.
         tongue = _tongue(height, along, opening, ratio @ _LUMA, self._lower_teeth_top - lower_cover,
                          self._dark_luma)
         if tongue.any():
-            lip = _plate_colour(plate_linear, rgb, space, linear_space, source, unit,
-                                texture.LOWER_LIP_POINTS, TONGUE_LIP_REACH)
+            # The shot's lip where measure_shot read it (its value does not move with each frame's lips).
+            lip = shot[1] if shot is not None and len(shot) > 1 else _plate_colour(
+                plate_linear, rgb, space, linear_space, source, unit, texture.LOWER_LIP_POINTS, TONGUE_LIP_REACH)
             colour = colour + tongue[..., None] * (TONGUE_SHADE * lip - colour)
         return alpha.astype(np.float32), colour.astype(np.float32)
 

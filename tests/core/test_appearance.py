@@ -228,10 +228,14 @@ def test_a_dropped_jaw_shows_a_tongue_in_the_shade_of_the_plates_own_lip(fit: Fa
 
     assert frame.widest_opening() > 0.14  # a dropped jaw, wider than a smile's 0.09
     green, red = (0.1, 0.5, 0.1), (0.5, 0.1, 0.1)
-    tongue_green, tongue_red = mean_colour(green, 0.06, 0.08), mean_colour(red, 0.06, 0.08)
+    tongue_green, tongue_red = mean_colour(green, 0.04, 0.06), mean_colour(red, 0.04, 0.06)
     assert tongue_green[1] > 1.5 * tongue_green[0] and tongue_red[0] > 1.5 * tongue_red[1]
     # Further up, past TONGUE_DEPTH above the teeth, only the dark is left, whatever the lips' colour.
     np.testing.assert_allclose(mean_colour(green, 0.115, 0.125), mean_colour(red, 0.115, 0.125), atol=1e-4)
+    # On footage the shot's lip (measure_shot's row 1) shades every frame's tongue alike, whatever that
+    # frame's own lips show: a per-frame read moved with them.
+    face = dataclasses.replace(face, shot_light=np.array([[1.0, 1.0, 1.0], red], np.float32))
+    assert mean_colour(green, 0.04, 0.06)[0] > 1.5 * mean_colour(green, 0.04, 0.06)[1]
 
 
 def test_a_dropped_jaws_relaxed_lower_lip_covers_all_but_the_lower_teeths_edges(
@@ -481,17 +485,18 @@ def test_the_plates_own_mouth_lights_the_teeth_once_per_shot(fit: FaceFit, stage
             return plate_with_mouth(shot, shot.frames.index(frame), inside, tint)
         return read
 
-    def teeth_level(gain: np.ndarray) -> float:
-        """How much the gain scales the learned teeth's luminance."""
-        return float((gain * stage._teeth_chroma) @ luma)
+    def teeth_level(light: np.ndarray) -> float:
+        """How much the shot's light (its gain, row 0) scales the learned teeth's luminance."""
+        return float((light[0] * stage._teeth_chroma) @ luma)
 
     freed = FacsRig().edit(shot, happy4, mouth_preservation=0.0)
     dark = stage.measure_shot(shot, freed, happy4, reader(0.05))
     assert teeth_level(dark) == pytest.approx(0.5, abs=1e-3)  # a dark mouth dims the teeth to the floor
+    np.testing.assert_allclose(dark[1], 0.35, atol=0.03)  # the lower lip's colour (skin-grey here), for the tongue
     assert set(read_frames) <= {2, 3, 4} and 1 not in read_frames  # only the most open mouths are read
     assert teeth_level(stage.measure_shot(shot, freed, happy4, reader(20.0))) == pytest.approx(1.0, abs=1e-3)
     assert 0.5 < teeth_level(stage.measure_shot(shot, freed, happy4, reader(1.0))) < 1.0  # between floor and full
-    warm = stage.measure_shot(shot, freed, happy4, reader(20.0, (1.3, 1.0, 0.6)))
+    warm = stage.measure_shot(shot, freed, happy4, reader(20.0, (1.3, 1.0, 0.6)))[0]
     assert warm[0] > 1.1 * warm[1] > 1.3 * warm[2]  # a warm light makes cream teeth
     shut = talking(fit, [0.0, 0.0])
     shut_freed = FacsRig().edit(shut, happy4[:2], mouth_preservation=0.0)

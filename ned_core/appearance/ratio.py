@@ -350,11 +350,12 @@ class ExpressionAppearance:
         # lips apart (a fade that ended at SHOWS_INSIDE_PX still painted such slits at half strength).
         opening = np.maximum(depth + height, 0.0)  # face-local gap between the lips at each pixel's along
         fade = shows_inside(opening * unit)
-        alpha = inside * wider * np.maximum(fresh, bare) * fade
+        # At most full: ``mouth`` above 1 lets a weaker smile bare its whole teeth, never past the layer.
+        alpha = inside * wider * np.minimum(np.maximum(fresh, bare), 1.0) * fade
         # The upper half of the opening shows what a smile shows under the upper lip (lower on the teeth
         # where the lip is raised less), the lower half what it shows above the lower lip, meeting
-        # smoothly at the middle. A dropped jaw carries the lower teeth down with the lower lip, so the
-        # lower half is the same lower teeth, with the dark between the two rows.
+        # smoothly at the middle. A dropped jaw carries the lower teeth down, and its relaxed lower lip
+        # rides up over them (``lower_cover``), with the dark and the tongue between the two rows.
         per_pixel = frame.texels_per_pixel()
         upper_texture = texture.prefiltered(self.mouth_texture, per_pixel)
         tx, ty = texture.mouth_texel(along, depth)

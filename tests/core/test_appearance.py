@@ -172,6 +172,11 @@ def test_a_smile_keeps_a_talking_mouths_own_inside_unless_the_lips_are_freed(
     _, _, bared = render(open_mouth, "happy", 0.15, 0.0, ExpressionAppearance(creases=0.0))
     _, _, not_bared = render(open_mouth, "happy", 0.15, 0.0, ExpressionAppearance(creases=0.0, mouth=0.0))
     assert np.any(bared.pixels[box] != not_bared.pixels[box], axis=-1).sum() > 50
+    # ``mouth`` above 1 bares a weaker smile's teeth fully, never past the layer: a full smile at 2 is
+    # drawn as at 1 (an unclamped blend had pushed the mouth's pixels to -0.45 there).
+    _, _, full = render(open_mouth, "happy", 1.0, 0.0, ExpressionAppearance(creases=0.0))
+    _, _, doubled = render(open_mouth, "happy", 1.0, 0.0, ExpressionAppearance(creases=0.0, mouth=2.0))
+    np.testing.assert_array_equal(doubled.pixels, full.pixels)
 
 
 def test_a_plate_opening_stretched_far_is_painted_over(fit: FaceFit) -> None:

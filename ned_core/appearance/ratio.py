@@ -380,7 +380,7 @@ class ExpressionAppearance:
         skin = _plate_colour(plate_linear, rgb, space, linear_space, source, unit)
         level = float(max(skin @ _LUMA, 1e-4)) ** self.mouth_skin_slope
         colour = ratio * level
-        shot = None if face.shot_light is None else np.asarray(face.shot_light, np.float32).reshape(-1, 3)
+        shot = face.shot_light  # measure_shot's (2, 3): the teeth's gain, the lower lip's colour
         if shot is not None:  # as bright and tinted as the plate's own mouth shows, per shot
             colour = colour * shot[0]
         # Behind the lower teeth of a dropped jaw the tongue rises into view: no smile shows it, so it is
@@ -390,7 +390,7 @@ class ExpressionAppearance:
                          self._dark_luma)
         if tongue.any():
             # The shot's lip where measure_shot read it (its value does not move with each frame's lips).
-            lip = shot[1] if shot is not None and len(shot) > 1 else _plate_colour(
+            lip = shot[1] if shot is not None else _plate_colour(
                 plate_linear, rgb, space, linear_space, source, unit, texture.LOWER_LIP_POINTS, TONGUE_LIP_REACH)
             colour = colour + tongue[..., None] * (TONGUE_SHADE * lip - colour)
         return alpha.astype(np.float32), colour.astype(np.float32)

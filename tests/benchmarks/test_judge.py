@@ -1,4 +1,4 @@
-"""The benchmark's measuring instruments (benchmarks/judge.py) and emotion_reads' pixel check.
+"""The benchmark's measuring instruments (benchmarks/judge.py, second_judge.py) and emotion_reads' pixel check.
 
 Skipped where ``bash benchmarks/setup_judge.sh`` has not been run (weights, dlib) or the shared London
 photos are absent: they are benchmark tools, not part of the product.
@@ -17,10 +17,12 @@ BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
 import judge  # noqa: E402
+import second_judge  # noqa: E402
 
 LONDON = BENCH.parents[1] / "shared" / "data" / "london"
 needs_weights = pytest.mark.skipif(not judge.WEIGHTS.is_file(), reason="run benchmarks/setup_judge.sh")
 needs_dlib = pytest.mark.skipif(importlib.util.find_spec("dlib") is None, reason="run benchmarks/setup_judge.sh")
+needs_second = pytest.mark.skipif(not second_judge.WEIGHTS.is_file(), reason="run benchmarks/setup_judge.sh")
 needs_london = pytest.mark.skipif(not (LONDON / "smiling").is_dir(), reason="shared London photos absent")
 
 
@@ -52,6 +54,34 @@ def test_judge_reads_a_real_smile_and_a_neutral_face() -> None:
     assert set(smile["probs"]) == set(judge.NED_LABELS)
     assert sum(smile["probs"].values()) == pytest.approx(1.0)
     assert smile["probs"]["happy"] > 0.5 > neutral["probs"]["happy"]
+
+
+def test_same_max_pool_pads_at_the_end_as_tensorflow_does() -> None:
+    """Keras 'same' 3x3/2 pooling: an even side gets its one padding row at the end, an odd side one
+    at each end (torch's symmetric padding would shift every window of an even side by a pixel)."""
+    import torch
+
+    even = torch.arange(16.0).reshape(1, 1, 4, 4)
+    # windows start at 0 and 2: rows/columns {0,1,2} and {2,3}
+    assert second_judge._max_pool_same(even)[0, 0].tolist() == [[10.0, 11.0], [14.0, 15.0]]
+    odd = torch.arange(25.0).reshape(1, 1, 5, 5)
+    # padded one each side: windows {0,1}, {1,2,3}, {3,4}
+    assert second_judge._max_pool_same(odd)[0, 0].tolist() == [[6.0, 8.0, 9.0], [16.0, 18.0, 19.0],
+                                                               [21.0, 23.0, 24.0]]
+
+
+@needs_second
+@needs_london
+def test_second_judge_reads_a_real_smile_on_the_first_judges_face() -> None:
+    smile_rgb = _photo(LONDON / "smiling" / "002_08.jpg")
+    neutral_rgb = _photo(LONDON / "neutral" / "002_03.jpg")
+    other = second_judge.second_judge()
+    smile = other.judge(smile_rgb, judge.judge(smile_rgb)["box"])
+    neutral = other.judge(neutral_rgb, judge.judge(neutral_rgb)["box"])
+    assert set(smile["probs"]) == set(judge.NED_LABELS)
+    assert sum(smile["probs"].values()) == pytest.approx(1.0)  # softmax
+    assert smile["top"] == "happy" and neutral["top"] == "neutral"
+    assert other.judge(smile_rgb, None) == {"face": False, "probs": {}, "top": None}
 
 
 @needs_dlib

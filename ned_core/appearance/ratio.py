@@ -117,7 +117,7 @@ class ExpressionAppearance:
         if smile > 0.0 or np.any(drawn > 0.0):
             # The whole change in texture space first (one small image), then onto the face once. What an
             # open smile shows at the lip line and the corners comes in as the mouth layer does: with the
-            # edited lips apart by more than SHOWS_INSIDE_PX.
+            # edited lips apart by more than mouth.SHOWS_INSIDE_PX.
             opening = texture.MouthFrame(edited, unit).widest_opening() * unit
             opened = float(shows_inside(opening))
             smile_ratio = self.log_ratio + opened * self.open_log_ratio if opened > 0.0 else self.log_ratio
@@ -172,6 +172,7 @@ class ExpressionAppearance:
         rgb = np.ascontiguousarray(plate[box][..., :3])
         linear = rgb if space == linear_space else convert(rgb, space, linear_space)
         return eye_layer(linear, source, edited)
+
 
 def _box(matte: np.ndarray) -> tuple[slice, slice] | None:
     support = (np.asarray(matte) > 0).view(np.uint8)

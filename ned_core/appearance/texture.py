@@ -9,6 +9,8 @@ import mediapipe, torch or other stages' backends.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import cv2
 import numpy as np
 
@@ -64,6 +66,17 @@ def unwrap(image: np.ndarray, points: np.ndarray, template: np.ndarray, triangle
     return texture, covered
 
 
+class Widening(NamedTuple):
+    """How an edited mouth's inner-lip pairs part compared with the plate's (``MouthFrame.widened_from``)."""
+
+    along: np.ndarray
+    """Where each pair lies along the edited mouth (0..1), ascending."""
+    widened: np.ndarray
+    """How much further apart the pair is in the edit (face-local units; negative: closer)."""
+    plate_gap: np.ndarray
+    """How far apart the pair is in the plate (face-local units)."""
+
+
 class MouthFrame:
     """One face's mouth space: ``along`` 0 at the subject's right inner-lip corner, 1 at the left;
     ``depth`` below the upper inner lip, in face-local units along the face's down axis.
@@ -96,7 +109,7 @@ class MouthFrame:
         """Gap between the inner lips at ``along`` (face-local units, 0 where shut)."""
         return np.maximum(self.contour(self.lower, along) - self.contour(self.upper, along), 0.0)
 
-    def widened_from(self, plate: MouthFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def widened_from(self, plate: MouthFrame) -> Widening:
         """(along, widened, plate_gap): how much further apart each inner-lip pair is here than in
         ``plate`` (the same mouth before the edit; face-local units), and how far apart it was there,
         lip pair by lip pair, sorted by where the pair lies along this mouth. ``opening`` at one
@@ -104,7 +117,7 @@ class MouthFrame:
         own would pair up different lips on a turned head."""
         along = 0.5 * (self.upper[:, 0] + self.lower[:, 0])
         order = np.argsort(along)
-        return along[order], (self._pair_gaps - plate._pair_gaps)[order], plate._pair_gaps[order]
+        return Widening(along[order], (self._pair_gaps - plate._pair_gaps)[order], plate._pair_gaps[order])
 
     def widest_opening(self) -> float:
         """The widest gap between the inner lips over the middle of the mouth (face-local units)."""

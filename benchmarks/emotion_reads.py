@@ -29,8 +29,9 @@ GRID (``../shared/data/grid``, three talking clips)
     r, jitter ratio and pixels changed outside the matte (``ned_core.metrics``, as
     ``benchmarks/grid_quality.py``); identity distance source<->edit (every 5th frame).
 
-A full run (all labels, persons and clips) rewrites ``docs/contact_sheet.png`` (GRID, a row per label)
-and ``docs/london_sheet.png`` (neutral, happy edit, real smile). The judge only measures: it is never a
+A full run (all labels, persons and clips) rewrites ``docs/contact_sheet.png`` (GRID, a row per label),
+``docs/london_sheet.png`` (neutral, happy edit, real smile) and ``docs/london_labels.png`` (four held-out
+persons, every label). The judge only measures: it is never a
 loss and no product parameter may be searched on its score.
 
     bash benchmarks/setup_judge.sh          # once
@@ -79,6 +80,7 @@ IDENTITY_STEP = 5  # GRID identity on every 5th frame: dlib's descriptor is the 
 SHEET_FRAMES = grid_quality.SHEET_FRAMES
 SHEET_PERSONS = 4
 SHEET_CELL = 128  # px per GRID contact-sheet cell: 8 rows x 6 cells stay under 1.5 MB
+LABELS_CELL = 192  # px per cell of the London sheet of every label (4 persons x 7 cells)
 
 # Issue 9's "done when" thresholds.
 TOP1_LABELS = ("happy", "surprised", "sad", "angry")  # London: top-1 is the target on >= 50% of faces
@@ -274,6 +276,11 @@ def run_london(args: argparse.Namespace, labels: list[str], work: Path) -> dict[
     per_label: dict[str, Any] = {}
     per_photo: dict[str, dict[str, Any]] = {p: {} for p in persons}
     happy_displays: dict[str, np.ndarray] = {}
+    # Every label on the first persons, cropped at once (the full photos are large): docs/london_labels.png.
+    label_cells: dict[str, list[np.ndarray]] = {}
+    if args.sheets and pairs:
+        label_cells = {p: [grid_quality.label(landmark_crop(neutral_rgb[p], pairs[p][0], LABELS_CELL),
+                                              f"{p} source")] for p in persons[:SHEET_PERSONS]}
     cosines: dict[str, float] = {}
     narrowing: dict[str, tuple[float, float]] = {}
     for label in labels:
@@ -290,6 +297,9 @@ def run_london(args: argparse.Namespace, labels: list[str], work: Path) -> dict[
             identities.append(d)
             per_photo[pid][label] = {"probs": v["probs"], "top": v["top"], "identity": d,
                                      "second": {"probs": v2["probs"], "top": v2["top"]}}
+            if pid in label_cells and label != "neutral":
+                label_cells[pid].append(grid_quality.label(
+                    landmark_crop(out["display"], pairs[pid][0], LABELS_CELL), label))
             if label == "happy":
                 happy_displays[pid] = out["display"]
                 png = work / f"london_{pid}_happy.png"
@@ -343,6 +353,9 @@ def run_london(args: argparse.Namespace, labels: list[str], work: Path) -> dict[
                                        (smile_rgb[pid], "real smile"))]
             rows.append(np.concatenate(cells, axis=1))
         write_png(args.docs / "london_sheet.png", np.concatenate(rows, axis=0))
+    if label_cells:
+        write_png(args.docs / "london_labels.png",
+                  np.concatenate([np.concatenate(cells, axis=1) for cells in label_cells.values()], axis=0))
     return result
 
 

@@ -31,8 +31,8 @@ GRID (``../shared/data/grid``, three talking clips)
 
 A full run (all labels, persons and clips) rewrites ``docs/contact_sheet.png`` (GRID, a row per label),
 ``docs/london_sheet.png`` (neutral, happy edit, real smile) and ``docs/london_labels.png`` (four held-out
-persons, every label). The judge only measures: it is never a
-loss and no product parameter may be searched on its score.
+persons, every label). The judges only measure: neither is ever a loss and no product parameter may be
+searched on their scores.
 
     bash benchmarks/setup_judge.sh          # once
     .venv/bin/python benchmarks/emotion_reads.py [--persons held-out|all] [--labels happy,sad]

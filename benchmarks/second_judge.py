@@ -125,7 +125,8 @@ class MiniXception(nn.Module):
 
 
 class SecondJudge:
-    """mini-Xception on the largest Haar-cascade face of an RGB uint8 image (``judge.py``'s detector)."""
+    """mini-Xception on a face box of an RGB uint8 image: the one ``judge.py``'s Haar cascade found, so
+    both judges look at the same face."""
 
     def __init__(self, weights: Path = WEIGHTS) -> None:
         if not Path(weights).is_file():

@@ -75,6 +75,7 @@ class _MouthPixels:
 
     @classmethod
     def over(cls, frame: texture.MouthFrame, shape: tuple[int, int]) -> _MouthPixels:
+        """Every pixel of an (h, w) box whose image coordinates ``frame`` was made in."""
         gy, gx = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float64)
         coords = frame.coords(np.stack([gx, gy], axis=-1))
         along = coords[..., 0]

@@ -291,8 +291,10 @@ def facs_fields(template: np.ndarray) -> dict[str, np.ndarray]:
     # AU2 outer brow raiser: the lateral brow rises and arches.
     outer = np.exp(-((f.ax - 0.55) / np.where(f.ax > 0.55, 0.16, BROW_BETWEEN)) ** 2)
     fields["AU2"] = _field(dy=-0.10 * raised * outer, n=n)
-    # AU4 brow lowerer: brows pulled down and together, pressing on the upper lids.
-    low = np.exp(-((f.ax - 0.2) / 0.22) ** 2) * f.brow_band(below=0.11)
+    # AU4 brow lowerer: brows pulled down and together, pressing on the upper lids. The whole brow comes
+    # down, its head most (a third as much at the arch): lowered only toward the midline (falloff 0.22),
+    # the arch stayed up and an angry brow kept a neutral face's curve over a stare.
+    low = np.exp(-((f.ax - 0.2) / 0.34) ** 2) * f.brow_band(below=0.11)
     medial = np.exp(-((f.ax - 0.17) / 0.13) ** 2) * f.brow_band(below=0.09)
     fields["AU4"] = _field(dx=-0.04 * f.side * medial, dy=0.058 * low, dz=0.006 * low, n=n)
     # AU5 upper lid raiser: the upper lid margin retracts upward; the lid skin folds under the brow.

@@ -52,6 +52,10 @@ LOWER_LIP_OVER = 0.02  # face-local: how much more of the lower teeth a dropped 
 STRETCH_KEPT = 1.25  # the plate's mouth inside, stretched by the edit up to this factor, is kept as real;
 # painted over from twice it
 TEETH_FRAMES = 3  # the plate's most open mouths a shot's teeth light is read from
+TEETH_SEEN = 2.0 * LIP_EDGE
+"""Face-local: a plate mouth open less than this shows its lips' edges and their shadows (each lip's
+LIP_EDGE), not the light inside it, and is not read for the teeth's light (a London still whose lips rest
+4 pixels apart, 0.015 face units, read its lips' pink and painted pink teeth into its smile)."""
 TEETH_FLOOR = 0.5  # a dark plate mouth dims the teeth at most this much (a smile's teeth still show)
 TEETH_TINT = (0.3, 2.0)  # per-channel bounds of the plate light's tint on the teeth
 _AU = {name: i for i, name in enumerate(ACTION_UNIT_ORDER)}
@@ -125,14 +129,14 @@ class MouthLayer:
 
         The learned teeth are white in the London photos' light and as bright as the skin beside the
         mouth says; a talking mouth is often darker inside than that, and a warm light makes teeth
-        cream. The plate's most open mouths (``TEETH_FRAMES`` of them, at least two pixels open) are
-        read: the brightest tenth of what each shows inside gives the level (over the layer's teeth,
-        clipped to ``TEETH_FLOOR``..1) and the colour (over the learned teeth's); the per-channel median
-        scales the layer on every frame. One value per shot, so the teeth do not flicker with the
-        plate's mouth (a per-frame level did); so is the lower lip's colour, the median over the same
-        frames (read per frame, on a talking GRID clip it moved by 2% from frame to frame, 11% at
-        most). None for a shot whose mouth never opens (a still with closed lips) or whose edit draws
-        no mouth (no AU10, AU12, AU25 or AU26 on any frame, or no frame whose lips it parts wider than
+        cream. The plate's most open mouths (``TEETH_FRAMES`` of them, open at least two pixels and
+        ``TEETH_SEEN``) are read: the brightest tenth of what each shows inside gives the level (over
+        the layer's teeth, clipped to ``TEETH_FLOOR``..1) and the colour (over the learned teeth's); the
+        per-channel median scales the layer on every frame. One value per shot, so the teeth do not
+        flicker with the plate's mouth (a per-frame level did); so is the lower lip's colour, the median
+        over the same frames (read per frame, on a talking GRID clip it moved by 2% from frame to frame,
+        11% at most). None for a shot whose mouth never opens that far (a still with closed or barely
+        parted lips) or whose edit draws no mouth (no AU10, AU12, AU25 or AU26 on any frame, or no frame whose lips it parts wider than
         the plate's: under mouth preservation 1 the plate's own mouth shows): nothing is read then, and
         the skin alone lights the layer (and each frame's own lower lip shades the tongue). A frame that cannot
         be read is left out (every chunk leaves it out alike; rendering it reports the error), so a
@@ -150,7 +154,8 @@ class MouthLayer:
             openings.append((-plate.widest_opening() * unit, index))
         if not freed:  # no layer is drawn on any frame: the plate's own mouth shows
             return None
-        picked = [index for negative, index in sorted(openings)[:TEETH_FRAMES] if -negative >= SHOWS_INSIDE_PX]
+        picked = [index for negative, index in sorted(openings)[:TEETH_FRAMES]
+                  if -negative >= max(SHOWS_INSIDE_PX, TEETH_SEEN * float(fit.scale[index]))]
         gains = []
         for index in picked:
             try:

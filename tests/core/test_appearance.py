@@ -13,7 +13,7 @@ from face_fixtures import skin, template_fit
 
 from ned_core import EMOTIONS, appearance, mesh
 from ned_core.appearance import texture
-from ned_core.appearance.mouth import SHOWS_INSIDE_PX
+from ned_core.appearance.mouth import SHOWS_INSIDE_PX, TEETH_SEEN
 from ned_core.appearance.ratio import MODEL_FILE, ExpressionAppearance, load_model
 from ned_core.errors import (
     CorruptImageError,
@@ -530,6 +530,23 @@ def test_the_plates_own_mouth_lights_the_teeth_once_per_shot(fit: FaceFit, stage
     teeth = full > dimmed + 1e-4
     assert teeth.sum() > 50  # the mouth layer is what changed, and it is darker
     assert float(dimmed[teeth].mean()) < 0.8 * float(full[teeth].mean())
+
+
+def test_lips_barely_apart_are_not_read_for_the_teeths_light(fit: FaceFit, stage: ExpressionAppearance) -> None:
+    # A few pixels between the lips of a large face show the lips' edges, not the mouth inside: reading
+    # them tinted a smile's teeth with the lips' pink.
+    unit = float(fit.scale[0])
+    seam = 0.024  # face units: under TEETH_SEEN, though over SHOWS_INSIDE_PX pixels on this face
+    assert seam < TEETH_SEEN and seam * unit > 1.5 * SHOWS_INSIDE_PX
+    happy2 = np.tile(weights("happy"), (2, 1))
+
+    def measured(drop: float) -> np.ndarray | None:
+        shot = talking(fit, [0.0, drop])
+        pink = lambda frame: plate_with_mouth(shot, shot.frames.index(frame), 20.0, (1.0, 0.5, 0.55))  # noqa: E731
+        return stage.measure_shot(shot, FacsRig().edit(shot, happy2, mouth_preservation=0.0), happy2, pink)
+
+    assert measured(seam) is None  # the skin alone lights the layer: white teeth
+    assert measured(0.09) is not None  # an open mouth is read
 
 
 def test_a_damaged_frame_is_left_out_of_the_shot_measure(fit: FaceFit, stage: ExpressionAppearance) -> None:

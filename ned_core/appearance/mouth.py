@@ -136,11 +136,12 @@ class MouthLayer:
         flicker with the plate's mouth (a per-frame level did); so is the lower lip's colour, the median
         over the same frames (read per frame, on a talking GRID clip it moved by 2% from frame to frame,
         11% at most). None for a shot whose mouth never opens that far (a still with closed or barely
-        parted lips) or whose edit draws no mouth (no AU10, AU12, AU25 or AU26 on any frame, or no frame whose lips it parts wider than
-        the plate's: under mouth preservation 1 the plate's own mouth shows): nothing is read then, and
-        the skin alone lights the layer (and each frame's own lower lip shades the tongue). A frame that cannot
-        be read is left out (every chunk leaves it out alike; rendering it reports the error), so a
-        chunk is not failed by a damaged frame it does not render.
+        parted lips) or whose edit draws no mouth (no AU10, AU12, AU25 or AU26 on any frame, or no
+        frame whose lips it parts wider than the plate's: under mouth preservation 1 the plate's own
+        mouth shows): nothing is read then, and the skin alone lights the layer (and each frame's own
+        lower lip shades the tongue). A frame that cannot be read is left out (every chunk leaves it out
+        alike; rendering it reports the error), so a chunk is not failed by a damaged frame it does not
+        render.
         """
         mouth_units = [_AU[name] for name in ("AU10", "AU12", "AU25", "AU26")]
         if fit.topology != mesh.TOPOLOGY or not np.any(act[:, mouth_units] > 0.0):

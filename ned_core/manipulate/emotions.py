@@ -2,7 +2,7 @@
 
 Weights are relative contributions of each AU at full intensity of the emotion. The mixes follow the
 prototypes of EMFACS (Friesen & Ekman) that the issue names: happy 6+12+25, surprised 1+2+5+26, sad
-1+4+15+17 with heavy lids (41), angry 4+5+7+23+24 (lips pressed under a lowered brow and a stare), fear
+1+4+15+17 with heavy lids (41), angry 4+5+7+23+24 (lips pressed under a lowered brow and a glare), fear
 1+2+4+5+7+20+25+26, disgust 9+10+15+16+25. The AUs that open the mouth (25, 26) act only where the mouth
 is free: under mouth preservation 1 the speech owns the opening.
 """
@@ -34,9 +34,11 @@ ACTION_UNITS: dict[str, str] = {
     "AU41": "lid droop",
 }
 
-# Anger stares: its lid tightener (AU7 0.8) raises the lower lid as far as AU5 0.6 raised the upper one,
-# so the eye only moved up, its opening a little narrower, and no glare showed under the lowered brows.
-# At AU5 1.0 (surprise's and fear's apex) the upper lid rises 0.030 face units and the opening widens 9%.
+# Anger glares from under a lowered brow: its upper lid rises (AU5 0.6) about as far as the lid
+# tightener (AU7 0.8) raises the lower one, the eye's opening kept and the brow pressing down on it.
+# AU5 at surprise's and fear's apex (1.0) showed the white above the iris under the lowered brow, a
+# startled stare (the second judge read it as surprise); it had been chosen while AU4 lowered only the
+# brow's inner half, when at 0.6 no glare showed under the arch.
 # Its mouth is pressed (23+24), as the issue's 4+5+7+23(+24): a bared-teeth form (10+25 added) parted a
 # still's lips into what read as a word being spoken, at odds with the pressing. Its brow is lowered past
 # AU4's clear apex (1.5): at 1.0 the inner brows came down and in but the brows' line stayed level.
@@ -44,7 +46,7 @@ ACTION_UNITS: dict[str, str] = {
 # description have it: without it fear's wide eyes were surprise's below the iris.
 EMOTION_AUS: dict[str, dict[str, float]] = {
     "neutral": {},
-    "angry": {"AU4": 1.5, "AU5": 1.0, "AU7": 0.8, "AU23": 0.8, "AU24": 0.5},
+    "angry": {"AU4": 1.5, "AU5": 0.6, "AU7": 0.8, "AU23": 0.8, "AU24": 0.5},
     "disgusted": {"AU9": 1.0, "AU10": 0.8, "AU15": 0.6, "AU16": 0.5, "AU25": 0.5},
     "fear": {"AU1": 0.8, "AU2": 0.6, "AU4": 0.5, "AU5": 1.0, "AU7": 0.8, "AU20": 0.8, "AU25": 0.8, "AU26": 0.35},
     "happy": {"AU6": 1.0, "AU12": 1.0, "AU25": 1.0},

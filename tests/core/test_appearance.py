@@ -542,7 +542,10 @@ def test_lips_barely_apart_are_not_read_for_the_teeths_light(fit: FaceFit, stage
 
     def measured(drop: float) -> np.ndarray | None:
         shot = talking(fit, [0.0, drop])
-        pink = lambda frame: plate_with_mouth(shot, shot.frames.index(frame), 20.0, (1.0, 0.5, 0.55))  # noqa: E731
+
+        def pink(frame: int) -> SimpleNamespace:  # lips as pink as the light would be inside
+            return plate_with_mouth(shot, shot.frames.index(frame), 20.0, (1.0, 0.5, 0.55))
+
         return stage.measure_shot(shot, FacsRig().edit(shot, happy2, mouth_preservation=0.0), happy2, pink)
 
     assert measured(seam) is None  # the skin alone lights the layer: white teeth

@@ -8,7 +8,8 @@ engine gets a fresh analysis cache):
         1 worker using every core  (``--workers 1``),
         2 worker processes         (``--workers 2``: cores / 2 threads each),
         2 Ray actors               (``--ray auto``, only with ``--ray-python``: a Python that has Ray),
-      each as a ratio to the first, in the same run;
+      each as a ratio to the first, in the same run, and two worker processes over one worker using
+      every core (the issue's second yardstick);
   (b) the per-frame costs the scaling model needs: analysis seconds per frame (serial per shot),
       render seconds per frame (parallel per chunk), the bare OpenImageIO read+write of the same
       frames (the I/O floor) and the bytes written per frame;
@@ -180,6 +181,8 @@ def main() -> None:
           f"at the start), analysis included (fresh cache per engine); one round each")
     rows = []
     ratios: dict[str, list[tuple[float, float]]] = {name: [] for name, *_ in configs}
+    # The second yardstick: two worker processes against one worker using every core, per round.
+    over_threads: list[tuple[float, float]] = []
     with tempfile.TemporaryDirectory(prefix="ned-scale-") as tmp:
         base = Path(tmp)
         for round_ in range(max(1, args.rounds)):
@@ -204,6 +207,10 @@ def main() -> None:
             for name, one_rate, queue_rate, _, _ in rows:
                 ratios[name].append((one_rate / first[1], queue_rate / first[2]))
                 print(f"  {name:<22} one shot x{one_rate / first[1]:.2f}   queue of 4 x{queue_rate / first[2]:.2f}")
+            threads, processes = rows[1], rows[2]
+            over_threads.append((processes[1] / threads[1], processes[2] / threads[2]))
+            print(f"  2 worker processes over 1 worker on {cores} cores: one shot x{over_threads[-1][0]:.2f}   "
+                  f"queue of 4 x{over_threads[-1][1]:.2f}")
         if args.rounds > 1:
             print(f"    over {args.rounds} rounds (min..median..max):")
             for name, values in ratios.items():
@@ -212,6 +219,11 @@ def main() -> None:
                     got = sorted(v[column] for v in values)
                     cells.append(f"{label} x{got[0]:.2f}..x{got[len(got) // 2]:.2f}..x{got[-1]:.2f}")
                 print(f"  {name:<22} " + "   ".join(cells))
+            cells = []
+            for label, column in (("one shot", 0), ("queue of 4", 1)):
+                got = sorted(v[column] for v in over_threads)
+                cells.append(f"{label} x{got[0]:.2f}..x{got[len(got) // 2]:.2f}..x{got[-1]:.2f}")
+            print(f"  2 processes over 1 worker on {cores} cores: " + "   ".join(cells))
         single = rows[0][3]
         analysis = single["analysis_end"] / frames  # load + track + fit, per frame of the shot
         render = (single["wall"] - single["analysis_end"]) / frames

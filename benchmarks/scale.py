@@ -157,6 +157,15 @@ def model(gpus: int, frames: int, analysis: float, render: float, chunk_cost: fl
     return min(one, ceiling), min(queue, ceiling)
 
 
+def spread(values: list[tuple[float, float]]) -> str:
+    """min..median..max of per-round (one shot, queue of 4) ratios."""
+    cells = []
+    for label, column in (("one shot", 0), ("queue of 4", 1)):
+        got = sorted(v[column] for v in values)
+        cells.append(f"{label} x{got[0]:.2f}..x{got[len(got) // 2]:.2f}..x{got[-1]:.2f}")
+    return "   ".join(cells)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=48, help="frames of the one shot (the queue: 4 x half; "
@@ -214,16 +223,8 @@ def main() -> None:
         if args.rounds > 1:
             print(f"    over {args.rounds} rounds (min..median..max):")
             for name, values in ratios.items():
-                cells = []
-                for label, column in (("one shot", 0), ("queue of 4", 1)):
-                    got = sorted(v[column] for v in values)
-                    cells.append(f"{label} x{got[0]:.2f}..x{got[len(got) // 2]:.2f}..x{got[-1]:.2f}")
-                print(f"  {name:<22} " + "   ".join(cells))
-            cells = []
-            for label, column in (("one shot", 0), ("queue of 4", 1)):
-                got = sorted(v[column] for v in over_threads)
-                cells.append(f"{label} x{got[0]:.2f}..x{got[len(got) // 2]:.2f}..x{got[-1]:.2f}")
-            print(f"  2 processes over 1 worker on {cores} cores: " + "   ".join(cells))
+                print(f"  {name:<22} " + spread(values))
+            print(f"  2 processes over 1 worker on {cores} cores: " + spread(over_threads))
         single = rows[0][3]
         analysis = single["analysis_end"] / frames  # load + track + fit, per frame of the shot
         render = (single["wall"] - single["analysis_end"]) / frames

@@ -3,7 +3,7 @@
 Weights are relative contributions of each AU at full intensity of the emotion. The mixes follow the
 prototypes of EMFACS (Friesen & Ekman) that the issue names: happy 6+12+25, surprised 1+2+5+26, sad
 1+4+15+17 with heavy lids (41), angry 4+5+7+23+24 (lips pressed under a lowered brow and a glare), fear
-1+2+4+5+7+20+25+26, disgust 9+10+15+16+25. The AUs that open the mouth (25, 26) act only where the mouth
+1+2+4+5+7+20+25+26, disgust 4+7+9+10+15+16+25. The AUs that open the mouth (25, 26) act only where the mouth
 is free: under mouth preservation 1 the speech owns the opening.
 """
 
@@ -44,10 +44,13 @@ ACTION_UNITS: dict[str, str] = {
 # AU4's clear apex (1.5): at 1.0 the inner brows came down and in but the brows' line stayed level.
 # Fear tenses and raises its lower lids (AU7), as FACS's fear prototype (1+2+4+5+7+20+26) and Ekman's
 # description have it: without it fear's wide eyes were surprise's below the iris.
+# Disgust lowers and draws in its brows (AU4) and narrows its eyes (AU7) over the wrinkled nose, as
+# posed disgust faces commonly show: with only the nose wrinkler's own pull on the inner brows and
+# lower lids, the eyes stayed a neutral face's and the raised lip over the teeth read as a wince.
 EMOTION_AUS: dict[str, dict[str, float]] = {
     "neutral": {},
     "angry": {"AU4": 1.5, "AU5": 0.6, "AU7": 0.8, "AU23": 0.8, "AU24": 0.5},
-    "disgusted": {"AU9": 1.0, "AU10": 0.8, "AU15": 0.6, "AU16": 0.5, "AU25": 0.5},
+    "disgusted": {"AU4": 0.6, "AU7": 0.6, "AU9": 1.0, "AU10": 0.8, "AU15": 0.6, "AU16": 0.5, "AU25": 0.5},
     "fear": {"AU1": 0.8, "AU2": 0.6, "AU4": 0.5, "AU5": 1.0, "AU7": 0.8, "AU20": 0.8, "AU25": 0.8, "AU26": 0.35},
     "happy": {"AU6": 1.0, "AU12": 1.0, "AU25": 1.0},
     "sad": {"AU1": 1.0, "AU4": 0.6, "AU15": 1.0, "AU17": 0.6, "AU41": 1.0},

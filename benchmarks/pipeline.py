@@ -5,8 +5,9 @@ Makes a scene-linear 1920x1080 half-float EXR sequence from the demo clip (upsca
      timed before and after the ``ned edit`` runs (the ratio uses their mean, so a machine that gets
      busier or quieter during the run skews it less);
   2. runs ``ned edit --emotion happy`` on them in a subprocess, cold (analysis included), again warm
-     (analysis from the cache), and warm without the appearance stage (``appearance="none"``), which
-     gives the appearance stage's share of a frame;
+     (analysis from the cache), warm without the appearance stage (``appearance="none"``), which
+     gives the appearance stage's share of a frame, and warm with the matte alone beside RGBA
+     (``--layers matte``), which gives the STMap layer's share;
 and prints frames/s, the ratio of each ``ned edit`` run to the yardstick, and each run's peak memory.
 
     .venv/bin/python benchmarks/pipeline.py [--frames 25]
@@ -79,11 +80,12 @@ _NO_APPEARANCE = (
 )
 
 
-def ned_edit(pattern: str, out_dir: Path, cache: Path, appearance: bool = True) -> tuple[float, float, float]:
-    """(seconds, CPU seconds, peak RSS MiB) of one ``ned edit`` subprocess."""
+def ned_edit(pattern: str, out_dir: Path, cache: Path, appearance: bool = True, *extra: str
+             ) -> tuple[float, float, float]:
+    """(seconds, CPU seconds, peak RSS MiB) of one ``ned edit`` subprocess (``extra``: more arguments)."""
     entry = ["-m", "ned_engine.cli"] if appearance else ["-c", _NO_APPEARANCE]
     cmd = [sys.executable, *entry, "edit", pattern, "--output", str(out_dir / "edit.####.exr"),
-           "--emotion", "happy", "--cache-dir", str(cache), "--quiet"]
+           "--emotion", "happy", "--cache-dir", str(cache), "--quiet", *extra]
     start = time.perf_counter()
     child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(child.pid, 0)
@@ -109,7 +111,9 @@ def main() -> None:
         runs = [("ned edit, cold (with analysis)", *ned_edit(pattern, tmp_path / "ned", tmp_path / "cache")),
                 ("ned edit, warm (cached analysis)", *ned_edit(pattern, tmp_path / "ned", tmp_path / "cache")),
                 ("ned edit, warm, no appearance stage",
-                 *ned_edit(pattern, tmp_path / "ned", tmp_path / "cache", appearance=False))]
+                 *ned_edit(pattern, tmp_path / "ned", tmp_path / "cache", appearance=False)),
+                ("ned edit, warm, --layers matte",
+                 *ned_edit(pattern, tmp_path / "ned", tmp_path / "cache", True, "--layers", "matte"))]
         io_after, io_cpu_after = oiio_read_write(pattern, tmp_path / "io")
     io_seconds, io_cpu = (io_before + io_after) / 2, (io_cpu_before + io_cpu_after) / 2
     print(f"1920x1080 half RGB EXR plate, {n} frames, zip compression, {os.cpu_count()} CPUs")
@@ -121,10 +125,11 @@ def main() -> None:
     for label, seconds, cpu, peak in runs:
         print(f"{label:36s}: {n / seconds:6.2f} frames/s  ratio to read+write {seconds / io_seconds:.2f}x  "
               f"CPU {cpu / n * 1000:.0f} ms/frame ({cpu / io_cpu:.2f}x)  peak memory {peak:.0f} MiB")
-    (_, warm, warm_cpu, _), (_, bare, bare_cpu, _) = runs[1], runs[2]
-    print(f"appearance stage: {(warm - bare) / n * 1000:.0f} ms/frame of wall time "
-          f"({100 * (warm - bare) / warm:.0f}% of a warm run), {(warm_cpu - bare_cpu) / n * 1000:.0f} ms/frame of "
-          f"CPU ({100 * (warm_cpu - bare_cpu) / warm_cpu:.0f}%)")
+    (_, warm, warm_cpu, _) = runs[1]
+    for what, (_, other, other_cpu, _) in (("appearance stage", runs[2]), ("STMap layer", runs[3])):
+        print(f"{what}: {(warm - other) / n * 1000:.0f} ms/frame of wall time "
+              f"({100 * (warm - other) / warm:.0f}% of a warm run), {(warm_cpu - other_cpu) / n * 1000:.0f} ms/frame "
+              f"of CPU ({100 * (warm_cpu - other_cpu) / warm_cpu:.0f}%)")
 
 
 if __name__ == "__main__":

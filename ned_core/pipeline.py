@@ -13,7 +13,7 @@ import dataclasses
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +42,9 @@ from ned_core.track.base import FaceHint
 STAGES = ("track", "face3d", "manipulate", "render", "appearance", "composite")
 MATTE_LAYER = "ned.matte"
 STMAP_LAYERS = ("stmap.u", "stmap.v")
+OUTPUT_LAYERS = ("matte", "stmap")
+"""The layers an output frame may carry beside RGBA, each an EXR part: the face matte (``ned.matte``)
+and the STMap (``stmap.u``, ``stmap.v``)."""
 PREVIEW_MAX_WIDTH = 960
 
 PRESETS: dict[str, dict[str, str]] = {
@@ -92,22 +95,41 @@ class Backends:
         return {s: getattr(self, s) for s in STAGES}
 
 
+def check_layers(names: str | Iterable[str]) -> tuple[str, ...]:
+    """``names`` (one name, or several) as a tuple when they are distinct ``OUTPUT_LAYERS``.
+
+    Raises
+    ------
+    InvalidOptionError
+        (field ``layers``) an unknown or repeated name.
+    """
+    names = (names,) if isinstance(names, str) else tuple(names)
+    if any(name not in OUTPUT_LAYERS for name in names) or len(set(names)) != len(names):
+        raise InvalidOptionError(f"output layers must be distinct names among {', '.join(OUTPUT_LAYERS)}, "
+                                 f"got {', '.join(map(repr, names))}", field="layers")
+    return names
+
+
 @dataclass
 class OutputSpec:
-    """Where and how frames are written: an EXR pattern, compression, RGBA bit depth and colourspace.
+    """Where and how frames are written: an EXR pattern, compression, RGBA bit depth, colourspace, layers.
 
     ``half`` None (the default) picks per plate: half unless the plate's values, or their conversion to
     the output colourspace, need float to come back exactly (``colour.output_needs_float``).
     ``colorspace`` None: the plate's own when scene-linear, else the config's ``scene_linear`` role
-    (``colour.output_colorspace``).
+    (``colour.output_colorspace``). ``layers`` are written beside RGBA (``OUTPUT_LAYERS``, both by
+    default); none gives a single-part RGBA file. The STMap is the costliest part to write (two float
+    channels over the whole frame: about a fifth of a 1080p frame's CPU and nearly a third of its bytes).
     """
 
     pattern: str
     compression: str = "zip"
     half: bool | None = None
     colorspace: str | None = None
+    layers: tuple[str, ...] = OUTPUT_LAYERS
 
     def __post_init__(self) -> None:
+        self.layers = check_layers(self.layers)
         if self.compression not in COMPRESSIONS:
             raise InvalidOptionError(
                 f"unknown EXR compression {self.compression!r} (use {', '.join(COMPRESSIONS)})",
@@ -359,8 +381,7 @@ class Pipeline:
                     image, mask = reader.next()
                     result = self.render_frame(image, index_of[frame], analysis, edited, mask,
                                                weights[index_of[frame]], shot_light)
-                    layers = {MATTE_LAYER: result.matte, STMAP_LAYERS[0]: result.stmap_uv[..., 0],
-                              STMAP_LAYERS[1]: result.stmap_uv[..., 1]}
+                    layers = _layers(result, output.layers)
                     writer.write(frame, frame_path(output.pattern, frame), result.rgba, like=image.info,
                                  layers=layers, compression=output.compression,
                                  half=_output_half(output, image, out_space), colorspace=out_space,
@@ -541,6 +562,17 @@ class _FrameWriter:
                 self._settle_oldest()
         finally:
             self._executor.shutdown(wait=True)
+
+
+def _layers(result: FrameResult, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The channels of the output layers ``names`` (``OutputSpec.layers``) of one finished frame."""
+    channels: dict[str, np.ndarray] = {}
+    if "matte" in names:
+        channels[MATTE_LAYER] = result.matte
+    if "stmap" in names:
+        channels[STMAP_LAYERS[0]] = result.stmap_uv[..., 0]
+        channels[STMAP_LAYERS[1]] = result.stmap_uv[..., 1]
+    return channels
 
 
 def open_plate(shot: Shot) -> Plate:

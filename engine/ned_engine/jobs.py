@@ -24,7 +24,7 @@ from ned_core.errors import InvalidOptionError, UnknownBackendError
 from ned_core.io import is_sequence_pattern, parse_frame_range
 from ned_core.io.sequence import is_movie
 from ned_core.keyframes import EmotionCurve, EmotionKey
-from ned_core.pipeline import PRESETS, STAGES, Backends, OutputSpec, Shot
+from ned_core.pipeline import PRESETS, STAGES, Backends, OutputSpec, Shot, check_layers
 from ned_core.track.base import FaceHint
 
 REGISTRIES = {"track": track.BACKENDS, "face3d": face3d.BACKENDS, "manipulate": manipulate.BACKENDS,
@@ -112,11 +112,13 @@ def plan(spec: dict[str, Any], *, plate: str | None = None, output: str | None =
                                  field="spec.output.pattern")
     try:
         output_spec = OutputSpec(target, compression=out["compression"],
-                                 half=bool(out["half"]) if "half" in out else None, colorspace=out.get("colorspace"))
+                                 half=bool(out["half"]) if "half" in out else None, colorspace=out.get("colorspace"),
+                                 layers=tuple(out["layers"]))
     except InvalidOptionError as error:
-        if error.field != "output_colorspace":
+        if error.field not in ("output_colorspace", "layers"):
             raise
-        raise InvalidOptionError(str(error), field="spec.output.colorspace") from None
+        name = "colorspace" if error.field == "output_colorspace" else error.field
+        raise InvalidOptionError(str(error), field=f"spec.output.{name}") from None
     mouth = s.get("mouth_preservation")
     return JobPlan(shot=shot, curve=curve, output=output_spec,
                    backends=backends_from_spec(s.get("backends", {})),
@@ -156,7 +158,7 @@ def job_from_cli_args(args: argparse.Namespace) -> dict[str, Any]:
 
     Reads ``input``, ``output``, ``frames``, ``start``, ``emotion``, ``key``, ``interpolation``,
     ``mouth_preservation``, ``mask``, ``face``, ``face_box``, ``backend``, ``option``, ``colorspace``,
-    ``compression``, ``float``, ``half``, ``output_colorspace`` and, when present, ``label`` and
+    ``compression``, ``float``, ``half``, ``output_colorspace``, ``layers`` and, when present, ``label`` and
     ``priority``. Without ``--float``/``--half`` the spec leaves ``output.half`` out, so the engine
     picks the depth where it converts the frames.
 
@@ -212,12 +214,20 @@ def job_from_cli_args(args: argparse.Namespace) -> dict[str, Any]:
         spec["output"]["half"] = not getattr(args, "float", False)
     if getattr(args, "output_colorspace", None):
         spec["output"]["colorspace"] = args.output_colorspace
+    if getattr(args, "layers", None) is not None:  # left out otherwise: an engine before 1.3 takes the job
+        spec["output"]["layers"] = list(layers_option(args.layers))
     if getattr(args, "label", None):
         spec["label"] = args.label
     if getattr(args, "priority", None) is not None:
         spec["priority"] = int(args.priority)
     check_spec(spec)
     return spec
+
+
+def layers_option(text: str) -> tuple[str, ...]:
+    """``--layers``: comma-separated output layers (``matte``, ``stmap``), or ``none`` for RGBA alone."""
+    value = text.strip()
+    return check_layers(() if value == "none" else [name.strip() for name in value.split(",")])
 
 
 def needs_frame_token(spec: dict[str, Any]) -> bool:

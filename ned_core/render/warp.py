@@ -262,7 +262,7 @@ def _rasterize(corners: np.ndarray, order: np.ndarray, shape: tuple[int, int]) -
     # One OpenCV call a triangle (~850 a frame): its arguments taken from lists and passed by position,
     # a third of the loop's time at a small face went to indexing and keyword handling.
     fill = cv2.fillConvexPoly
-    for polygon, t in zip(fixed[order], order.tolist()):
+    for polygon, t in zip(fixed[order], order.tolist(), strict=True):
         fill(ids, polygon, t, cv2.LINE_8, _SHIFT)
     return ids
 

@@ -48,7 +48,7 @@ from ned_protocol.fields import (
     short,
 )
 
-PROTOCOL_VERSION: Version = (1, 2)
+PROTOCOL_VERSION: Version = (1, 3)
 """(major, minor) of the wire protocol; separate from the package version. A minor step only adds
 (fields, message types, codes); anything else is a major step."""
 
@@ -58,6 +58,7 @@ STAGES: tuple[str, ...] = ("track", "face3d", "manipulate", "render", "appearanc
 INTERPOLATIONS: tuple[str, ...] = ("step", "linear", "smooth")
 COMPRESSIONS: tuple[str, ...] = ("none", "rle", "zips", "zip", "piz", "pxr24", "b44", "b44a", "dwaa", "dwab")
 PLATE_FORMATS: tuple[str, ...] = ("exr", "dpx", "tif", "png", "jpg")
+OUTPUT_LAYERS: tuple[str, ...] = ("matte", "stmap")
 JOB_STATES: tuple[str, ...] = ("queued", "running", "done", "failed", "cancelled")
 PROGRESS_STAGES: tuple[str, ...] = ("queued", "load", "analyze", "render")
 AUTH_MODES: tuple[str, ...] = ("none", "curve")
@@ -161,6 +162,10 @@ OUTPUT = Struct("Output", "Where the frames go: an EXR pattern on the engine's f
                                              "header); default: the plate's own when scene-linear, else "
                                              "linearised (built-in config: Linear Rec.709 (sRGB); a site "
                                              "config: its `scene_linear` role)", since=(1, 1)),
+    "layers": Field(List(Str(8, choices=OUTPUT_LAYERS), max_len=len(OUTPUT_LAYERS), unique=True),
+                    "the layers written beside RGBA, each an EXR part: `matte` (`ned.matte`), `stmap` "
+                    "(`stmap.u`, `stmap.v`); `[]` writes RGBA alone, in one part",
+                    default=list(OUTPUT_LAYERS), since=(1, 3)),
 }, (at_least_one("pattern", "inline"),))
 
 JOB_SPEC = Struct("JobSpec", "One edit: the CLI's `ned edit` arguments as data.", {

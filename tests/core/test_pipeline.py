@@ -7,7 +7,7 @@ import OpenImageIO as oiio
 import pytest
 
 from ned_core.cache import AnalysisCache
-from ned_core.errors import CancelledError, FrameRangeError, NoFaceError
+from ned_core.errors import CancelledError, FrameRangeError, InvalidOptionError, NoFaceError
 from ned_core.face3d.base import FaceFit
 from ned_core.io import read_exr_channels
 from ned_core.keyframes import EmotionCurve
@@ -117,6 +117,34 @@ def test_every_frame_written_with_layers_and_lost_frame_untouched(tmp_path, plat
     assert edited["stmap.u"][0, 0] == pytest.approx(0.5 / W) and edited["stmap.v"][0, 0] == pytest.approx(1 - 0.5 / H)
     spec = oiio.ImageInput.open(str(out).replace("####", "1001")).spec()
     assert spec.getattribute("ned:test") == "kept"
+
+
+@pytest.mark.parametrize("layers", [("matte",), ("stmap",), ()])
+def test_only_the_chosen_layers_are_written_and_the_rest_is_the_same(tmp_path, plate, layers):
+    pipe = _pipeline(tmp_path)
+    full = tmp_path / "full.####.exr"
+    pipe.run(Shot(plate), EmotionCurve.parse_emotion("happy"), OutputSpec(str(full)))
+    some = tmp_path / "some.####.exr"
+    pipe.run(Shot(plate), EmotionCurve.parse_emotion("happy"), OutputSpec(str(some), layers=layers))
+    expected = {"R", "G", "B", "A"} | ({"ned.matte"} if "matte" in layers else set()) \
+        | ({"stmap.u", "stmap.v"} if "stmap" in layers else set())
+    for f in FRAMES:
+        whole = read_exr_channels(str(full).replace("####", str(f)))
+        chosen = read_exr_channels(str(some).replace("####", str(f)))
+        assert set(chosen) == expected
+        for name in expected:
+            assert np.array_equal(chosen[name].view(np.uint32), whole[name].view(np.uint32)), (f, name)
+    # RGBA alone is one part, as a plain EXR
+    image = oiio.ImageInput.open(str(some).replace("####", "1001"))
+    assert image.seek_subimage(1, 0) == bool(layers)
+    image.close()
+
+
+def test_unknown_or_repeated_layers_are_refused():
+    for layers in (("alpha",), ("matte", "matte")):
+        with pytest.raises(InvalidOptionError) as error:
+            OutputSpec("o.####.exr", layers=layers)
+        assert error.value.field == "layers"
 
 
 def test_outside_matte_is_bit_identical(tmp_path, plate):

@@ -59,8 +59,9 @@ def _same_frames(a: Path, b: Path, frames: range) -> None:
 def test_ned_edit_engine_writes_what_ned_edit_writes(real, tmp_path):
     local = tmp_path / "local"
     remote = real.root / "remote"
+    # with the matte alone beside RGBA (protocol 1.3's Output.layers; the inline test below writes both)
     common = ["--frames", "1001-1005", "--key", "1001:neutral=1", "--key", "1005:happy=1,surprised=0.3",
-              "--face", "180,120", "-q"]
+              "--face", "180,120", "--layers", "matte", "-q"]
     assert cli.main(["edit", str(GRID), "-o", str(local / "o.####.exr"), "--cache-dir", str(tmp_path / "c"),
                      *common]) == 0
     reports: list[Progress] = []
@@ -71,6 +72,7 @@ def test_ned_edit_engine_writes_what_ned_edit_writes(real, tmp_path):
     assert printed.getvalue().startswith(f"wrote 5 frames 1001-1005 to {remote / 'o.####.exr'}")
     assert {r.stage for r in reports} <= {"analyze", "render"} and reports[-1] == Progress("render", 1005, 5, 5)
     _same_frames(local, remote, range(1001, 1006))
+    assert set(read_exr_channels(str(remote / "o.1005.exr"))) == {"R", "G", "B", "A", "ned.matte"}
 
 
 def test_ned_edit_engine_inline(real, tmp_path):

@@ -44,4 +44,4 @@ def test_public_api() -> None:
         "build", "decode", "encode", "from_code", "validate"}
     for name in ned_protocol.__all__:
         assert hasattr(ned_protocol, name)
-    assert ned_protocol.PROTOCOL_VERSION == (1, 2)
+    assert ned_protocol.PROTOCOL_VERSION == (1, 3)

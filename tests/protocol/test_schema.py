@@ -151,7 +151,8 @@ def test_with_defaults_fills_documented_defaults_only_where_they_apply() -> None
     # no default for mouth preservation: 1 for footage, 0 for a still, decided by the pipeline
     assert "mouth_preservation" not in spec
     # no default for half (the engine picks half or float per plate) nor for the output colourspace
-    assert spec["output"] == {"pattern": SPEC["output"]["pattern"], "inline": False, "compression": "zip"}
+    assert spec["output"] == {"pattern": SPEC["output"]["pattern"], "inline": False, "compression": "zip",
+                              "layers": ["matte", "stmap"]}
     assert "interpolation" not in spec and "plate_format" not in spec  # they need keys / plate_frames
     schema.validate({**message, "body": {**message["body"], "spec": spec}})
     assert message["body"]["spec"] == SPEC  # the message itself is untouched
@@ -190,6 +191,26 @@ def test_pipeline_error_codes_match_ned_core() -> None:
     for cls in core.ALL_ERRORS:
         assert cls.code in errors.CLASSES, cls
         assert errors.CLASSES[cls.code].retryable == cls.retryable, cls
+
+
+def test_output_layers_are_named_once_each_and_new_in_1_3() -> None:
+    for layers in ([], ["matte"], ["stmap"], ["stmap", "matte"]):
+        spec = {**SPEC, "output": {**SPEC["output"], "layers": layers}}
+        assert schema.check_job_spec(spec) == spec
+    message = schema.build("submit", spec={**SPEC, "output": {**SPEC["output"], "layers": ["matte"]}})
+    schema.validate(message)
+    with pytest.raises(InvalidMessageError, match="new in protocol 1.3; the message says 1.2") as caught:
+        schema.validate({**message, "v": [1, 2]})
+    assert caught.value.field == "spec.output.layers"
+    for bad in (["matte", "matte"], ["alpha"], ["matte", "stmap", "matte"], "matte"):
+        with pytest.raises(InvalidOptionError) as caught:
+            schema.check_job_spec({**SPEC, "output": {**SPEC["output"], "layers": bad}})
+        assert caught.value.field.startswith("spec.output.layers")
+
+
+def test_output_layers_match_the_pipeline() -> None:
+    pipeline = pytest.importorskip("ned_core.pipeline")
+    assert schema.OUTPUT_LAYERS == pipeline.OUTPUT_LAYERS
 
 
 def test_a_key_may_carry_its_mouth_preservation_since_1_2() -> None:

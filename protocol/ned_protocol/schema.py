@@ -515,6 +515,35 @@ def check_job_spec(spec: Any, version: Version = PROTOCOL_VERSION) -> dict[str, 
     return spec
 
 
+def spec_for_version(spec: dict[str, Any], version: Sequence[int]) -> tuple[dict[str, Any], list[str]]:
+    """``spec`` (a ``JobSpec``) without the fields an engine of protocol ``version`` does not know, and
+    their paths (``keys[].mouth_preservation``, ``output.layers``), one per field.
+
+    An older engine refuses a newer field (``invalid_message``); a client leaves it out and says so.
+    """
+    dropped: list[str] = []
+
+    def strip(value: dict[str, Any], struct: Struct, path: str) -> dict[str, Any]:
+        kept = {}
+        for key, item in value.items():
+            spec_field = struct.fields.get(key)
+            if spec_field is not None and tuple(spec_field.since) > tuple(version):
+                dropped.append(f"{path}{key}")
+                continue
+            if spec_field is not None and isinstance(spec_field.type, Struct) and isinstance(item, dict):
+                item = strip(item, spec_field.type, f"{path}{key}.")
+            elif spec_field is not None and isinstance(spec_field.type, List) and isinstance(
+                    spec_field.type.item, Struct) and isinstance(item, list):
+                seen = len(dropped)
+                item = [strip(entry, spec_field.type.item, f"{path}{key}[].") if isinstance(entry, dict)
+                        else entry for entry in item]
+                dropped[seen:] = sorted(set(dropped[seen:]))  # one name per field, not one per key
+            kept[key] = item
+        return kept
+
+    return strip(spec, JOB_SPEC, ""), dropped
+
+
 def with_defaults(message: dict[str, Any]) -> dict[str, Any]:
     """A copy of a valid message's body with every documented default filled in (nested ones too)."""
     return MESSAGES[message["type"]].body.with_defaults(message["body"])

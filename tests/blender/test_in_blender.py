@@ -38,7 +38,8 @@ def test_process_demo_strip_against_a_real_engine(version, real_engine, blender_
         f"prop ned_{n}" for n in ("neutral", "angry", "disgusted", "fear", "happy", "sad", "surprised", "intensity",
                                   "mouth_preservation")]
     for item in ("prop face_mode", "prop backend", "prop use_range", "prop frame_start", "prop output_folder",
-                 "prop address", "operator ned.process", "operator ned.cancel", "operator ned.add_image_node"):
+                 "prop write_matte", "prop write_stmap", "prop address", "operator ned.process", "operator ned.cancel",
+                 "operator ned.add_image_node"):
         assert item in drawn
     assert report["outcome"] == "done", report
     assert report["unregistered"]

@@ -229,3 +229,13 @@ def test_fields_an_older_engine_lacks_are_left_out() -> None:
     assert dropped == ["output.colorspace"] and "colorspace" not in old["output"]
     assert old["output"]["pattern"] == spec["output"]["pattern"] and old["keys"] == spec["keys"]
     assert for_version(spec, (1, 1)) == (spec, [])
+
+
+def test_output_layers_are_sent_only_when_not_both_and_an_older_engine_writes_both() -> None:
+    assert "layers" not in job_spec(_job())["output"]
+    spec = job_spec(_job(layers=("matte",)))
+    assert spec["output"]["layers"] == ["matte"]
+    assert job_spec(_job(layers=()))["output"]["layers"] == []
+    assert for_version(spec, (1, 3)) == (spec, [])
+    old, dropped = for_version(spec, (1, 2))
+    assert dropped == ["output.layers"] and "layers" not in old["output"]

@@ -155,6 +155,19 @@ def test_an_animated_mouth_preservation_is_sampled_per_frame_and_a_constant_one_
     assert [k["frame"] for k in spec["keys"]] == FRAMES and spec["mouth_preservation"] == 0.75
 
 
+def test_the_layer_knobs_choose_the_output_layers(plate, shot) -> None:
+    from ned_nuke.logic import job as jobs
+
+    save_script(shot)
+    node, _ = make_node(plate, "tcp://127.0.0.1:9")
+    assert node["write_matte"].value() and node["write_stmap"].value()
+    assert "layers" not in jobs.spec(host.node_values(node, render=False))["output"]
+    node["write_stmap"].setValue(False)
+    assert jobs.spec(host.node_values(node, render=False))["output"]["layers"] == ["matte"]
+    node["write_matte"].setValue(False)
+    assert jobs.spec(host.node_values(node, render=False))["output"]["layers"] == []
+
+
 def test_a_custom_range_face_point_and_mask_read(plate, shot, engine_root) -> None:
     save_script(shot)
     node, _ = make_node(plate, "tcp://127.0.0.1:9")

@@ -135,6 +135,20 @@ def test_an_animated_mouth_preservation_is_keyed_per_frame() -> None:
     assert error.value.field == "mouth_preservation"
 
 
+def test_output_layers_are_sent_only_when_not_both() -> None:
+    assert "layers" not in jobs.spec(values())["output"]
+    spec = jobs.spec(values(layers=("matte",)))
+    assert spec["output"] == {"pattern": "/s/ned/v001/sh010.####.exr", "layers": ["matte"]}
+    assert jobs.spec(values(layers=()))["output"]["layers"] == []
+    assert jobs.for_version(spec, (1, 3)) == (spec, [])
+    older, dropped = jobs.for_version(spec, (1, 2))
+    assert dropped == ["output.layers"] and older["output"] == {"pattern": "/s/ned/v001/sh010.####.exr"}
+    assert jobs.check_job_spec(older, (1, 2)) == older
+    both, dropped = jobs.for_version(jobs.spec(values(layers=(), mouth=[1.0, 0.5, 0.5, 0.0])), (1, 1))
+    assert dropped == ["keys[].mouth_preservation", "output.layers"]
+    assert jobs.check_job_spec(both, (1, 1)) == both
+
+
 def test_plate_movie_face_and_mask_fields() -> None:
     spec = jobs.spec(values(plate=jobs.Plate("/s/take.mov", "Camera Rec.709", 1), face=(100.0, 50.0), height=1080,
                             mask="/s/roto.####.exr", options={"track": {"min_confidence": 0.5}}))
@@ -243,6 +257,20 @@ def test_the_runner_reports_through_post_and_the_progress_sink() -> None:
     assert [s.state for s in seen] == ["submitting", "queued", "running", "done"]
     assert sink.seen[-1] == ("Done: 2 frames written", 100) and sink.closed and client.closed
     assert client.key == "k-1" and client.options["client_name"] == "ned-nuke"
+
+
+@pytest.mark.parametrize("engine, layers_sent", [((1, 2), False), ((1, 3), True)])
+def test_the_runner_leaves_output_layers_out_for_an_older_engine(engine, layers_sent) -> None:
+    client = FakeClient([FakeEvent("done", {"frames_written": 4})])
+    client.hello = lambda: {"protocol": list(engine)}
+    submitted = []
+    plain_submit = client.submit
+    client.submit = lambda spec, idempotency_key=None: submitted.append(spec) or plain_submit(spec, idempotency_key)
+    spec = jobs.spec(values(layers=("matte",)))
+    seen = []
+    assert JobRunner("tcp://x:1", spec, on_status=seen.append, client_factory=client).start().join(10)
+    assert seen[-1].state == "done"
+    assert ("layers" in submitted[0]["output"]) == layers_sent
 
 
 @pytest.mark.parametrize("engine, sent", [((1, 1), False), ((1, 2), True)])

@@ -16,6 +16,7 @@ from typing import Any
 import bpy
 from ned_protocol import exr_header
 from ned_protocol.errors import InputNotFoundError, InvalidOptionError
+from ned_protocol.schema import OUTPUT_LAYERS
 
 from . import compat
 from .logic import colour, paths
@@ -105,7 +106,8 @@ def strip_job(scene: Any, strip: Any) -> StripJob:
                     backend=settings.backend.strip() or "default", face_point=face,
                     label=f"{os.path.basename(bpy.data.filepath) or 'Blender'} {scene.name} {strip.name}",
                     colorspace=None if is_movie else colour.engine_colorspace(blender_space),
-                    output_colorspace=scene.ned.output_colorspace.strip() or None)
+                    output_colorspace=scene.ned.output_colorspace.strip() or None,
+                    layers=tuple(name for name in OUTPUT_LAYERS if getattr(scene.ned, f"write_{name}")))
 
 
 def colorspace_choices(strip: Any) -> list[str]:

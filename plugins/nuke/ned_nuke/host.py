@@ -18,7 +18,7 @@ from typing import Any
 
 import nuke
 from ned_protocol.errors import InvalidOptionError, NedError
-from ned_protocol.schema import EMOTIONS, new_id
+from ned_protocol.schema import EMOTIONS, OUTPUT_LAYERS, new_id
 
 from ned_nuke.logic import colorspace as colour
 from ned_nuke.logic import job as jobs
@@ -240,7 +240,8 @@ def node_values(node: Any, render: bool = True) -> jobs.NodeValues:
         weights=weights, intensity=intensity, output=output,
         mouth_preservation=float(mouth_knob.getValueAt(span[0])), mouth=mouth,
         backend=node["backend"].value(), face=face, height=int(_source(node).height()),
-        mask=mask(node, output, span, render))
+        mask=mask(node, output, span, render),
+        layers=tuple(name for name in OUTPUT_LAYERS if node[f"write_{name}"].value()))
 
 
 # -- running a job --------------------------------------------------------------------------------------

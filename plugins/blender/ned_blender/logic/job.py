@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ned_protocol.errors import InvalidOptionError
-from ned_protocol.fields import List, Struct
-from ned_protocol.schema import JOB_SPEC, check_job_spec
+from ned_protocol.schema import OUTPUT_LAYERS, check_job_spec
+from ned_protocol.schema import spec_for_version as for_version
 
 from .frames import FrameMap
 from .keys import Samples, emotion_keys, mouth_preservation
@@ -26,7 +26,8 @@ class StripJob:
     """What the add-on knows about one strip's edit, in Blender's terms.
 
     ``plate`` is a movie path or a ``####`` sequence pattern; ``first``/``last`` are timeline frames;
-    ``samples`` holds each ``ned_*`` property's value at every frame ``first..last``.
+    ``samples`` holds each ``ned_*`` property's value at every frame ``first..last``; ``layers`` are
+    the output layers written beside RGBA (``matte``, ``stmap``).
     """
 
     plate: str
@@ -42,6 +43,7 @@ class StripJob:
     colorspace: str | None = None
     output_colorspace: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    layers: tuple[str, ...] = OUTPUT_LAYERS
 
     @property
     def plate_frames(self) -> list[int]:
@@ -70,6 +72,8 @@ def job_spec(job: StripJob) -> dict[str, Any]:
     }
     if job.output_colorspace:
         spec["output"]["colorspace"] = job.output_colorspace
+    if tuple(job.layers) != OUTPUT_LAYERS:  # left out when both: an engine before protocol 1.3 takes it
+        spec["output"]["layers"] = list(job.layers)
     if job.is_movie:
         spec["start"] = job.frame_map.numbers[0]
     if job.colorspace:
@@ -84,36 +88,9 @@ def job_spec(job: StripJob) -> dict[str, Any]:
     return check(spec)
 
 
-def for_version(spec: dict[str, Any], version: Sequence[int]) -> tuple[dict[str, Any], list[str]]:
-    """``spec`` without the fields an engine of protocol ``version`` does not know, and their paths.
-
-    An older engine refuses a newer field (``invalid_message``); the add-on leaves it out and says so
-    (e.g. ``output.colorspace``, new in 1.1; ``keys[].mouth_preservation``, new in 1.2: the job's
-    value, the mean over the range, then holds for every frame).
-    """
-    dropped: list[str] = []
-
-    def strip(value: dict[str, Any], struct: Struct, path: str) -> dict[str, Any]:
-        kept = {}
-        for key, item in value.items():
-            spec_field = struct.fields.get(key)
-            if spec_field is not None and tuple(spec_field.since) > tuple(version):
-                dropped.append(f"{path}{key}")
-                continue
-            if spec_field is not None and isinstance(spec_field.type, Struct) and isinstance(item, dict):
-                item = strip(item, spec_field.type, f"{path}{key}.")
-            elif spec_field is not None and isinstance(spec_field.type, List) and isinstance(
-                    spec_field.type.item, Struct) and isinstance(item, list):
-                seen = len(dropped)
-                item = [strip(entry, spec_field.type.item, f"{path}{key}[].") if isinstance(entry, dict)
-                        else entry for entry in item]
-                dropped[seen:] = sorted(set(dropped[seen:]))  # one name per field, not one per key
-            kept[key] = item
-        return kept
-
-    return strip(spec, JOB_SPEC, ""), dropped
-
-
 def frames_of(first: int, last: int) -> Sequence[int]:
     """The timeline frames ``first..last`` (inclusive) the host samples the curves at."""
     return range(int(first), int(last) + 1)
+
+
+__all__ = ["StripJob", "check", "for_version", "frames_of", "job_spec"]

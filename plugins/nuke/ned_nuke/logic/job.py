@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ned_protocol.errors import InvalidOptionError
-from ned_protocol.schema import EMOTION_KEY, EMOTIONS, LIMITS, check_job_spec
+from ned_protocol.schema import EMOTIONS, LIMITS, OUTPUT_LAYERS, check_job_spec
+from ned_protocol.schema import spec_for_version as for_version
 
 Sampler = Callable[[int], float]
 """A knob's value at a frame (the host passes ``lambda f: knob.getValueAt(f)``)."""
@@ -43,6 +44,7 @@ class NodeValues:
     ``mouth`` when the mouth preservation knob is animated (None: ``mouth_preservation`` holds for the
     whole range). ``face`` is the face point in Nuke's coordinates (origin bottom-left); ``height`` is
     the Source's format height, to turn it into the engine's image coordinates (origin top-left).
+    ``layers`` are the output layers written beside RGBA (``matte``, ``stmap``).
     """
 
     label: str
@@ -58,6 +60,7 @@ class NodeValues:
     mask: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     mouth: list[float] | None = None
+    layers: tuple[str, ...] = OUTPUT_LAYERS
 
 
 def frames_of(frame_range: tuple[int, int]) -> list[int]:
@@ -157,22 +160,10 @@ def spec(values: NodeValues) -> dict[str, Any]:
     if values.options:
         out["backends"]["options"] = values.options
     out["output"] = {"pattern": values.output}
+    if tuple(values.layers) != OUTPUT_LAYERS:  # left out when both: an engine before protocol 1.3 takes it
+        out["output"]["layers"] = list(values.layers)
     out["label"] = values.label[:256]
     return check(out)
-
-
-def for_version(spec: dict[str, Any], version: Sequence[int]) -> tuple[dict[str, Any], list[str]]:
-    """``spec`` without the key fields an engine of protocol ``version`` does not know, and their names.
-
-    An older engine refuses a newer field (``invalid_message``): before 1.2 the keys' mouth preservation
-    goes, and the job's value (the mean of the samples) stands for the whole range.
-    """
-    newer = sorted(name for name, spec_field in EMOTION_KEY.fields.items()
-                   if tuple(spec_field.since) > tuple(version))
-    if not newer or not any(name in key for key in spec.get("keys", ()) for name in newer):
-        return spec, []
-    keys_out = [{k: v for k, v in key.items() if k not in newer} for key in spec["keys"]]
-    return {**spec, "keys": keys_out}, [f"keys[].{name}" for name in newer]
 
 
 __all__ = ["NodeValues", "Plate", "Sampler", "check", "face_point", "for_version", "frames_of", "keys", "sample",

@@ -132,12 +132,14 @@ class JobRunner:
             self._show(submitting(), sink)
             client = self._client_factory(self.address, timeout=self._timeout, client_name="ned-nuke")
             spec = self.spec
-            if any("mouth_preservation" in key for key in spec.get("keys", ())):
-                # keyed mouth preservation is protocol 1.2: an older engine gets the job's value alone
+            if any("mouth_preservation" in key for key in spec.get("keys", ())) or "layers" in spec.get("output", {}):
+                # keyed mouth preservation is protocol 1.2, the output's layers 1.3: an older engine gets the
+                # job's mouth preservation alone, and writes every layer
                 spec, dropped = for_version(spec, session_version(client.hello()["protocol"]))
                 if dropped:
                     logger.warning("the engine speaks an older protocol: %s not sent (the job's mouth "
-                                   "preservation holds for the whole range)", ", ".join(dropped))
+                                   "preservation holds for the whole range; every layer is written)",
+                                   ", ".join(dropped))
             job = client.submit(spec, idempotency_key=self.key)
             status = accepted(job)
             self._show(status, sink)

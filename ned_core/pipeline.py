@@ -119,7 +119,7 @@ class OutputSpec:
     ``colorspace`` None: the plate's own when scene-linear, else the config's ``scene_linear`` role
     (``colour.output_colorspace``). ``layers`` are written beside RGBA (``OUTPUT_LAYERS``, both by
     default); none gives a single-part RGBA file. The STMap is the costliest part to write (two float
-    channels over the whole frame: about a fifth of a 1080p frame's CPU and nearly a third of its bytes).
+    channels over the whole frame: 15–20% of a 1080p frame's CPU and nearly a third of its bytes).
     """
 
     pattern: str

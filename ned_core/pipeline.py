@@ -179,7 +179,7 @@ class FrameResult:
     frame: int
     rgba: np.ndarray
     matte: np.ndarray
-    stmap_uv: np.ndarray
+    stmap_uv: np.ndarray | None  # None when the caller asked for no STMap
     face_found: bool
 
 
@@ -299,11 +299,12 @@ class Pipeline:
 
     def render_frame(self, image: PlateImage, index: int, analysis: Analysis, edited: np.ndarray,
                      mask: np.ndarray | None = None, weights: np.ndarray | None = None,
-                     shot_light: np.ndarray | None = None) -> FrameResult:
+                     shot_light: np.ndarray | None = None, stmap: bool = True) -> FrameResult:
         """Render and composite one frame; a frame where the face is lost passes through untouched.
 
         ``weights`` (7,) are the frame's emotion weights and ``shot_light`` the appearance stage's
-        measure of the shot (``Appearance.measure_shot``), both for the appearance stage.
+        measure of the shot (``Appearance.measure_shot``), both for the appearance stage. ``stmap``
+        False leaves the STMap out (an output without that layer).
         """
         pixels = image.pixels
         height, width = pixels.shape[:2]
@@ -311,7 +312,7 @@ class Pipeline:
         fit = analysis.fit
         if not fit.found[index]:
             return FrameResult(image.frame, rgba, np.zeros((height, width), np.float32),
-                               _identity_uv(image).copy(), False)
+                               _identity_uv(image).copy() if stmap else None, False)
         source = fit.to_image(index, fit.local_shape(index))
         target = fit.to_image(index, fit.local_shape(index, edited[index]))
         face = FrameFace(source=source, edited=target, triangles=fit.triangles, fit=fit, index=index,
@@ -320,8 +321,10 @@ class Pipeline:
         rendered = self.stage("render").render(rgba, face)
         rendered = self.stage("appearance").apply(rgba, rendered, face)
         out, matte = self.stage("composite").composite(rgba, rendered, mask)
-        stmap = _identity_uv(image).copy() if rendered.stmap is None else _stmap_uv(rendered.stmap, image)
-        return FrameResult(image.frame, out, matte.astype(np.float32, copy=False), stmap, True)
+        uv = None
+        if stmap:
+            uv = _identity_uv(image).copy() if rendered.stmap is None else _stmap_uv(rendered.stmap, image)
+        return FrameResult(image.frame, out, matte.astype(np.float32, copy=False), uv, True)
 
     # -- the whole job ----------------------------------------------------------------------------------
     def run(self, shot: Shot, curve: EmotionCurve, output: OutputSpec, *, frames: list[int] | None = None,
@@ -380,7 +383,7 @@ class Pipeline:
                         cancel.check()
                     image, mask = reader.next()
                     result = self.render_frame(image, index_of[frame], analysis, edited, mask,
-                                               weights[index_of[frame]], shot_light)
+                                               weights[index_of[frame]], shot_light, "stmap" in output.layers)
                     layers = _layers(result, output.layers)
                     writer.write(frame, frame_path(output.pattern, frame), result.rgba, like=image.info,
                                  layers=layers, compression=output.compression,
@@ -570,8 +573,10 @@ def _layers(result: FrameResult, names: tuple[str, ...]) -> dict[str, np.ndarray
     if "matte" in names:
         channels[MATTE_LAYER] = result.matte
     if "stmap" in names:
-        channels[STMAP_LAYERS[0]] = result.stmap_uv[..., 0]
-        channels[STMAP_LAYERS[1]] = result.stmap_uv[..., 1]
+        uv = result.stmap_uv
+        assert uv is not None, "the frame was rendered without its STMap"
+        channels[STMAP_LAYERS[0]] = uv[..., 0]
+        channels[STMAP_LAYERS[1]] = uv[..., 1]
     return channels
 
 

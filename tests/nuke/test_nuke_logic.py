@@ -259,33 +259,30 @@ def test_the_runner_reports_through_post_and_the_progress_sink() -> None:
     assert client.key == "k-1" and client.options["client_name"] == "ned-nuke"
 
 
-@pytest.mark.parametrize("engine, layers_sent", [((1, 2), False), ((1, 3), True)])
-def test_the_runner_leaves_output_layers_out_for_an_older_engine(engine, layers_sent) -> None:
+def _submitted_to(engine: tuple[int, int], spec: dict) -> dict:
+    """What the runner submits of ``spec`` to an engine that speaks protocol ``engine``."""
     client = FakeClient([FakeEvent("done", {"frames_written": 4})])
     client.hello = lambda: {"protocol": list(engine)}
     submitted = []
     plain_submit = client.submit
     client.submit = lambda spec, idempotency_key=None: submitted.append(spec) or plain_submit(spec, idempotency_key)
-    spec = jobs.spec(values(layers=("matte",)))
     seen = []
     assert JobRunner("tcp://x:1", spec, on_status=seen.append, client_factory=client).start().join(10)
     assert seen[-1].state == "done"
-    assert ("layers" in submitted[0]["output"]) == layers_sent
+    return submitted[0]
+
+
+@pytest.mark.parametrize("engine, layers_sent", [((1, 2), False), ((1, 3), True)])
+def test_the_runner_leaves_output_layers_out_for_an_older_engine(engine, layers_sent) -> None:
+    submitted = _submitted_to(engine, jobs.spec(values(layers=("matte",))))
+    assert ("layers" in submitted["output"]) == layers_sent
 
 
 @pytest.mark.parametrize("engine, sent", [((1, 1), False), ((1, 2), True)])
 def test_the_runner_leaves_keyed_mouth_preservation_out_for_an_older_engine(engine, sent) -> None:
-    client = FakeClient([FakeEvent("done", {"frames_written": 4})])
-    client.hello = lambda: {"protocol": list(engine)}
-    submitted = []
-    plain_submit = client.submit
-    client.submit = lambda spec, idempotency_key=None: submitted.append(spec) or plain_submit(spec, idempotency_key)
-    spec = jobs.spec(values(mouth=[1.0, 0.0, 0.0, 1.0]))
-    seen = []
-    assert JobRunner("tcp://x:1", spec, on_status=seen.append, client_factory=client).start().join(10)
-    assert seen[-1].state == "done"
-    assert all(("mouth_preservation" in k) == sent for k in submitted[0]["keys"])
-    assert submitted[0]["mouth_preservation"] == 0.5
+    submitted = _submitted_to(engine, jobs.spec(values(mouth=[1.0, 0.0, 0.0, 1.0])))
+    assert all(("mouth_preservation" in k) == sent for k in submitted["keys"])
+    assert submitted["mouth_preservation"] == 0.5
 
 
 def test_the_progress_cancel_button_cancels_the_job() -> None:

@@ -237,3 +237,17 @@ def test_a_key_may_carry_its_mouth_preservation_since_1_2() -> None:
         with pytest.raises(InvalidOptionError) as refused:
             schema.check_job_spec(broken)
         assert refused.value.field == "spec.keys[0].mouth_preservation", bad
+
+
+def test_spec_for_version_leaves_out_what_an_older_engine_lacks_once_per_field() -> None:
+    keys = [{"frame": 1001, "weights": {"happy": 1.0}, "mouth_preservation": 0.0},
+            {"frame": 1002, "weights": {"happy": 1.0}, "mouth_preservation": 1.0}]
+    spec = {**SPEC, "keys": keys, "interpolation": "linear",
+            "output": {**SPEC["output"], "colorspace": "ACEScg", "layers": ["matte"]}}
+    spec.pop("emotion", None)
+    spec.pop("intensity", None)
+    assert schema.spec_for_version(spec, schema.PROTOCOL_VERSION) == (spec, [])
+    older, dropped = schema.spec_for_version(spec, (1, 0))
+    assert sorted(dropped) == ["keys[].mouth_preservation", "output.colorspace", "output.layers"]
+    assert schema.check_job_spec(older, (1, 0)) == older and older["keys"][1]["weights"] == {"happy": 1.0}
+    assert spec["output"]["layers"] == ["matte"]  # the caller's spec is left as it was

@@ -132,9 +132,10 @@ class JobRunner:
             self._show(submitting(), sink)
             client = self._client_factory(self.address, timeout=self._timeout, client_name="ned-nuke")
             spec = self.spec
-            if any("mouth_preservation" in key for key in spec.get("keys", ())) or "layers" in spec.get("output", {}):
-                # keyed mouth preservation is protocol 1.2, the output's layers 1.3: an older engine gets the
-                # job's mouth preservation alone, and writes every layer
+            if for_version(spec, (1, 0))[1]:
+                # The spec carries fields newer than protocol 1.0 (keyed mouth preservation, 1.2; the output's
+                # layers, 1.3): an engine that lacks them gets the job's mouth preservation alone and writes
+                # every layer. Only then is its version asked for.
                 spec, dropped = for_version(spec, session_version(client.hello()["protocol"]))
                 if dropped:
                     logger.warning("the engine speaks an older protocol: %s not sent (the job's mouth "
